@@ -1,0 +1,136 @@
+// The composition root: builds the whole object graph from a Config, starts
+// the servers, and knows how to shut them down. Tests build it the same way.
+
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { GenFile } from "@bufbuild/protobuf/codegenv2";
+import type { Logger } from "pino";
+import type { Config } from "./config.ts";
+import { openStores, type Stores } from "./stores/stores.ts";
+import { createMetrics } from "./server/metrics.ts";
+import { edgeInterceptor, authInterceptor, type AccessTokenVerifier } from "./server/interceptors.ts";
+import { HealthState, registerHealth } from "./server/health.ts";
+import { registerReflection } from "./server/reflection.ts";
+import { applyCors } from "./server/cors.ts";
+import { startHttpServer } from "./server/http.ts";
+import { startAdminServer } from "./server/admin.ts";
+import { kClientAddress } from "./server/context.ts";
+import { unauthenticated } from "./shared/errors.ts";
+import { createContextValues } from "@connectrpc/connect";
+
+import { AuthService, file_chat_v1_auth } from "../gen/chat/v1/auth_pb.js";
+import { ConversationService, file_chat_v1_conversation } from "../gen/chat/v1/conversation_pb.js";
+import { MessageService, file_chat_v1_message } from "../gen/chat/v1/message_pb.js";
+import { PresenceService, file_chat_v1_presence } from "../gen/chat/v1/presence_pb.js";
+import { NotificationService, file_chat_v1_notification } from "../gen/chat/v1/notification_pb.js";
+import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
+import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.js";
+import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+
+export interface App {
+  config: Config;
+  stores: Stores;
+  port: number;
+  adminPort: number | null;
+  /** Graceful: stop accepting, let in-flight calls finish (up to the grace period), close stores. */
+  close(): Promise<void>;
+}
+
+const CHAT_SERVICES = [AuthService, ConversationService, MessageService, PresenceService, NotificationService];
+const DESCRIPTOR_FILES: GenFile[] = [
+  file_chat_v1_auth,
+  file_chat_v1_conversation,
+  file_chat_v1_message,
+  file_chat_v1_presence,
+  file_chat_v1_notification,
+  file_grpc_health_v1_health,
+  reflectionV1.file_grpc_reflection_v1_reflection,
+  reflectionV1alpha.file_grpc_reflection_v1alpha_reflection,
+];
+
+/** RPCs reachable without an access token. */
+const PUBLIC_ROUTES = new Set([
+  `${AuthService.typeName}/Register`,
+  `${AuthService.typeName}/Login`,
+  `${AuthService.typeName}/Refresh`,
+  Health.typeName,
+  reflectionV1.ServerReflection.typeName,
+  reflectionV1alpha.ServerReflection.typeName,
+]);
+
+export async function startApp(config: Config, logger: Logger): Promise<App> {
+  const stores = await openStores(config, logger);
+  const metrics = createMetrics();
+  const shutdown = new AbortController();
+
+  // Until AuthService lands, nothing can mint a token, so nothing verifies.
+  const verifier: AccessTokenVerifier = {
+    verify: async () => {
+      throw unauthenticated("invalid access token");
+    },
+  };
+
+  const health = new HealthState(
+    CHAT_SERVICES.map((s) => s.typeName),
+    () => stores.ping(),
+  );
+  const serviceNames = [
+    ...CHAT_SERVICES.map((s) => s.typeName),
+    Health.typeName,
+    reflectionV1.ServerReflection.typeName,
+    reflectionV1alpha.ServerReflection.typeName,
+  ];
+
+  const routes = (router: ConnectRouter) => {
+    registerHealth(router, health);
+    registerReflection(router, DESCRIPTOR_FILES, serviceNames);
+    // Services whose behaviour belongs to later work answer UNIMPLEMENTED.
+    for (const service of CHAT_SERVICES) router.service(service, {});
+  };
+
+  const rpcHandler = connectNodeAdapter({
+    routes,
+    interceptors: [edgeInterceptor(logger, metrics), authInterceptor(verifier, PUBLIC_ROUTES)],
+    readMaxBytes: config.maxMessageBytes,
+    writeMaxBytes: config.maxMessageBytes * 4,
+    shutdownSignal: shutdown.signal,
+    contextValues: (req) => createContextValues().set(kClientAddress, req.socket?.remoteAddress ?? ""),
+  });
+
+  const http = await startHttpServer(
+    {
+      host: config.host,
+      port: config.port,
+      tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : null,
+      maxConcurrentStreams: config.maxConcurrentStreams,
+    },
+    (req, res) => {
+      if (applyCors(config.corsOrigins, req, res)) return;
+      rpcHandler(req, res);
+    },
+  );
+  const admin = config.adminPort === null ? null : await startAdminServer(config.host, config.adminPort, metrics.registry, health);
+  logger.info({ port: http.port, adminPort: admin?.port ?? null, tls: Boolean(config.tlsCertFile) }, "serving gRPC, gRPC-Web and Connect");
+
+  let closing: Promise<void> | null = null;
+  return {
+    config,
+    stores,
+    port: http.port,
+    adminPort: admin?.port ?? null,
+    close() {
+      closing ??= (async () => {
+        health.markShuttingDown();
+        http.stopAccepting();
+        const deadline = Date.now() + config.shutdownGraceMs;
+        while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        shutdown.abort(); // cancels whatever outlived the grace period
+        http.destroy();
+        await admin?.close();
+        await stores.close();
+        logger.info("stopped");
+      })();
+      return closing;
+    },
+  };
+}

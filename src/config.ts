@@ -1,0 +1,159 @@
+// Reads the environment once, validates it, and returns a frozen Config.
+// A bad value fails start-up with one line naming the variable.
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export interface Argon2Params {
+  memoryCost: number; // KiB
+  timeCost: number;
+  parallelism: number;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Admin HTTP port for /metrics, /healthz, /readyz; null disables it. */
+  adminPort: number | null;
+  /** TLS is on when both are set; otherwise cleartext h2c + HTTP/1.1. */
+  tlsCertFile: string | null;
+  tlsKeyFile: string | null;
+  databaseUrl: string | null;
+  mongoUrl: string | null;
+  redisUrl: string | null;
+  /** Prefix for every Redis key and channel, so deployments can share one Redis. */
+  redisPrefix: string;
+  dataDir: string;
+  logLevel: string;
+  nodeId: string;
+  corsOrigins: string[];
+  maxMessageBytes: number;
+  maxConcurrentStreams: number;
+  shutdownGraceMs: number;
+  auth: {
+    accessTokenSecret: string;
+    /** True when no secret was configured and a dev secret was derived; refused in production. */
+    accessTokenSecretGenerated: boolean;
+    accessTokenTtlSec: number;
+    refreshIdleTtlSec: number;
+    sessionAbsoluteTtlSec: number;
+    argon2: Argon2Params;
+  };
+  limits: {
+    messageMaxChars: number;
+  };
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  return v === undefined || v === "" ? fallback : v;
+}
+
+function optional(env: Env, name: string): string | null {
+  const v = env[name];
+  return v === undefined || v.trim() === "" ? null : v.trim();
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^-?\d+$/.test(raw.trim())) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not an integer`);
+  }
+  const n = Number(raw);
+  if (n < min || n > max) {
+    throw new ConfigError(`${name}=${raw} is out of range ${min}..${max}`);
+  }
+  return n;
+}
+
+function url(env: Env, name: string, protocols: string[]): string | null {
+  const v = optional(env, name);
+  if (v === null) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(v);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(" or ")} (got ${parsed.protocol})`);
+  }
+  return v;
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+export function loadConfig(env: Env = process.env): Config {
+  const logLevel = str(env, "LOG_LEVEL", "info");
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL=${logLevel} is not one of ${LOG_LEVELS.join(", ")}`);
+  }
+  const adminRaw = str(env, "ADMIN_PORT", "9090");
+  const adminPort = adminRaw === "off" ? null : int(env, "ADMIN_PORT", 9090, 0, 65535);
+  const tlsCertFile = optional(env, "TLS_CERT_FILE");
+  const tlsKeyFile = optional(env, "TLS_KEY_FILE");
+  if ((tlsCertFile === null) !== (tlsKeyFile === null)) {
+    throw new ConfigError("TLS_CERT_FILE and TLS_KEY_FILE must be set together");
+  }
+  const production = env.NODE_ENV === "production";
+  let secret = optional(env, "ACCESS_TOKEN_SECRET");
+  let secretGenerated = false;
+  if (secret === null) {
+    if (production) {
+      throw new ConfigError("ACCESS_TOKEN_SECRET is required when NODE_ENV=production");
+    }
+    secretGenerated = true;
+  } else if (Buffer.byteLength(secret) < 32) {
+    throw new ConfigError("ACCESS_TOKEN_SECRET must be at least 32 bytes");
+  }
+  const corsOrigins = str(env, "CORS_ORIGINS", "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const o of corsOrigins) {
+    if (o !== "*" && !/^https?:\/\/[^/]+$/.test(o)) {
+      throw new ConfigError(`CORS_ORIGINS entry ${JSON.stringify(o)} must be * or scheme://host[:port]`);
+    }
+  }
+  const config: Config = {
+    host: str(env, "HOST", "0.0.0.0"),
+    port: int(env, "PORT", 8080, 0, 65535),
+    adminPort,
+    tlsCertFile,
+    tlsKeyFile,
+    databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
+    mongoUrl: url(env, "MONGO_URL", ["mongodb:", "mongodb+srv:"]),
+    redisUrl: url(env, "REDIS_URL", ["redis:", "rediss:"]),
+    redisPrefix: str(env, "REDIS_PREFIX", "chat:"),
+    dataDir: str(env, "DATA_DIR", "./data"),
+    logLevel,
+    nodeId: str(env, "NODE_ID", `node-${process.pid}`),
+    corsOrigins,
+    maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
+    maxConcurrentStreams: int(env, "MAX_CONCURRENT_STREAMS", 256, 1, 100_000),
+    shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    auth: {
+      // Without a configured secret (dev only) a per-data-dir secret is made by
+      // the composition root so tokens survive restarts; see app.ts.
+      accessTokenSecret: secret ?? "",
+      accessTokenSecretGenerated: secretGenerated,
+      accessTokenTtlSec: int(env, "ACCESS_TOKEN_TTL_SEC", 15 * 60, 10, 24 * 3600),
+      refreshIdleTtlSec: int(env, "REFRESH_IDLE_TTL_SEC", 14 * 24 * 3600, 60, 365 * 24 * 3600),
+      sessionAbsoluteTtlSec: int(env, "SESSION_ABSOLUTE_TTL_SEC", 90 * 24 * 3600, 60, 3650 * 24 * 3600),
+      argon2: {
+        // OWASP minimum for argon2id: m=19 MiB, t=2, p=1. Lower values are refused.
+        memoryCost: int(env, "ARGON2_MEMORY_KIB", 19456, 19456, 4 * 1024 * 1024),
+        timeCost: int(env, "ARGON2_TIME_COST", 2, 2, 20),
+        parallelism: int(env, "ARGON2_PARALLELISM", 1, 1, 16),
+      },
+    },
+    limits: {
+      messageMaxChars: int(env, "MESSAGE_MAX_CHARS", 4000, 1, 100_000),
+    },
+  };
+  return Object.freeze(config);
+}

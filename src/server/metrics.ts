@@ -1,0 +1,36 @@
+import { Counter, Histogram, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The Prometheus registry of one server instance (no global default registry). */
+export interface ServerMetrics {
+  registry: Registry;
+  rpcTotal: Counter<"service" | "method" | "code">;
+  rpcDuration: Histogram<"service" | "method" | "code">;
+  activeStreams: Gauge<"method">;
+}
+
+export function createMetrics(): ServerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    rpcTotal: new Counter({
+      name: "rpc_requests_total",
+      help: "RPCs handled, by service, method and final code",
+      labelNames: ["service", "method", "code"],
+      registers: [registry],
+    }),
+    rpcDuration: new Histogram({
+      name: "rpc_duration_seconds",
+      help: "RPC latency (for streams: how long the stream lived), by service, method and code",
+      labelNames: ["service", "method", "code"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600],
+      registers: [registry],
+    }),
+    activeStreams: new Gauge({
+      name: "rpc_active_streams",
+      help: "Streaming RPCs currently open, by method",
+      labelNames: ["method"],
+      registers: [registry],
+    }),
+  };
+}

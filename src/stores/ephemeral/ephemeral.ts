@@ -1,0 +1,62 @@
+import type { RateLimiterAbstract } from "rate-limiter-flexible";
+
+/**
+ * The ephemeral store: short-lived keys (presence, typing, throttles), rate
+ * limits, and pub/sub fan-out between nodes. Redis when REDIS_URL is set,
+ * otherwise an in-process twin that behaves the same for one node.
+ * Nothing here is durable: losing it loses presence, never messages.
+ */
+export interface EphemeralStore {
+  readonly kind: "redis" | "memory";
+  get(key: string): Promise<string | null>;
+  /** Returns false when onlyIfAbsent was set and the key existed. */
+  set(key: string, value: string, opts?: { ttlMs?: number; onlyIfAbsent?: boolean }): Promise<boolean>;
+  del(...keys: string[]): Promise<number>;
+  /** Increments a counter; the TTL is set when the counter is created. */
+  incr(key: string, ttlMs: number): Promise<number>;
+  /** Remaining time to live in ms; -1 without expiry; -2 when absent. */
+  pttl(key: string): Promise<number>;
+  publish(channel: string, message: Uint8Array): Promise<void>;
+  /** Subscribes a handler; resolves once the subscription is live. Returns an unsubscribe. */
+  subscribe(channel: string, handler: (message: Uint8Array) => void): Promise<() => Promise<void>>;
+  /** A rate limiter backed by this store (shared across nodes when on Redis). */
+  rateLimiter(opts: { keyPrefix: string; points: number; durationSec: number; blockDurationSec?: number }): RateLimiterAbstract;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Keeps handlers per channel; used by both adapters. */
+export class HandlerSet {
+  private readonly handlers = new Map<string, Set<(m: Uint8Array) => void>>();
+
+  /** Adds a handler; returns true when it is the channel's first. */
+  add(channel: string, handler: (m: Uint8Array) => void): boolean {
+    let set = this.handlers.get(channel);
+    const first = !set;
+    if (!set) this.handlers.set(channel, (set = new Set()));
+    set.add(handler);
+    return first;
+  }
+
+  /** Removes a handler; returns true when the channel has none left. */
+  remove(channel: string, handler: (m: Uint8Array) => void): boolean {
+    const set = this.handlers.get(channel);
+    if (!set) return false;
+    set.delete(handler);
+    if (set.size > 0) return false;
+    this.handlers.delete(channel);
+    return true;
+  }
+
+  dispatch(channel: string, message: Uint8Array): void {
+    const set = this.handlers.get(channel);
+    if (!set) return;
+    for (const h of set) {
+      try {
+        h(message);
+      } catch {
+        // A failing handler must not stop delivery to the others.
+      }
+    }
+  }
+}

@@ -1,0 +1,81 @@
+import { Redis } from "ioredis";
+import { RateLimiterRedis } from "rate-limiter-flexible";
+import { HandlerSet, type EphemeralStore } from "./ephemeral.ts";
+import { unavailable } from "../../shared/errors.ts";
+
+/**
+ * Redis adapter. Two connections: one for commands, one in subscriber mode.
+ * Every key and channel gets `prefix`, so deployments (and test files) can
+ * share one Redis.
+ */
+export async function createRedisStore(url: string, prefix: string): Promise<EphemeralStore> {
+  const opts = {
+    lazyConnect: true,
+    maxRetriesPerRequest: 2,
+    enableOfflineQueue: true,
+    connectTimeout: 5_000,
+  };
+  const cmd = new Redis(url, opts);
+  const sub = new Redis(url, opts);
+  // ioredis reconnects by itself; without listeners an error event would crash the process.
+  cmd.on("error", () => {});
+  sub.on("error", () => {});
+  await Promise.all([cmd.connect(), sub.connect()]);
+
+  const handlers = new HandlerSet();
+  sub.on("messageBuffer", (channel: Buffer, message: Buffer) => {
+    handlers.dispatch(channel.toString().slice(prefix.length), message);
+  });
+
+  const guard = async <T>(op: () => Promise<T>): Promise<T> => {
+    try {
+      return await op();
+    } catch (err) {
+      throw unavailable("redis unavailable", err);
+    }
+  };
+  const k = (key: string) => prefix + key;
+
+  return {
+    kind: "redis",
+    get: (key) => guard(() => cmd.get(k(key))),
+    set: (key, value, o = {}) =>
+      guard(async () => {
+        const args: (string | number)[] = [];
+        if (o.ttlMs !== undefined) args.push("PX", Math.max(1, Math.round(o.ttlMs)));
+        if (o.onlyIfAbsent) args.push("NX");
+        const res = await (cmd.set as (...a: unknown[]) => Promise<string | null>)(k(key), value, ...args);
+        return res === "OK";
+      }),
+    del: (...keys) => (keys.length === 0 ? Promise.resolve(0) : guard(() => cmd.del(...keys.map(k)))),
+    incr: (key, ttlMs) =>
+      guard(async () => {
+        const [[, n]] = (await cmd.multi().incr(k(key)).pexpire(k(key), Math.round(ttlMs), "NX").exec()) as [[null, number]];
+        return n;
+      }),
+    pttl: (key) => guard(() => cmd.pttl(k(key))),
+    publish: (channel, message) =>
+      guard(async () => {
+        await cmd.publish(k(channel), Buffer.from(message.buffer, message.byteOffset, message.byteLength));
+      }),
+    async subscribe(channel, handler) {
+      if (handlers.add(channel, handler)) await guard(() => sub.subscribe(k(channel)));
+      return async () => {
+        if (handlers.remove(channel, handler)) await sub.unsubscribe(k(channel)).catch(() => {});
+      };
+    },
+    rateLimiter: (o) =>
+      new RateLimiterRedis({
+        storeClient: cmd,
+        keyPrefix: prefix + "rl:" + o.keyPrefix,
+        points: o.points,
+        duration: o.durationSec,
+        blockDuration: o.blockDurationSec ?? 0,
+      }),
+    ping: () => guard(async () => void (await cmd.ping())),
+    async close() {
+      cmd.disconnect();
+      sub.disconnect();
+    },
+  };
+}
