@@ -16,6 +16,7 @@ import { startHttpServer } from "./server/http.ts";
 import { startAdminServer } from "./server/admin.ts";
 import { kClientAddress } from "./server/context.ts";
 import { unauthenticated } from "./shared/errors.ts";
+import type { EventSink } from "./events/events.ts";
 import { createContextValues } from "@connectrpc/connect";
 
 import { AuthService, file_chat_v1_auth } from "../gen/chat/v1/auth_pb.js";
@@ -62,6 +63,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const stores = await openStores(config, logger);
   const metrics = createMetrics();
   const shutdown = new AbortController();
+  // Features announce persisted changes here; realtime delivery replaces this no-op.
+  const events: EventSink = { publish: async () => {} };
+  void events;
 
   // Until AuthService lands, nothing can mint a token, so nothing verifies.
   const verifier: AccessTokenVerifier = {
