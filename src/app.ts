@@ -8,14 +8,15 @@ import type { Logger } from "pino";
 import type { Config } from "./config.ts";
 import { openStores, type Stores } from "./stores/stores.ts";
 import { createMetrics } from "./server/metrics.ts";
-import { edgeInterceptor, authInterceptor, type AccessTokenVerifier } from "./server/interceptors.ts";
+import { edgeInterceptor, authInterceptor } from "./server/interceptors.ts";
 import { HealthState, registerHealth } from "./server/health.ts";
 import { registerReflection } from "./server/reflection.ts";
 import { applyCors } from "./server/cors.ts";
 import { startHttpServer } from "./server/http.ts";
 import { startAdminServer } from "./server/admin.ts";
 import { kClientAddress } from "./server/context.ts";
-import { unauthenticated } from "./shared/errors.ts";
+import { createAuthModule } from "./auth/module.ts";
+import { authHandler } from "./auth/handler.ts";
 import type { EventSink } from "./events/events.ts";
 import { createContextValues } from "@connectrpc/connect";
 
@@ -67,12 +68,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const events: EventSink = { publish: async () => {} };
   void events;
 
-  // Until AuthService lands, nothing can mint a token, so nothing verifies.
-  const verifier: AccessTokenVerifier = {
-    verify: async () => {
-      throw unauthenticated("invalid access token");
-    },
-  };
+  const auth = await createAuthModule(config, stores, logger).catch(async (err) => {
+    await stores.close();
+    throw err;
+  });
+  // Access tokens: signature + expiry, then the cheap cross-node revocation check.
+  const verifier = auth.service;
 
   const health = new HealthState(
     CHAT_SERVICES.map((s) => s.typeName),
@@ -89,7 +90,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     registerHealth(router, health);
     registerReflection(router, DESCRIPTOR_FILES, serviceNames);
     // Services whose behaviour belongs to later work answer UNIMPLEMENTED.
-    for (const service of CHAT_SERVICES) router.service(service, {});
+    router.service(AuthService, authHandler(auth.service));
+    for (const service of CHAT_SERVICES) if (service !== AuthService) router.service(service, {});
   };
 
   const rpcHandler = connectNodeAdapter({
@@ -130,6 +132,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
         shutdown.abort(); // cancels whatever outlived the grace period
         http.destroy();
+        auth.close();
         await admin?.close();
         await stores.close();
         logger.info("stopped");

@@ -39,6 +39,14 @@ export interface Config {
     refreshIdleTtlSec: number;
     sessionAbsoluteTtlSec: number;
     argon2: Argon2Params;
+    rateLimits: {
+      loginFailuresPerAccount: number;
+      loginFailuresPerAddress: number;
+      loginWindowSec: number;
+      registerPerAddress: number;
+      registerPerAccount: number;
+      registerWindowSec: number;
+    };
   };
   limits: {
     messageMaxChars: number;
@@ -137,8 +145,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxConcurrentStreams: int(env, "MAX_CONCURRENT_STREAMS", 256, 1, 100_000),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     auth: {
-      // Without a configured secret (dev only) a per-data-dir secret is made by
-      // the composition root so tokens survive restarts; see app.ts.
+      // Without a configured secret (dev only) the composition root makes a
+      // random per-process one (restarts then cost clients a Refresh); see app.ts.
       accessTokenSecret: secret ?? "",
       accessTokenSecretGenerated: secretGenerated,
       accessTokenTtlSec: int(env, "ACCESS_TOKEN_TTL_SEC", 15 * 60, 10, 24 * 3600),
@@ -149,6 +157,15 @@ export function loadConfig(env: Env = process.env): Config {
         memoryCost: int(env, "ARGON2_MEMORY_KIB", 19456, 19456, 4 * 1024 * 1024),
         timeCost: int(env, "ARGON2_TIME_COST", 2, 2, 20),
         parallelism: int(env, "ARGON2_PARALLELISM", 1, 1, 16),
+      },
+      rateLimits: {
+        // Attempts per account before Login answers RESOURCE_EXHAUSTED (a success resets it).
+        loginFailuresPerAccount: int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5, 1, 1_000_000),
+        loginFailuresPerAddress: int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 100, 1, 1_000_000),
+        loginWindowSec: int(env, "LOGIN_FAILURE_WINDOW_SEC", 15 * 60, 1, 7 * 24 * 3600),
+        registerPerAddress: int(env, "REGISTER_MAX_PER_ADDRESS", 100, 1, 1_000_000),
+        registerPerAccount: int(env, "REGISTER_MAX_PER_EMAIL", 5, 1, 1_000_000),
+        registerWindowSec: int(env, "REGISTER_WINDOW_SEC", 3600, 1, 7 * 24 * 3600),
       },
     },
     limits: {

@@ -1,0 +1,357 @@
+// The auth domain: accounts, device sessions, token rotation, roles and status.
+// Knows nothing about protobuf; the handler translates.
+
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { AuthContext } from "../server/context.ts";
+import type { AccessTokenVerifier } from "../server/interceptors.ts";
+import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../shared/errors.ts";
+import type { AuditLog } from "../audit/audit-log.ts";
+import type { AuthStore, Role, SessionRecord, UserRecord, UserStatus } from "./auth-store.ts";
+import type { PasswordHasher } from "./passwords.ts";
+import type { AuthRateLimits } from "./rate-limits.ts";
+import type { SessionRevocations } from "./revocations.ts";
+import { hashRefreshToken, newRefreshToken, type AccessTokens } from "./tokens.ts";
+import * as v from "./validation.ts";
+
+/** The one answer for a wrong password and an unknown account: no account enumeration. */
+export const INVALID_LOGIN = "invalid login or password";
+export const MAX_GET_USERS = 500;
+export const SEARCH_DEFAULT_PAGE = 20;
+export const SEARCH_MAX_PAGE = 50;
+const SEARCH_QUERY_MAX = 64;
+/** Ended sessions are kept this long for ListSessions-free forensics, then swept. */
+const ENDED_SESSION_RETENTION_MS = 30 * 24 * 3600 * 1000;
+
+export interface TokenPair {
+  accessToken: string;
+  accessTokenExpiresAt: Date;
+  refreshToken: string;
+  refreshTokenExpiresAt: Date;
+  sessionId: string;
+}
+
+export interface SessionView extends SessionRecord {
+  current: boolean;
+}
+
+export interface RequestMeta {
+  clientAddress: string;
+}
+
+export interface AuthSettings {
+  accessTokenTtlSec: number;
+  refreshIdleTtlSec: number;
+  sessionAbsoluteTtlSec: number;
+}
+
+export interface AuthServiceDeps {
+  store: AuthStore;
+  hasher: PasswordHasher;
+  tokens: AccessTokens;
+  revocations: SessionRevocations;
+  rateLimits: AuthRateLimits;
+  audit: AuditLog;
+  settings: AuthSettings;
+  logger?: Logger;
+  /** The clock; tests of expiry move it instead of sleeping. */
+  now?: () => Date;
+}
+
+export class AuthService implements AccessTokenVerifier {
+  private readonly d: AuthServiceDeps;
+  private readonly now: () => Date;
+
+  constructor(deps: AuthServiceDeps) {
+    this.d = deps;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  // ---- access tokens -------------------------------------------------------
+
+  /** The auth interceptor's check: signature and expiry, then the cheap revocation check. */
+  async verify(token: string): Promise<AuthContext> {
+    const claims = await this.d.tokens.verify(token);
+    await this.d.revocations.check(claims);
+    return { userId: claims.userId, sessionId: claims.sessionId, roles: claims.roles };
+  }
+
+  // ---- accounts ------------------------------------------------------------
+
+  async register(
+    input: { email: string; username: string; password: string; displayName: string; deviceId: string; deviceName: string },
+    meta: RequestMeta,
+  ): Promise<{ user: UserRecord; tokens: TokenPair }> {
+    const { email, normalized } = v.normalizeEmail("email", input.email);
+    const username = v.normalizeUsername("username", input.username);
+    const password = v.checkPassword("password", input.password);
+    const displayName = input.displayName.trim() === "" ? username : v.normalizeDisplayName("display_name", input.displayName);
+    const deviceId = v.checkDeviceId("device_id", input.deviceId) || randomUUID();
+    const deviceName = v.checkDeviceName("device_name", input.deviceName);
+    await this.d.rateLimits.beginRegister(normalized, meta.clientAddress);
+
+    const now = this.now();
+    const userId = randomUUID();
+    const sessionId = randomUUID();
+    const refresh = this.newRefresh(now);
+    const user = await this.d.store.createUser(
+      { id: userId, email, emailNormalized: normalized, username, displayName, passwordHash: await this.d.hasher.hash(password) },
+      { id: sessionId, userId, deviceId, deviceName, expiresAt: this.sessionEnd(now) },
+      { hash: refresh.hash, expiresAt: refresh.expiresAt },
+    );
+    await this.audit(userId, "auth.register", "user", userId, meta, { username, session_id: sessionId, device_id: deviceId });
+    return { user, tokens: await this.pair(user, sessionId, refresh.token, refresh.expiresAt, now) };
+  }
+
+  async login(
+    input: { login: string; password: string; deviceId: string; deviceName: string },
+    meta: RequestMeta,
+  ): Promise<{ user: UserRecord; tokens: TokenPair }> {
+    const login = input.login.trim();
+    if (login === "") throw invalidArgument("login", "is required");
+    if (login.length > 254) throw invalidArgument("login", "is too long");
+    if (input.password === "") throw invalidArgument("password", "is required");
+    // Longer than any valid password: refuse before spending argon2 time on it.
+    if (v.charLength(input.password) > v.PASSWORD_MAX) throw invalidArgument("password", `must be at most ${v.PASSWORD_MAX} characters`);
+    const deviceId = v.checkDeviceId("device_id", input.deviceId) || randomUUID();
+    const deviceName = v.checkDeviceName("device_name", input.deviceName);
+
+    const key = login.toLowerCase();
+    const user = key.includes("@") ? await this.d.store.findUserByEmail(key) : await this.d.store.findUserByUsername(key);
+    // Count per account (by id when it exists, so email and username share one budget).
+    const accountKey = user ? `user:${user.id}` : `login:${key}`;
+    try {
+      await this.d.rateLimits.beginLogin(accountKey, meta.clientAddress);
+    } catch (err) {
+      await this.audit(user?.id ?? null, "auth.login.rate_limited", "user", user?.id ?? key, meta, { login: key });
+      throw err;
+    }
+
+    const ok = user ? await this.d.hasher.verify(user.passwordHash, input.password) : await this.d.hasher.verifyDummy(input.password);
+    if (!user || !ok) {
+      await this.audit(user?.id ?? null, "auth.login.failed", "user", user?.id ?? key, meta, {
+        login: key,
+        reason: user ? "wrong_password" : "unknown_account",
+      });
+      throw unauthenticated(INVALID_LOGIN);
+    }
+    if (user.status !== "active") {
+      // Said only after the right password, so it reveals nothing to a guesser.
+      await this.audit(user.id, "auth.login.failed", "user", user.id, meta, { login: key, reason: "suspended" });
+      throw permissionDenied("account suspended");
+    }
+    await this.d.rateLimits.loginSucceeded(accountKey, meta.clientAddress);
+    if (this.d.hasher.needsRehash(user.passwordHash)) {
+      // Parameters were raised since this hash was made: upgrade it now that we know the password.
+      await this.d.store.setPasswordHash(user.id, await this.d.hasher.hash(input.password));
+    }
+
+    const now = this.now();
+    const sessionId = randomUUID();
+    const refresh = this.newRefresh(now);
+    const { replaced } = await this.d.store.startSession(
+      { id: sessionId, userId: user.id, deviceId, deviceName, expiresAt: this.sessionEnd(now) },
+      { hash: refresh.hash, expiresAt: refresh.expiresAt },
+      now,
+    );
+    await this.d.revocations.revoked(user.id, replaced, "replaced");
+    await this.audit(user.id, "auth.login.succeeded", "session", sessionId, meta, { device_id: deviceId, replaced });
+    return { user, tokens: await this.pair(user, sessionId, refresh.token, refresh.expiresAt, now) };
+  }
+
+  async refresh(refreshToken: string, meta: RequestMeta): Promise<TokenPair> {
+    if (refreshToken === "") throw invalidArgument("refresh_token", "is required");
+    if (refreshToken.length > 512) throw unauthenticated("invalid refresh token");
+    const now = this.now();
+    const next = this.newRefresh(now);
+    const outcome = await this.d.store.rotateRefreshToken(hashRefreshToken(refreshToken), { hash: next.hash, expiresAt: next.expiresAt }, now);
+    switch (outcome.kind) {
+      case "rotated":
+        return this.pair(outcome.user, outcome.session.id, next.token, outcome.session.idleExpiresAt, now);
+      case "unknown":
+        throw unauthenticated("invalid refresh token");
+      case "reused": {
+        // A used token came back: either the client or a thief holds a copy.
+        // We cannot tell which, so the whole session ends (RFC 9700 4.14.2).
+        const s = outcome.session;
+        const revoked = await this.d.store.revokeSessions(s.userId, { sessionIds: [s.id] }, "refresh_token_reuse", now);
+        await this.d.revocations.revoked(s.userId, [s.id], "refresh_token_reuse");
+        await this.audit(null, "auth.refresh.reuse_detected", "session", s.id, meta, {
+          user_id: s.userId,
+          session_was_live: revoked.length > 0,
+        });
+        throw unauthenticated("refresh token already used; session revoked");
+      }
+      case "ended":
+        throw unauthenticated(outcome.reason === "suspended" ? "account suspended" : `session ${outcome.reason}`);
+    }
+  }
+
+  async logout(caller: AuthContext, allSessions: boolean, meta: RequestMeta): Promise<void> {
+    const now = this.now();
+    const which = allSessions ? ({ all: true } as const) : { sessionIds: [caller.sessionId] };
+    const ended = await this.d.store.revokeSessions(caller.userId, which, "logout", now);
+    // The current session is marked even if the database had it ended already.
+    const marked = [...new Set([...ended, caller.sessionId])];
+    await this.d.revocations.revoked(caller.userId, marked, "logout");
+    await this.audit(caller.userId, "auth.logout", "session", caller.sessionId, meta, { all_sessions: allSessions, ended });
+  }
+
+  // ---- the caller's account ------------------------------------------------
+
+  async getMe(caller: AuthContext): Promise<UserRecord> {
+    const user = await this.d.store.getUser(caller.userId);
+    if (!user) throw unauthenticated("account no longer exists");
+    return user;
+  }
+
+  async listSessions(caller: AuthContext): Promise<SessionView[]> {
+    const sessions = await this.d.store.listLiveSessions(caller.userId, this.now());
+    return sessions.map((s) => ({ ...s, current: s.id === caller.sessionId }));
+  }
+
+  async revokeSession(caller: AuthContext, sessionIdRaw: string, meta: RequestMeta): Promise<void> {
+    const sessionId = v.checkUuid("session_id", sessionIdRaw);
+    const session = await this.d.store.getSession(sessionId);
+    // Someone else's session is "not found": never confirm that it exists.
+    if (!session || session.userId !== caller.userId) throw notFound("session");
+    const ended = await this.d.store.revokeSessions(caller.userId, { sessionIds: [sessionId] }, "revoked", this.now());
+    await this.d.revocations.revoked(caller.userId, [sessionId], "revoked");
+    await this.audit(caller.userId, "auth.session.revoked", "session", sessionId, meta, { was_live: ended.length > 0, by_session: caller.sessionId });
+  }
+
+  async updateProfile(caller: AuthContext, displayName: string | undefined): Promise<UserRecord> {
+    if (displayName === undefined) return this.getMe(caller);
+    const user = await this.d.store.setDisplayName(caller.userId, v.normalizeDisplayName("display_name", displayName));
+    if (!user) throw unauthenticated("account no longer exists");
+    return user;
+  }
+
+  async changePassword(caller: AuthContext, current: string, next: string, meta: RequestMeta): Promise<TokenPair> {
+    if (current === "") throw invalidArgument("current_password", "is required");
+    v.checkPassword("new_password", next);
+    const user = await this.getMe(caller);
+    // Guessing the current password here is rate limited like a login.
+    await this.d.rateLimits.beginLogin(`user:${user.id}`, meta.clientAddress);
+    if (!(await this.d.hasher.verify(user.passwordHash, current))) {
+      await this.audit(user.id, "auth.password.change_failed", "user", user.id, meta, {});
+      throw invalidArgument("current_password", "is incorrect");
+    }
+    await this.d.rateLimits.loginSucceeded(`user:${user.id}`, meta.clientAddress);
+    await this.d.store.setPasswordHash(user.id, await this.d.hasher.hash(next));
+    const now = this.now();
+    // Whoever else held a session on the old password loses it.
+    const ended = await this.d.store.revokeSessions(user.id, { all: true, except: caller.sessionId }, "password_changed", now);
+    await this.d.revocations.revoked(user.id, ended, "password_changed");
+    const refresh = this.newRefresh(now);
+    await this.d.store.replaceRefreshToken(caller.sessionId, { hash: refresh.hash, expiresAt: refresh.expiresAt }, now);
+    const session = await this.d.store.getSession(caller.sessionId);
+    await this.audit(user.id, "auth.password.changed", "user", user.id, meta, { ended });
+    return this.pair(user, caller.sessionId, refresh.token, session?.idleExpiresAt ?? refresh.expiresAt, now);
+  }
+
+  // ---- other users ---------------------------------------------------------
+
+  async getUsers(ids: string[]): Promise<UserRecord[]> {
+    if (ids.length > MAX_GET_USERS) throw invalidArgument("user_ids", `at most ${MAX_GET_USERS} ids`);
+    const unique = [...new Set(ids.map((id) => v.checkUuid("user_ids", id)))];
+    const users = await this.d.store.getUsers(unique);
+    // In the order asked, unknown ids left out.
+    const byId = new Map(users.map((u) => [u.id, u]));
+    return unique.flatMap((id) => byId.get(id) ?? []);
+  }
+
+  async searchUsers(query: string, pageSize: number): Promise<UserRecord[]> {
+    const q = query.trim();
+    if (q === "") throw invalidArgument("query", "is required");
+    if (v.charLength(q) > SEARCH_QUERY_MAX) throw invalidArgument("query", `must be at most ${SEARCH_QUERY_MAX} characters`);
+    if (pageSize < 0) throw invalidArgument("page_size", "must not be negative");
+    const limit = pageSize === 0 ? SEARCH_DEFAULT_PAGE : Math.min(pageSize, SEARCH_MAX_PAGE);
+    return this.d.store.searchUsers(q, limit);
+  }
+
+  // ---- administration ------------------------------------------------------
+
+  async setUserRoles(caller: AuthContext, userIdRaw: string, roles: Role[], meta: RequestMeta): Promise<UserRecord> {
+    requireAdmin(caller);
+    const userId = v.checkUuid("user_id", userIdRaw);
+    const wanted = [...new Set<Role>(["user", ...roles])].sort();
+    if (userId === caller.userId && !wanted.includes("admin")) {
+      throw failedPrecondition("an admin cannot remove their own admin role");
+    }
+    const res = await this.d.store.setRoles(userId, wanted);
+    if (!res) throw notFound("user");
+    const now = this.now();
+    // Their access tokens carry the old roles: make them refresh.
+    const live = await this.d.store.listLiveSessions(userId, now);
+    await this.d.revocations.staleBefore(
+      live.map((s) => s.id),
+      now.getTime(),
+    );
+    await this.audit(caller.userId, "auth.user.roles_changed", "user", userId, meta, { from: res.before, to: wanted });
+    return res.user;
+  }
+
+  async setUserStatus(caller: AuthContext, userIdRaw: string, status: UserStatus, meta: RequestMeta): Promise<UserRecord> {
+    requireAdmin(caller);
+    const userId = v.checkUuid("user_id", userIdRaw);
+    if (userId === caller.userId && status !== "active") throw failedPrecondition("an admin cannot suspend themselves");
+    const res = await this.d.store.setStatus(userId, status);
+    if (!res) throw notFound("user");
+    let ended: string[] = [];
+    if (status === "suspended") {
+      ended = await this.d.store.revokeSessions(userId, { all: true }, "suspended", this.now());
+      await this.d.revocations.revoked(userId, ended, "suspended");
+    }
+    await this.audit(caller.userId, "auth.user.status_changed", "user", userId, meta, { from: res.before, to: status, ended });
+    return res.user;
+  }
+
+  /** Deletes sessions that ended more than the retention period ago. */
+  purgeEndedSessions(): Promise<number> {
+    return this.d.store.purgeEndedSessions(new Date(this.now().getTime() - ENDED_SESSION_RETENTION_MS));
+  }
+
+  // ---- helpers ---------------------------------------------------------------
+
+  private sessionEnd(now: Date): Date {
+    return new Date(now.getTime() + this.d.settings.sessionAbsoluteTtlSec * 1000);
+  }
+
+  private newRefresh(now: Date): { token: string; hash: Buffer; expiresAt: Date } {
+    const token = newRefreshToken();
+    return { token, hash: hashRefreshToken(token), expiresAt: new Date(now.getTime() + this.d.settings.refreshIdleTtlSec * 1000) };
+  }
+
+  private async pair(user: UserRecord, sessionId: string, refreshToken: string, refreshExpiresAt: Date, now: Date): Promise<TokenPair> {
+    const access = await this.d.tokens.sign({ userId: user.id, sessionId, roles: user.roles }, now.getTime());
+    return {
+      accessToken: access.token,
+      accessTokenExpiresAt: access.expiresAt,
+      refreshToken,
+      refreshTokenExpiresAt: refreshExpiresAt < this.sessionEnd(now) ? refreshExpiresAt : this.sessionEnd(now),
+      sessionId,
+    };
+  }
+
+  private async audit(
+    actorId: string | null,
+    action: string,
+    entityType: string,
+    entityId: string,
+    meta: RequestMeta,
+    metadata: Record<string, unknown>,
+  ): Promise<void> {
+    try {
+      await this.d.audit.record({ actorId, action, entityType, entityId, metadata, clientAddress: meta.clientAddress });
+    } catch (err) {
+      // No silent gaps in the trail: the call fails (retryable) and the miss is logged.
+      this.d.logger?.error({ err, action, entityId }, "audit write failed");
+      throw err;
+    }
+  }
+}
+
+function requireAdmin(caller: AuthContext): void {
+  if (!caller.roles.includes("admin")) throw permissionDenied("admin role required");
+}
