@@ -18,6 +18,10 @@ import { kClientAddress } from "./server/context.ts";
 import { createAuthModule } from "./auth/module.ts";
 import { authHandler } from "./auth/handler.ts";
 import type { EventSink } from "./events/events.ts";
+import { SqlConversationStore } from "./conversations/sql-store.ts";
+import { Conversations } from "./conversations/service.ts";
+import { conversationHandler } from "./conversations/handler.ts";
+import { noPreviews } from "./conversations/ports.ts";
 import { createContextValues } from "@connectrpc/connect";
 
 import { AuthService, file_chat_v1_auth } from "../gen/chat/v1/auth_pb.js";
@@ -66,7 +70,16 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const shutdown = new AbortController();
   // Features announce persisted changes here; realtime delivery replaces this no-op.
   const events: EventSink = { publish: async () => {} };
-  void events;
+
+  // Also the MembershipReader for messages. Previews: the message module replaces noPreviews.
+  const conversationStore = new SqlConversationStore(stores.sql);
+  const conversations = new Conversations({
+    store: conversationStore,
+    events,
+    previews: noPreviews,
+    limits: config.conversations,
+    logger: logger.child({ module: "conversations" }),
+  });
 
   const auth = await createAuthModule(config, stores, logger).catch(async (err) => {
     await stores.close();
@@ -91,7 +104,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     registerReflection(router, DESCRIPTOR_FILES, serviceNames);
     // Services whose behaviour belongs to later work answer UNIMPLEMENTED.
     router.service(AuthService, authHandler(auth.service));
-    for (const service of CHAT_SERVICES) if (service !== AuthService) router.service(service, {});
+    router.service(ConversationService, conversationHandler(conversations));
+    for (const service of CHAT_SERVICES) if (service !== AuthService && service !== ConversationService) router.service(service, {});
   };
 
   const rpcHandler = connectNodeAdapter({

@@ -51,6 +51,15 @@ export interface Config {
   limits: {
     messageMaxChars: number;
   };
+  conversations: {
+    groupMaxMembers: number;
+    channelMaxMembers: number;
+    /** Most user ids in one AddMembers (or CreateConversation member_ids). */
+    addMembersMaxBatch: number;
+    /** Channel names and group titles, in characters. */
+    titleMaxChars: number;
+    descriptionMaxChars: number;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -170,6 +179,13 @@ export function loadConfig(env: Env = process.env): Config {
     },
     limits: {
       messageMaxChars: int(env, "MESSAGE_MAX_CHARS", 4000, 1, 100_000),
+    },
+    conversations: {
+      groupMaxMembers: int(env, "GROUP_MAX_MEMBERS", 500, 2, 100_000),
+      channelMaxMembers: int(env, "CHANNEL_MAX_MEMBERS", 10_000, 2, 1_000_000),
+      addMembersMaxBatch: int(env, "ADD_MEMBERS_MAX_BATCH", 100, 1, 1000),
+      titleMaxChars: int(env, "CONVERSATION_TITLE_MAX_CHARS", 80, 1, 200),
+      descriptionMaxChars: int(env, "CONVERSATION_DESCRIPTION_MAX_CHARS", 1000, 0, 10_000),
     },
   };
   return Object.freeze(config);

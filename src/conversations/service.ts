@@ -1,0 +1,477 @@
+// Conversation domain logic: who may do what (see docs/CONVERSATIONS.md for
+// the role table), limits, pagination, and events after commit. Plain class;
+// stores and the event sink come in through the constructor.
+
+import type { Logger } from "pino";
+import type { DomainEvent, EventSink } from "../events/events.ts";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated, type AppError } from "../shared/errors.ts";
+import type { LastMessagePreviews } from "./ports.ts";
+import {
+  decodeActivityToken,
+  decodeChannelToken,
+  decodeMemberToken,
+  encodeActivityToken,
+  encodeChannelToken,
+  encodeMemberToken,
+} from "./page-token.ts";
+import { ChannelNameTaken, UnknownUsers, type ConversationStore, type LockedConversation } from "./store.ts";
+import {
+  peerOf,
+  ROLE_RANK,
+  type Actor,
+  type ConversationLimits,
+  type ConversationRecord,
+  type ConversationView,
+  type MemberRecord,
+  type MemberRole,
+  type Visibility,
+} from "./types.ts";
+import * as v from "./validate.ts";
+
+export const LIST_DEFAULT_PAGE = 50;
+export const LIST_MAX_PAGE = 200;
+export const MEMBERS_DEFAULT_PAGE = 100;
+export const MEMBERS_MAX_PAGE = 500;
+
+export interface ConversationDeps {
+  store: ConversationStore;
+  events: EventSink;
+  previews: LastMessagePreviews;
+  limits: ConversationLimits;
+  logger?: Logger;
+  now?: () => Date;
+}
+
+export interface CreateInput {
+  type: "group" | "channel" | "direct" | "unspecified";
+  title: string;
+  description: string;
+  memberIds: string[];
+  visibility: Visibility | "unspecified";
+}
+
+export interface UpdateInput {
+  conversationId: string;
+  title?: string;
+  description?: string;
+  visibility: Visibility | "unspecified";
+}
+
+export interface Page<T> {
+  items: T[];
+  nextPageToken: string;
+}
+
+const conversationNotFound = (): AppError => notFound("conversation");
+
+function isPublicChannel(c: ConversationRecord): boolean {
+  return c.type === "channel" && c.visibility === "public";
+}
+
+/**
+ * The caller's membership, or the error a non-member gets: NOT_FOUND for
+ * anything private (exactly like a nonexistent id, so existence never leaks),
+ * PERMISSION_DENIED for a public channel (its existence is public anyway).
+ */
+function requireMember(c: ConversationRecord, member: MemberRecord | null): MemberRecord {
+  if (member) return member;
+  if (isPublicChannel(c)) throw permissionDenied("join the channel first");
+  throw conversationNotFound();
+}
+
+function requireRole(member: MemberRecord, min: MemberRole, what: string): void {
+  if (ROLE_RANK[member.role] < ROLE_RANK[min]) throw permissionDenied(`only ${min === "owner" ? "owners" : "owners and admins"} may ${what}`);
+}
+
+function notDirect(c: ConversationRecord, what: string): void {
+  if (c.type === "direct") throw failedPrecondition(`a direct conversation cannot ${what}`);
+}
+
+function maxMembers(c: ConversationRecord, limits: ConversationLimits): number {
+  return c.type === "channel" ? limits.channelMaxMembers : limits.groupMaxMembers;
+}
+
+export class Conversations {
+  private readonly store: ConversationStore;
+  private readonly events: EventSink;
+  private readonly previews: LastMessagePreviews;
+  private readonly limits: ConversationLimits;
+  private readonly logger: Logger | undefined;
+  private readonly now: () => Date;
+
+  constructor(deps: ConversationDeps) {
+    this.store = deps.store;
+    this.events = deps.events;
+    this.previews = deps.previews;
+    this.limits = deps.limits;
+    this.logger = deps.logger;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async create(actor: Actor, input: CreateInput): Promise<ConversationView> {
+    if (input.type !== "group" && input.type !== "channel") {
+      throw invalidArgument("type", "must be CONVERSATION_TYPE_GROUP or CONVERSATION_TYPE_CHANNEL (use GetOrCreateDirect for DMs)");
+    }
+    const isChannel = input.type === "channel";
+    const title = isChannel ? v.channelName("title", input.title, this.limits.titleMaxChars) : v.groupTitle("title", input.title, this.limits.titleMaxChars);
+    const description = v.description("description", input.description, this.limits.descriptionMaxChars);
+    if (!isChannel && input.visibility === "public") throw invalidArgument("visibility", "groups are always private");
+    const visibility: Visibility = isChannel ? (input.visibility === "private" ? "private" : "public") : "private";
+    const others = v.uuidList("member_ids", input.memberIds, this.limits.addMembersMaxBatch).filter((id) => id !== actor.userId);
+    const max = isChannel ? this.limits.channelMaxMembers : this.limits.groupMaxMembers;
+    if (others.length + 1 > max) throw failedPrecondition(`a ${input.type} has at most ${max} members`);
+
+    let conversation: ConversationRecord;
+    try {
+      conversation = await this.store.createConversation(
+        { type: input.type, title, description, visibility, ownerId: actor.userId },
+        [{ userId: actor.userId, role: "owner" }, ...others.map((userId) => ({ userId, role: "member" as const }))],
+        { actorId: actor.userId, action: "conversation.created", clientAddress: actor.clientAddress, metadata: { type: input.type, memberIds: others } },
+      );
+    } catch (err) {
+      if (err instanceof ChannelNameTaken) throw alreadyExists(`a channel named "${title}" already exists`);
+      throw this.unknownUsers(err, "member_ids");
+    }
+    await this.announce([
+      { type: "member_joined", conversationId: conversation.id, userId: actor.userId, role: "owner" },
+      ...others.map((userId): DomainEvent => ({ type: "member_joined", conversationId: conversation.id, userId, role: "member" })),
+    ]);
+    return this.viewFor(actor, conversation);
+  }
+
+  async getOrCreateDirect(actor: Actor, rawUserId: string): Promise<{ view: ConversationView; created: boolean }> {
+    const peer = v.uuid("user_id", rawUserId);
+    let res: { conversation: ConversationRecord; created: boolean };
+    try {
+      res = await this.store.getOrCreateDirect(actor.userId, peer, {
+        actorId: actor.userId,
+        action: "conversation.direct.created",
+        clientAddress: actor.clientAddress,
+        metadata: { peerUserId: peer },
+      });
+    } catch (err) {
+      throw this.unknownUsers(err, "user_id");
+    }
+    if (res.created) {
+      const users = actor.userId === peer ? [peer] : [actor.userId, peer];
+      await this.announce(users.map((userId) => ({ type: "member_joined", conversationId: res.conversation.id, userId, role: "member" })));
+    }
+    return { view: await this.viewFor(actor, res.conversation), created: res.created };
+  }
+
+  async get(actor: Actor, rawId: string): Promise<ConversationView> {
+    const id = v.uuid("conversation_id", rawId);
+    const [conversation, member] = await Promise.all([this.store.getConversation(id), this.store.getMemberRecord(id, actor.userId)]);
+    // Members see their conversation; anyone may look at a public channel (joined=false).
+    if (!conversation || (!member && !isPublicChannel(conversation))) throw conversationNotFound();
+    return this.view(actor, conversation, member, true);
+  }
+
+  /**
+   * The caller's conversations by activity (last_message_at DESC, id DESC),
+   * keyset-paginated. Guarantee for one scan (first page to empty token): no
+   * conversation appears twice, and every conversation whose activity,
+   * membership and archived flag do not change during the scan appears
+   * exactly once, in order. One that gets new activity mid-scan moves above
+   * the cursor and may be missed by this scan (the client sees it on its next
+   * first-page refresh or through the stream).
+   */
+  async list(actor: Actor, opts: { pageSize: number; pageToken: string; includeArchived: boolean }): Promise<Page<ConversationView>> {
+    const limit = v.pageSize("page_size", opts.pageSize, LIST_DEFAULT_PAGE, LIST_MAX_PAGE);
+    const after = opts.pageToken ? decodeActivityToken(opts.pageToken) : null;
+    const rows = await this.store.listForUser(actor.userId, { limit: limit + 1, after, includeArchived: opts.includeArchived });
+    const page = rows.slice(0, limit);
+    const previews = page.length ? await this.previews.previews(page.map((r) => r.conversation.id)) : new Map();
+    return {
+      items: page.map((r) => this.compose(actor, r.conversation, r.member, previews.get(r.conversation.id) ?? null)),
+      nextPageToken: rows.length > limit ? encodeActivityToken(page[page.length - 1].cursor) : "",
+    };
+  }
+
+  async update(actor: Actor, input: UpdateInput): Promise<ConversationView> {
+    const id = v.uuid("conversation_id", input.conversationId);
+    // Stateless checks first; the ones that depend on the conversation's type run under the lock.
+    if (input.description !== undefined) v.description("description", input.description, this.limits.descriptionMaxChars);
+    const out = await this.mutate(id, async (locked) => {
+      const c = locked.conversation;
+      const me = requireMember(c, await locked.member(actor.userId));
+      notDirect(c, "be renamed");
+      if (input.visibility !== "unspecified" && c.type !== "channel") throw invalidArgument("visibility", "only channels have a visibility");
+      // Asking for any change needs the role, even when the value happens to be the same.
+      requireRole(me, "admin", "change the title or description");
+      if (input.visibility !== "unspecified") requireRole(me, "owner", "change the visibility");
+      const patch: { title?: string; description?: string; visibility?: Visibility } = {};
+      if (input.title !== undefined) {
+        patch.title = c.type === "channel" ? v.channelName("title", input.title, this.limits.titleMaxChars) : v.groupTitle("title", input.title, this.limits.titleMaxChars);
+      }
+      if (input.description !== undefined) patch.description = v.description("description", input.description, this.limits.descriptionMaxChars);
+      if (input.visibility !== "unspecified" && input.visibility !== c.visibility) patch.visibility = input.visibility;
+      const changed =
+        (patch.title !== undefined && patch.title !== c.title) ||
+        (patch.description !== undefined && patch.description !== c.description) ||
+        patch.visibility !== undefined;
+      if (!changed) return { me, changed: false };
+      try {
+        await locked.update(patch);
+      } catch (err) {
+        if (err instanceof ChannelNameTaken) throw alreadyExists(`a channel named "${patch.title}" already exists`);
+        throw err;
+      }
+      await locked.audit({
+        actorId: actor.userId,
+        action: "conversation.updated",
+        clientAddress: actor.clientAddress,
+        metadata: { before: { title: c.title, visibility: c.visibility }, after: patch },
+      });
+      return { me, changed: true };
+    });
+    if (out.result.changed) await this.announce([{ type: "conversation_updated", conversationId: id }]);
+    return this.viewFor(actor, out.conversation, out.result.me);
+  }
+
+  async addMembers(actor: Actor, input: { conversationId: string; userIds: string[] }): Promise<{ view: ConversationView; added: string[] }> {
+    const id = v.uuid("conversation_id", input.conversationId);
+    const userIds = v.uuidList("user_ids", input.userIds, this.limits.addMembersMaxBatch);
+    if (userIds.length === 0) throw invalidArgument("user_ids", "at least one user");
+    const out = await this.mutate(id, async (locked) => {
+      const c = locked.conversation;
+      const me = requireMember(c, await locked.member(actor.userId));
+      notDirect(c, "get new members (start a group instead)");
+      // In a public channel anyone may join anyway, so any member may add others.
+      if (!isPublicChannel(c)) requireRole(me, "admin", "add members");
+      const existing = await locked.existingMembers(userIds);
+      const fresh = userIds.filter((u) => !existing.has(u));
+      if (fresh.length === 0) return { me, added: [] as string[] };
+      const unknown = await locked.unknownUsers(fresh);
+      if (unknown.length > 0) throw invalidArgument("user_ids", `unknown user ${unknown[0]}`);
+      const max = maxMembers(c, this.limits);
+      if (c.memberCount + fresh.length > max) throw failedPrecondition(`a ${c.type} has at most ${max} members`);
+      const added = await locked.addMembers(fresh, "member");
+      await locked.audit({ actorId: actor.userId, action: "conversation.members.added", clientAddress: actor.clientAddress, metadata: { userIds: added } });
+      return { me, added };
+    }).catch((err) => {
+      throw this.unknownUsers(err, "user_ids");
+    });
+    const { me, added } = out.result;
+    if (added.length) {
+      await this.announce([
+        ...added.map((userId): DomainEvent => ({ type: "member_joined", conversationId: id, userId, role: "member" })),
+        { type: "conversation_updated", conversationId: id },
+      ]);
+    }
+    return { view: await this.viewFor(actor, out.conversation, me), added };
+  }
+
+  async removeMember(actor: Actor, input: { conversationId: string; userId: string }): Promise<void> {
+    const id = v.uuid("conversation_id", input.conversationId);
+    const target = v.uuid("user_id", input.userId);
+    if (target === actor.userId) return this.leaveById(actor, id);
+    const out = await this.mutate(id, async (locked) => {
+      const c = locked.conversation;
+      const me = requireMember(c, await locked.member(actor.userId));
+      notDirect(c, "lose members");
+      requireRole(me, "admin", "remove members");
+      const them = await locked.member(target);
+      if (!them) return false; // already gone: removing is idempotent
+      if (ROLE_RANK[them.role] > ROLE_RANK[me.role]) throw permissionDenied("admins cannot remove owners");
+      await locked.removeMember(target);
+      if (them.role === "owner") await locked.refreshOwner();
+      await locked.audit({
+        actorId: actor.userId,
+        action: "conversation.member.removed",
+        clientAddress: actor.clientAddress,
+        metadata: { userId: target, role: them.role },
+      });
+      return true;
+    });
+    if (out.result) {
+      await this.announce([
+        { type: "member_left", conversationId: id, userId: target, removed: true },
+        { type: "conversation_updated", conversationId: id },
+      ]);
+    }
+  }
+
+  async join(actor: Actor, rawId: string): Promise<ConversationView> {
+    const id = v.uuid("conversation_id", rawId);
+    const out = await this.mutate(id, async (locked) => {
+      const c = locked.conversation;
+      const existing = await locked.member(actor.userId);
+      if (existing) return { me: existing, joined: false }; // idempotent
+      // Groups are invite-only and private channels unlisted: same answer as a nonexistent id.
+      if (!isPublicChannel(c)) throw conversationNotFound();
+      if (c.memberCount + 1 > this.limits.channelMaxMembers) throw failedPrecondition(`a channel has at most ${this.limits.channelMaxMembers} members`);
+      // A channel whose owners all left gets its next member as owner, so it is never unmanageable.
+      const role: MemberRole = c.ownerId === null ? "owner" : "member";
+      await locked.addMembers([actor.userId], role);
+      if (role === "owner") await locked.refreshOwner();
+      await locked.audit({ actorId: actor.userId, action: "conversation.member.joined", clientAddress: actor.clientAddress, metadata: { role } });
+      return { me: (await locked.member(actor.userId))!, joined: true };
+    }).catch((err) => {
+      // Only the caller is inserted here: a token outliving its account.
+      throw err instanceof UnknownUsers ? unauthenticated("account no longer exists") : err;
+    });
+    if (out.result.joined) {
+      await this.announce([
+        { type: "member_joined", conversationId: id, userId: actor.userId, role: out.result.me.role },
+        { type: "conversation_updated", conversationId: id },
+      ]);
+    }
+    return this.viewFor(actor, out.conversation, out.result.me);
+  }
+
+  leave(actor: Actor, rawId: string): Promise<void> {
+    return this.leaveById(actor, v.uuid("conversation_id", rawId));
+  }
+
+  private async leaveById(actor: Actor, id: string): Promise<void> {
+    const out = await this.mutate(id, async (locked) => {
+      const c = locked.conversation;
+      const me = await locked.member(actor.userId);
+      if (!me) {
+        if (isPublicChannel(c)) return false; // not a member: nothing to do
+        throw conversationNotFound();
+      }
+      notDirect(c, "be left (archive it instead)");
+      if (me.role === "owner" && c.memberCount > 1 && (await locked.countOwners()) === 1) {
+        throw failedPrecondition("the last owner must make another member owner (SetMemberRole) before leaving");
+      }
+      await locked.removeMember(actor.userId);
+      if (me.role === "owner") await locked.refreshOwner();
+      await locked.audit({ actorId: actor.userId, action: "conversation.member.left", clientAddress: actor.clientAddress, metadata: { role: me.role } });
+      return true;
+    });
+    if (out.result) {
+      await this.announce([
+        { type: "member_left", conversationId: id, userId: actor.userId, removed: false },
+        { type: "conversation_updated", conversationId: id },
+      ]);
+    }
+  }
+
+  async listMembers(actor: Actor, input: { conversationId: string; pageSize: number; pageToken: string }): Promise<Page<MemberRecord>> {
+    const id = v.uuid("conversation_id", input.conversationId);
+    const limit = v.pageSize("page_size", input.pageSize, MEMBERS_DEFAULT_PAGE, MEMBERS_MAX_PAGE);
+    const after = input.pageToken ? decodeMemberToken(input.pageToken) : null;
+    await this.requireMembership(actor, id);
+    const rows = await this.store.listMembers(id, { limit: limit + 1, afterUserId: after });
+    const items = rows.slice(0, limit);
+    return { items, nextPageToken: rows.length > limit ? encodeMemberToken(items[items.length - 1].userId) : "" };
+  }
+
+  async setMemberRole(actor: Actor, input: { conversationId: string; userId: string; role: MemberRole | "unspecified" }): Promise<MemberRecord> {
+    const id = v.uuid("conversation_id", input.conversationId);
+    const target = v.uuid("user_id", input.userId);
+    if (input.role === "unspecified") throw invalidArgument("role", "must be MEMBER_ROLE_OWNER, MEMBER_ROLE_ADMIN or MEMBER_ROLE_MEMBER");
+    const role = input.role;
+    const out = await this.mutate(id, async (locked) => {
+      const c = locked.conversation;
+      const me = requireMember(c, await locked.member(actor.userId));
+      notDirect(c, "have roles");
+      requireRole(me, "admin", "change roles");
+      const them = await locked.member(target);
+      if (!them) throw notFound("member");
+      if (them.role === role) return { member: them, from: role };
+      // You may act on members at or below your rank and grant at most your own rank.
+      if (ROLE_RANK[them.role] > ROLE_RANK[me.role]) throw permissionDenied("admins cannot change an owner's role");
+      if (ROLE_RANK[role] > ROLE_RANK[me.role]) throw permissionDenied("only owners may make owners");
+      if (them.role === "owner" && (await locked.countOwners()) === 1) {
+        throw failedPrecondition("the last owner must make another member owner first");
+      }
+      const member = (await locked.setRole(target, role))!;
+      await locked.refreshOwner();
+      await locked.audit({
+        actorId: actor.userId,
+        action: "conversation.role.changed",
+        clientAddress: actor.clientAddress,
+        metadata: { userId: target, from: them.role, to: role },
+      });
+      return { member, from: them.role };
+    });
+    if (out.result.from !== role) await this.announce([{ type: "conversation_updated", conversationId: id }]);
+    return out.result.member;
+  }
+
+  async updateMemberSettings(
+    actor: Actor,
+    input: { conversationId: string; mutedUntil?: Date; archived?: boolean },
+  ): Promise<ConversationView> {
+    const id = v.uuid("conversation_id", input.conversationId);
+    let mutedUntil: Date | null | undefined;
+    if (input.mutedUntil !== undefined) {
+      // A time in the past (e.g. the epoch) unmutes.
+      mutedUntil = input.mutedUntil.getTime() > this.now().getTime() ? input.mutedUntil : null;
+    }
+    const member = await this.store.updateMemberSettings(id, actor.userId, { mutedUntil, archived: input.archived });
+    const conversation = await this.store.getConversation(id);
+    if (!conversation) throw conversationNotFound();
+    return this.viewFor(actor, conversation, requireMember(conversation, member));
+  }
+
+  async listPublicChannels(actor: Actor, input: { pageSize: number; pageToken: string; query: string }): Promise<Page<ConversationView>> {
+    const limit = v.pageSize("page_size", input.pageSize, LIST_DEFAULT_PAGE, LIST_MAX_PAGE);
+    const prefix = v.channelPrefix("query", input.query, this.limits.titleMaxChars);
+    const after = input.pageToken ? decodeChannelToken(input.pageToken) : null;
+    const rows = await this.store.listPublicChannels(actor.userId, { limit: limit + 1, afterNameKey: after, prefix });
+    const page = rows.slice(0, limit);
+    return {
+      items: page.map((r) => this.compose(actor, r.conversation, r.member, null)),
+      nextPageToken: rows.length > limit ? encodeChannelToken(page[page.length - 1].conversation.title.toLowerCase()) : "",
+    };
+  }
+
+  // --- helpers ---
+
+  private async mutate<T>(id: string, fn: (locked: LockedConversation) => Promise<T>): Promise<{ result: T; conversation: ConversationRecord }> {
+    const out = await this.store.mutate(id, fn);
+    if (!out) throw conversationNotFound();
+    return out;
+  }
+
+  private async requireMembership(actor: Actor, id: string): Promise<MemberRecord> {
+    const member = await this.store.getMemberRecord(id, actor.userId);
+    if (member) return member;
+    const conversation = await this.store.getConversation(id);
+    if (!conversation) throw conversationNotFound();
+    return requireMember(conversation, null);
+  }
+
+  private unknownUsers(err: unknown, field: string): unknown {
+    if (err instanceof UnknownUsers) return invalidArgument(field, err.userIds.length ? `unknown user ${err.userIds[0]}` : "unknown user");
+    return err;
+  }
+
+  /** The view of a conversation the caller just changed or created (membership read fresh when not given). */
+  private async viewFor(actor: Actor, conversation: ConversationRecord, member?: MemberRecord | null): Promise<ConversationView> {
+    const m = member === undefined ? await this.store.getMemberRecord(conversation.id, actor.userId) : member;
+    return this.view(actor, conversation, m, true);
+  }
+
+  private async view(actor: Actor, conversation: ConversationRecord, member: MemberRecord | null, withPreview: boolean): Promise<ConversationView> {
+    const preview = withPreview && member ? ((await this.previews.previews([conversation.id])).get(conversation.id) ?? null) : null;
+    return this.compose(actor, conversation, member, preview);
+  }
+
+  private compose(actor: Actor, c: ConversationRecord, member: MemberRecord | null, lastMessage: ConversationView["lastMessage"]): ConversationView {
+    const now = this.now().getTime();
+    const m = member && { ...member, mutedUntil: member.mutedUntil && member.mutedUntil.getTime() > now ? member.mutedUntil : null };
+    return {
+      conversation: c,
+      member: m,
+      peerUserId: c.directKey ? peerOf(c.directKey, actor.userId) : null,
+      // Posting advances the sender's own last_read_seq, so this counts only others' messages.
+      unreadCount: m ? Math.max(0, c.lastSeq - m.lastReadSeq) : 0,
+      lastMessage,
+    };
+  }
+
+  /** Announces persisted changes; delivery trouble must not fail a change that already committed. */
+  private async announce(events: DomainEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    try {
+      await this.events.publish(events);
+    } catch (err) {
+      this.logger?.warn({ err, events: events.length }, "publishing conversation events failed");
+    }
+  }
+}

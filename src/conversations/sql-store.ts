@@ -1,0 +1,418 @@
+// ConversationStore on the relational store (Postgres or PGlite via SqlDatabase).
+
+import { randomUUID } from "node:crypto";
+import type { SqlDatabase, SqlExecutor } from "../stores/sql/sql.ts";
+import { sqlState, UNIQUE_VIOLATION } from "../stores/sql/sql.ts";
+import { AuditLog } from "../audit/audit-log.ts";
+import type { MemberState } from "./ports.ts";
+import {
+  ChannelNameTaken,
+  UnknownUsers,
+  type AuditEntry,
+  type ConversationPatch,
+  type ConversationStore,
+  type LockedConversation,
+  type MembershipRow,
+  type NewConversation,
+} from "./store.ts";
+import { directKey, type ActivityCursor, type ConversationRecord, type MemberRecord, type MemberRole } from "./types.ts";
+
+const FOREIGN_KEY_VIOLATION = "23503";
+
+const CONV_COLS = `c.id, c.type, c.title, c.description, c.visibility, c.owner_id, c.member_count, c.last_seq,
+  c.last_message_at, c.created_at, c.updated_at, c.direct_key`;
+const MEMBER_COLS = `m.conversation_id, m.user_id, m.role, m.joined_at, m.last_read_seq, m.delivered_seq, m.muted_until, m.archived`;
+
+interface ConvRow {
+  id: string;
+  type: ConversationRecord["type"];
+  title: string;
+  description: string;
+  visibility: ConversationRecord["visibility"];
+  owner_id: string | null;
+  member_count: number;
+  last_seq: number;
+  last_message_at: Date;
+  created_at: Date;
+  updated_at: Date;
+  direct_key: string | null;
+}
+
+interface MemberRow {
+  conversation_id: string;
+  user_id: string;
+  role: MemberRole;
+  joined_at: Date;
+  last_read_seq: number;
+  delivered_seq: number;
+  muted_until: Date | null;
+  archived: boolean;
+}
+
+function toConversation(r: ConvRow): ConversationRecord {
+  return {
+    id: r.id,
+    type: r.type,
+    title: r.title,
+    description: r.description,
+    visibility: r.visibility,
+    ownerId: r.owner_id,
+    memberCount: Number(r.member_count),
+    lastSeq: Number(r.last_seq),
+    lastMessageAt: r.last_message_at,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    directKey: r.direct_key,
+  };
+}
+
+function toMember(r: MemberRow): MemberRecord {
+  return {
+    conversationId: r.conversation_id,
+    userId: r.user_id,
+    role: r.role,
+    joinedAt: r.joined_at,
+    lastReadSeq: Number(r.last_read_seq),
+    deliveredSeq: Number(r.delivered_seq),
+    mutedUntil: r.muted_until,
+    archived: r.archived,
+  };
+}
+
+async function unknownUsers(tx: SqlExecutor, userIds: string[]): Promise<string[]> {
+  if (userIds.length === 0) return [];
+  const { rows } = await tx.query<{ id: string }>(
+    "SELECT u AS id FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS (SELECT 1 FROM users WHERE users.id = u)",
+    [userIds],
+  );
+  return rows.map((r) => r.id);
+}
+
+function writeAudit(audit: AuditLog, tx: SqlExecutor, e: AuditEntry): Promise<void> {
+  return audit.record(
+    { actorId: e.actorId, action: e.action, entityType: "conversation", entityId: e.conversationId, metadata: e.metadata, clientAddress: e.clientAddress },
+    tx,
+  );
+}
+
+/** New members start with everything before their arrival read, so joining a busy channel is not a wall of unread. */
+async function insertMembers(tx: SqlExecutor, conversationId: string, userIds: string[], role: MemberRole): Promise<string[]> {
+  if (userIds.length === 0) return [];
+  const { rows } = await tx.query<{ user_id: string }>(
+    `INSERT INTO conversation_members (conversation_id, user_id, role, last_read_seq, delivered_seq)
+     SELECT $1, u, $3, c.last_seq, c.last_seq FROM unnest($2::uuid[]) AS u, conversations c WHERE c.id = $1
+     ON CONFLICT (conversation_id, user_id) DO NOTHING
+     RETURNING user_id`,
+    [conversationId, userIds, role],
+  );
+  const added = rows.map((r) => r.user_id);
+  if (added.length > 0) {
+    await tx.query("UPDATE conversations SET member_count = member_count + $2, updated_at = now() WHERE id = $1", [conversationId, added.length]);
+  }
+  return added;
+}
+
+async function selectConversation(tx: SqlExecutor, id: string, lock = false): Promise<ConversationRecord | null> {
+  const { rows } = await tx.query<ConvRow>(`SELECT ${CONV_COLS} FROM conversations c WHERE c.id = $1${lock ? " FOR NO KEY UPDATE" : ""}`, [id]);
+  return rows[0] ? toConversation(rows[0]) : null;
+}
+
+function mapWriteError(err: unknown): never {
+  // A user deleted between our check and the insert.
+  if (sqlState(err) === FOREIGN_KEY_VIOLATION) throw new UnknownUsers([]);
+  throw err;
+}
+
+class SqlLockedConversation implements LockedConversation {
+  conversation: ConversationRecord;
+  private readonly tx: SqlExecutor;
+  private readonly auditLog: AuditLog;
+
+  constructor(tx: SqlExecutor, auditLog: AuditLog, conversation: ConversationRecord) {
+    this.tx = tx;
+    this.auditLog = auditLog;
+    this.conversation = conversation;
+  }
+
+  private get id(): string {
+    return this.conversation.id;
+  }
+
+  async member(userId: string): Promise<MemberRecord | null> {
+    const { rows } = await this.tx.query<MemberRow>(
+      `SELECT ${MEMBER_COLS} FROM conversation_members m WHERE m.conversation_id = $1 AND m.user_id = $2`,
+      [this.id, userId],
+    );
+    return rows[0] ? toMember(rows[0]) : null;
+  }
+
+  async existingMembers(userIds: string[]): Promise<Set<string>> {
+    if (userIds.length === 0) return new Set();
+    const { rows } = await this.tx.query<{ user_id: string }>(
+      "SELECT user_id FROM conversation_members WHERE conversation_id = $1 AND user_id = ANY($2::uuid[])",
+      [this.id, userIds],
+    );
+    return new Set(rows.map((r) => r.user_id));
+  }
+
+  unknownUsers(userIds: string[]): Promise<string[]> {
+    return unknownUsers(this.tx, userIds);
+  }
+
+  async countOwners(): Promise<number> {
+    const { rows } = await this.tx.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM conversation_members WHERE conversation_id = $1 AND role = 'owner'",
+      [this.id],
+    );
+    return Number(rows[0].n);
+  }
+
+  async addMembers(userIds: string[], role: MemberRole): Promise<string[]> {
+    const added = await insertMembers(this.tx, this.id, userIds, role).catch(mapWriteError);
+    await this.reload();
+    return added;
+  }
+
+  async removeMember(userId: string): Promise<boolean> {
+    const { rowCount } = await this.tx.query("DELETE FROM conversation_members WHERE conversation_id = $1 AND user_id = $2", [this.id, userId]);
+    if (rowCount === 0) return false;
+    await this.tx.query("UPDATE conversations SET member_count = member_count - 1, updated_at = now() WHERE id = $1", [this.id]);
+    await this.reload();
+    return true;
+  }
+
+  async setRole(userId: string, role: MemberRole): Promise<MemberRecord | null> {
+    const { rows } = await this.tx.query<MemberRow>(
+      `UPDATE conversation_members m SET role = $3, updated_at = now() WHERE m.conversation_id = $1 AND m.user_id = $2 RETURNING ${MEMBER_COLS}`,
+      [this.id, userId, role],
+    );
+    return rows[0] ? toMember(rows[0]) : null;
+  }
+
+  async update(patch: ConversationPatch): Promise<void> {
+    await this.tx.query(
+      `UPDATE conversations SET
+         title = COALESCE($2, title),
+         description = COALESCE($3, description),
+         visibility = COALESCE($4, visibility),
+         updated_at = now()
+       WHERE id = $1`,
+      [this.id, patch.title ?? null, patch.description ?? null, patch.visibility ?? null],
+    ).catch((err) => {
+      // Renaming a channel onto another's name (the transaction is aborted either way).
+      throw sqlState(err) === UNIQUE_VIOLATION ? new ChannelNameTaken("channel name taken") : err;
+    });
+    await this.reload();
+  }
+
+  async refreshOwner(): Promise<void> {
+    // Keep the current owner_id while it is still an owner; otherwise the longest-standing owner.
+    await this.tx.query(
+      `UPDATE conversations c SET owner_id = COALESCE(
+         (SELECT user_id FROM conversation_members WHERE conversation_id = c.id AND user_id = c.owner_id AND role = 'owner'),
+         (SELECT user_id FROM conversation_members WHERE conversation_id = c.id AND role = 'owner' ORDER BY joined_at, user_id LIMIT 1))
+       WHERE c.id = $1 AND c.type <> 'direct'`,
+      [this.id],
+    );
+    await this.reload();
+  }
+
+  audit(entry: Omit<AuditEntry, "conversationId">): Promise<void> {
+    return writeAudit(this.auditLog, this.tx, { ...entry, conversationId: this.id });
+  }
+
+  private async reload(): Promise<void> {
+    this.conversation = (await selectConversation(this.tx, this.id))!;
+  }
+}
+
+export class SqlConversationStore implements ConversationStore {
+  private readonly db: SqlDatabase;
+  private readonly auditLog: AuditLog;
+
+  /** Membership and role changes are audited in the same transaction as the change. */
+  constructor(db: SqlDatabase, auditLog: AuditLog = new AuditLog(db)) {
+    this.db = db;
+    this.auditLog = auditLog;
+  }
+
+  async getMember(conversationId: string, userId: string): Promise<MemberState | null> {
+    const m = await this.getMemberRecord(conversationId, userId);
+    return m && { role: m.role, lastReadSeq: m.lastReadSeq, deliveredSeq: m.deliveredSeq, mutedUntil: m.mutedUntil, archived: m.archived };
+  }
+
+  getConversation(id: string): Promise<ConversationRecord | null> {
+    return selectConversation(this.db, id);
+  }
+
+  async getMemberRecord(conversationId: string, userId: string): Promise<MemberRecord | null> {
+    const { rows } = await this.db.query<MemberRow>(
+      `SELECT ${MEMBER_COLS} FROM conversation_members m WHERE m.conversation_id = $1 AND m.user_id = $2`,
+      [conversationId, userId],
+    );
+    return rows[0] ? toMember(rows[0]) : null;
+  }
+
+  async createConversation(
+    input: NewConversation,
+    members: { userId: string; role: MemberRole }[],
+    audit: Omit<AuditEntry, "conversationId">,
+  ): Promise<ConversationRecord> {
+    const id = randomUUID();
+    try {
+      return await this.db.transaction(async (tx) => {
+        const unknown = await unknownUsers(
+          tx,
+          members.map((m) => m.userId),
+        );
+        if (unknown.length > 0) throw new UnknownUsers(unknown);
+        await tx.query(
+          `INSERT INTO conversations (id, type, title, description, visibility, owner_id, last_message_at)
+           VALUES ($1, $2, $3, $4, $5, $6, now())`,
+          [id, input.type, input.title, input.description, input.visibility, input.ownerId],
+        );
+        const byRole = new Map<MemberRole, string[]>();
+        for (const m of members) byRole.set(m.role, [...(byRole.get(m.role) ?? []), m.userId]);
+        for (const [role, ids] of byRole) await insertMembers(tx, id, ids, role);
+        await writeAudit(this.auditLog, tx, { ...audit, conversationId: id });
+        return (await selectConversation(tx, id))!;
+      });
+    } catch (err) {
+      if (sqlState(err) === UNIQUE_VIOLATION) throw new ChannelNameTaken("channel name taken");
+      return mapWriteError(err);
+    }
+  }
+
+  async getOrCreateDirect(a: string, b: string, audit: Omit<AuditEntry, "conversationId">): Promise<{ conversation: ConversationRecord; created: boolean }> {
+    const key = directKey(a, b);
+    const users = a === b ? [a] : [a, b];
+    try {
+      return await this.db.transaction(async (tx) => {
+        // The unique direct_key decides the race: a concurrent creator's insert
+        // makes ours wait and then do nothing; the SELECT then sees its row
+        // (READ COMMITTED takes a fresh snapshot per statement).
+        const inserted = await tx.query<{ id: string }>(
+          `INSERT INTO conversations (id, type, title, description, visibility, owner_id, last_message_at, direct_key)
+           VALUES ($1, 'direct', '', '', 'private', NULL, now(), $2)
+           ON CONFLICT (direct_key) DO NOTHING
+           RETURNING id`,
+          [randomUUID(), key],
+        );
+        if (inserted.rows.length === 0) {
+          const { rows } = await tx.query<ConvRow>(`SELECT ${CONV_COLS} FROM conversations c WHERE c.direct_key = $1`, [key]);
+          return { conversation: toConversation(rows[0]), created: false };
+        }
+        const id = inserted.rows[0].id;
+        const unknown = await unknownUsers(tx, users);
+        if (unknown.length > 0) throw new UnknownUsers(unknown); // rolls the insert back
+        await insertMembers(tx, id, users, "member");
+        await writeAudit(this.auditLog, tx, { ...audit, conversationId: id });
+        return { conversation: (await selectConversation(tx, id))!, created: true };
+      });
+    } catch (err) {
+      return mapWriteError(err);
+    }
+  }
+
+  async mutate<T>(conversationId: string, fn: (locked: LockedConversation) => Promise<T>): Promise<{ result: T; conversation: ConversationRecord } | null> {
+    return this.db.transaction(async (tx) => {
+      const conversation = await selectConversation(tx, conversationId, true);
+      if (!conversation) return null;
+      const locked = new SqlLockedConversation(tx, this.auditLog, conversation);
+      const result = await fn(locked);
+      return { result, conversation: locked.conversation };
+    });
+  }
+
+  async listForUser(userId: string, opts: { limit: number; after: ActivityCursor | null; includeArchived: boolean }): Promise<MembershipRow[]> {
+    const params: unknown[] = [userId, opts.includeArchived, opts.limit];
+    let keyset = "";
+    if (opts.after) {
+      // Compare in Postgres' own microsecond precision: the cursor carries
+      // whole microseconds, converted back exactly (no float rounding).
+      params.push(opts.after.activityMicros, opts.after.id);
+      keyset = "AND (c.last_message_at, c.id) < (timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::uuid)";
+    }
+    // One statement per page: the join gives every row its unread state
+    // (last_seq - last_read_seq), so there is no per-conversation query.
+    const { rows } = await this.db.query<ConvRow & { m_role: MemberRole; m_joined_at: Date; m_last_read_seq: number; m_delivered_seq: number; m_muted_until: Date | null; m_archived: boolean; activity_us: number }>(
+      `SELECT ${CONV_COLS},
+         m.role AS m_role, m.joined_at AS m_joined_at, m.last_read_seq AS m_last_read_seq,
+         m.delivered_seq AS m_delivered_seq, m.muted_until AS m_muted_until, m.archived AS m_archived,
+         (extract(epoch FROM c.last_message_at) * 1000000)::bigint AS activity_us
+       FROM conversation_members m
+       JOIN conversations c ON c.id = m.conversation_id
+       WHERE m.user_id = $1 AND ($2::boolean OR NOT m.archived) ${keyset}
+       ORDER BY c.last_message_at DESC, c.id DESC
+       LIMIT $3`,
+      params,
+    );
+    return rows.map((r) => ({
+      conversation: toConversation(r),
+      member: toMember({
+        conversation_id: r.id,
+        user_id: userId,
+        role: r.m_role,
+        joined_at: r.m_joined_at,
+        last_read_seq: r.m_last_read_seq,
+        delivered_seq: r.m_delivered_seq,
+        muted_until: r.m_muted_until,
+        archived: r.m_archived,
+      }),
+      cursor: { activityMicros: Number(r.activity_us), id: r.id },
+    }));
+  }
+
+  async listPublicChannels(
+    userId: string,
+    opts: { limit: number; afterNameKey: string | null; prefix: string },
+  ): Promise<{ conversation: ConversationRecord; member: MemberRecord | null }[]> {
+    const params: unknown[] = [opts.limit, userId];
+    const where = ["c.type = 'channel'", "c.visibility = 'public'"];
+    if (opts.prefix) {
+      // '~' sorts after every allowed channel-name character, so this is an index range.
+      params.push(opts.prefix);
+      where.push(`c.name_key >= $${params.length} AND c.name_key < $${params.length} || '~'`);
+    }
+    if (opts.afterNameKey !== null) {
+      params.push(opts.afterNameKey);
+      where.push(`c.name_key > $${params.length}`);
+    }
+    const { rows } = await this.db.query<ConvRow & Partial<MemberRow>>(
+      `SELECT ${CONV_COLS}, ${MEMBER_COLS}
+       FROM conversations c
+       LEFT JOIN conversation_members m ON m.conversation_id = c.id AND m.user_id = $2
+       WHERE ${where.join(" AND ")}
+       ORDER BY c.name_key LIMIT $1`,
+      params,
+    );
+    return rows.map((r) => ({ conversation: toConversation(r), member: r.user_id ? toMember(r as MemberRow) : null }));
+  }
+
+  async listMembers(conversationId: string, opts: { limit: number; afterUserId: string | null }): Promise<MemberRecord[]> {
+    const { rows } = await this.db.query<MemberRow>(
+      `SELECT ${MEMBER_COLS} FROM conversation_members m
+       WHERE m.conversation_id = $1 AND ($2::uuid IS NULL OR m.user_id > $2::uuid)
+       ORDER BY m.user_id LIMIT $3`,
+      [conversationId, opts.afterUserId, opts.limit],
+    );
+    return rows.map(toMember);
+  }
+
+  async updateMemberSettings(
+    conversationId: string,
+    userId: string,
+    settings: { mutedUntil?: Date | null; archived?: boolean },
+  ): Promise<MemberRecord | null> {
+    const { rows } = await this.db.query<MemberRow>(
+      `UPDATE conversation_members m SET
+         muted_until = CASE WHEN $3::boolean THEN $4::timestamptz ELSE m.muted_until END,
+         archived = COALESCE($5::boolean, m.archived),
+         updated_at = now()
+       WHERE m.conversation_id = $1 AND m.user_id = $2
+       RETURNING ${MEMBER_COLS}`,
+      [conversationId, userId, settings.mutedUntil !== undefined, settings.mutedUntil ?? null, settings.archived ?? null],
+    );
+    return rows[0] ? toMember(rows[0]) : null;
+  }
+}
