@@ -100,3 +100,50 @@ forEachBackend("ephemeral store", ["redis", "memory"] as const, (name) => {
     await expect(a.consume("user2")).resolves.toBeTruthy();
   });
 });
+
+forEachBackend("ephemeral store: hashes, sorted sets, get-and-set", ["redis", "memory"] as const, (name) => {
+  let store: EphemeralStore;
+  beforeAll(async () => {
+    store = name === "redis" ? await createRedisStore(env.redis!, isolatedRedisPrefix()) : createMemoryStore();
+  });
+  afterAll(async () => store?.close());
+
+  it("returns the previous value from getSet", async () => {
+    expect(await store.getSet("gs", "a")).toBeNull();
+    expect(await store.getSet("gs", "b", { ttlMs: 10_000 })).toBe("a");
+    expect(await store.get("gs")).toBe("b");
+    expect(await store.pttl("gs")).toBeGreaterThan(0);
+  });
+
+  it("keeps hash fields and expires the whole hash", async () => {
+    await store.hset("h", "d1", "online");
+    await store.hset("h", "d2", "away");
+    expect(await store.hgetall("h")).toEqual({ d1: "online", d2: "away" });
+    expect(await store.hdel("h", "d1", "nope")).toBe(1);
+    expect(await store.hgetall("h")).toEqual({ d2: "away" });
+    expect(await store.pexpire("h", 100)).toBe(true);
+    await until(async () => Object.keys(await store.hgetall("h")).length === 0);
+    expect(await store.pexpire("h", 100)).toBe(false);
+    expect(await store.hgetall("missing")).toEqual({});
+  });
+
+  it("orders a sorted set by score and removes only an unchanged member", async () => {
+    await store.zadd("z", 30, "c");
+    await store.zadd("z", 10, "a");
+    await store.zadd("z", 20, "b");
+    expect(await store.zrangeByScore("z", 25, 10)).toEqual([
+      { member: "a", score: 10 },
+      { member: "b", score: 20 },
+    ]);
+    expect(await store.zrangeByScore("z", 100, 1)).toEqual([{ member: "a", score: 10 }]);
+    await store.zadd("z", 40, "a"); // moved by a concurrent writer
+    expect(await store.zremIfScore("z", "a", 10)).toBe(false);
+    expect(await store.zremIfScore("z", "a", 40)).toBe(true);
+    expect(await store.zrangeByScore("z", 100, 10)).toEqual([
+      { member: "b", score: 20 },
+      { member: "c", score: 30 },
+    ]);
+    expect(await store.del("z")).toBe(1);
+    expect(await store.zrangeByScore("z", 100, 10)).toEqual([]);
+  });
+});

@@ -16,6 +16,19 @@ export interface EphemeralStore {
   incr(key: string, ttlMs: number): Promise<number>;
   /** Remaining time to live in ms; -1 without expiry; -2 when absent. */
   pttl(key: string): Promise<number>;
+  /** Sets a key and returns its previous value, atomically. */
+  getSet(key: string, value: string, opts?: { ttlMs?: number }): Promise<string | null>;
+  /** Sets a key's expiry; false when the key is absent. */
+  pexpire(key: string, ttlMs: number): Promise<boolean>;
+  hset(key: string, field: string, value: string): Promise<void>;
+  hgetall(key: string): Promise<Record<string, string>>;
+  hdel(key: string, ...fields: string[]): Promise<number>;
+  /** Sorted set: adds or moves a member to `score`. */
+  zadd(key: string, score: number, member: string): Promise<void>;
+  /** Members with score <= max, lowest first, at most `limit`. */
+  zrangeByScore(key: string, max: number, limit: number): Promise<{ member: string; score: number }[]>;
+  /** Removes a member only if its score is still `score` (so a concurrent zadd wins); true when removed. */
+  zremIfScore(key: string, member: string, score: number): Promise<boolean>;
   publish(channel: string, message: Uint8Array): Promise<void>;
   /** Subscribes a handler; resolves once the subscription is live. Returns an unsubscribe. */
   subscribe(channel: string, handler: (message: Uint8Array) => void): Promise<() => Promise<void>>;

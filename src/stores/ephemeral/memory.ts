@@ -8,6 +8,17 @@ import { HandlerSet, type EphemeralStore } from "./ephemeral.ts";
  */
 export function createMemoryStore(): EphemeralStore {
   const values = new Map<string, { value: string; expiresAt: number | null }>();
+  // Hashes and sorted sets; expiry applies to hashes as whole keys, like Redis.
+  const hashes = new Map<string, { fields: Map<string, string>; expiresAt: number | null }>();
+  const zsets = new Map<string, Map<string, number>>();
+  const liveHash = (key: string) => {
+    const h = hashes.get(key);
+    if (h && h.expiresAt !== null && h.expiresAt <= Date.now()) {
+      hashes.delete(key);
+      return undefined;
+    }
+    return h;
+  };
   const handlers = new HandlerSet();
 
   const live = (key: string) => {
@@ -22,6 +33,7 @@ export function createMemoryStore(): EphemeralStore {
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const [key, e] of values) if (e.expiresAt !== null && e.expiresAt <= now) values.delete(key);
+    for (const [key, h] of hashes) if (h.expiresAt !== null && h.expiresAt <= now) hashes.delete(key);
   }, 30_000);
   sweep.unref();
 
@@ -37,7 +49,13 @@ export function createMemoryStore(): EphemeralStore {
     },
     async del(...keys) {
       let n = 0;
-      for (const key of keys) if (live(key) && values.delete(key)) n++;
+      for (const key of keys) {
+        const had = Boolean(live(key) || liveHash(key) || zsets.has(key));
+        values.delete(key);
+        hashes.delete(key);
+        zsets.delete(key);
+        if (had) n++;
+      }
       return n;
     },
     async incr(key, ttlMs) {
@@ -50,6 +68,53 @@ export function createMemoryStore(): EphemeralStore {
       const e = live(key);
       if (!e) return -2;
       return e.expiresAt === null ? -1 : Math.max(0, e.expiresAt - Date.now());
+    },
+    async getSet(key, value, o = {}) {
+      const previous = live(key)?.value ?? null;
+      values.set(key, { value, expiresAt: o.ttlMs !== undefined ? Date.now() + o.ttlMs : null });
+      return previous;
+    },
+    async pexpire(key, ttlMs) {
+      const e = live(key) ?? liveHash(key);
+      if (!e) return false;
+      e.expiresAt = Date.now() + ttlMs;
+      return true;
+    },
+    async hset(key, field, value) {
+      let h = liveHash(key);
+      if (!h) hashes.set(key, (h = { fields: new Map(), expiresAt: null }));
+      h.fields.set(field, value);
+    },
+    async hgetall(key) {
+      return Object.fromEntries(liveHash(key)?.fields ?? []);
+    },
+    async hdel(key, ...fields) {
+      const h = liveHash(key);
+      if (!h) return 0;
+      let n = 0;
+      for (const f of fields) if (h.fields.delete(f)) n++;
+      if (h.fields.size === 0) hashes.delete(key);
+      return n;
+    },
+    async zadd(key, score, member) {
+      let z = zsets.get(key);
+      if (!z) zsets.set(key, (z = new Map()));
+      z.set(member, score);
+    },
+    async zrangeByScore(key, max, limit) {
+      const z = zsets.get(key);
+      if (!z) return [];
+      return [...z]
+        .filter(([, score]) => score <= max)
+        .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1))
+        .slice(0, limit)
+        .map(([member, score]) => ({ member, score }));
+    },
+    async zremIfScore(key, member, score) {
+      const z = zsets.get(key);
+      if (z?.get(member) !== score) return false;
+      z.delete(member);
+      return true;
     },
     async publish(channel, message) {
       const copy = new Uint8Array(message);
@@ -67,6 +132,8 @@ export function createMemoryStore(): EphemeralStore {
     async close() {
       clearInterval(sweep);
       values.clear();
+      hashes.clear();
+      zsets.clear();
     },
   };
 }

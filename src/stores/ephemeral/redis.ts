@@ -54,6 +54,35 @@ export async function createRedisStore(url: string, prefix: string): Promise<Eph
         return n;
       }),
     pttl: (key) => guard(() => cmd.pttl(k(key))),
+    getSet: (key, value, o = {}) =>
+      guard(async () => {
+        const args: (string | number)[] = o.ttlMs !== undefined ? ["PX", Math.max(1, Math.round(o.ttlMs))] : [];
+        return (cmd.set as (...a: unknown[]) => Promise<string | null>)(k(key), value, ...args, "GET");
+      }),
+    pexpire: (key, ttlMs) => guard(async () => (await cmd.pexpire(k(key), Math.max(1, Math.round(ttlMs)))) === 1),
+    hset: (key, field, value) => guard(async () => void (await cmd.hset(k(key), field, value))),
+    hgetall: (key) => guard(() => cmd.hgetall(k(key))),
+    hdel: (key, ...fields) => (fields.length === 0 ? Promise.resolve(0) : guard(() => cmd.hdel(k(key), ...fields))),
+    zadd: (key, score, member) => guard(async () => void (await cmd.zadd(k(key), score, member))),
+    zrangeByScore: (key, max, limit) =>
+      guard(async () => {
+        const flat = await cmd.zrangebyscore(k(key), "-inf", max, "WITHSCORES", "LIMIT", 0, limit);
+        const out: { member: string; score: number }[] = [];
+        for (let i = 0; i < flat.length; i += 2) out.push({ member: flat[i], score: Number(flat[i + 1]) });
+        return out;
+      }),
+    zremIfScore: (key, member, score) =>
+      guard(async () => {
+        // Compare-and-delete in one step, so a concurrent zadd (a fresh heartbeat) is never lost.
+        const removed = await cmd.eval(
+          "if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0",
+          1,
+          k(key),
+          member,
+          String(score),
+        );
+        return removed === 1;
+      }),
     publish: (channel, message) =>
       guard(async () => {
         await cmd.publish(k(channel), Buffer.from(message.buffer, message.byteOffset, message.byteLength));
