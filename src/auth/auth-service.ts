@@ -17,6 +17,7 @@ import * as v from "./validation.ts";
 /** The one answer for a wrong password and an unknown account: no account enumeration. */
 export const INVALID_LOGIN = "invalid login or password";
 export const MAX_GET_USERS = 500;
+const ROLE_ORDER: Role[] = ["user", "admin"];
 export const SEARCH_DEFAULT_PAGE = 20;
 export const SEARCH_MAX_PAGE = 50;
 const SEARCH_QUERY_MAX = 64;
@@ -275,7 +276,9 @@ export class AuthService implements AccessTokenVerifier {
   async setUserRoles(caller: AuthContext, userIdRaw: string, roles: Role[], meta: RequestMeta): Promise<UserRecord> {
     requireAdmin(caller);
     const userId = v.checkUuid("user_id", userIdRaw);
-    const wanted = [...new Set<Role>(["user", ...roles])].sort();
+    // Everyone keeps "user"; a fixed order keeps stored arrays comparable.
+    const asked = new Set<Role>(["user", ...roles]);
+    const wanted = ROLE_ORDER.filter((r) => asked.has(r));
     if (userId === caller.userId && !wanted.includes("admin")) {
       throw failedPrecondition("an admin cannot remove their own admin role");
     }
