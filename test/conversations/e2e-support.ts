@@ -1,0 +1,50 @@
+// A real server plus real users for the conversation end-to-end tests.
+
+import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
+import type { SqlBackendName } from "../support/backends.ts";
+import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
+import { GrpcJsClient } from "../support/clients.ts";
+import { registerUser } from "../support/users.ts";
+
+export const M = ConversationService.method;
+
+export interface TestUser {
+  id: string;
+  token: string;
+}
+
+export interface Harness {
+  server: TestServer;
+  grpc: GrpcJsClient;
+  /** A unary call through @grpc/grpc-js as `user`. */
+  call<I extends DescMessage, O extends DescMessage>(user: TestUser, method: DescMethod & { input: I; output: O }, req: MessageInitShape<I>): Promise<MessageShape<O>>;
+  users(n: number): Promise<TestUser[]>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(sql: SqlBackendName, overrides: Record<string, string> = {}): Promise<Harness> {
+  const backends: ProvisionedBackends = await provisionBackends({ sql });
+  // Tests register many users from one address.
+  const server = await startTestServer(backends.env, { REGISTER_MAX_PER_ADDRESS: "1000000", ...overrides });
+  const grpc = new GrpcJsClient(server.address);
+  return {
+    server,
+    grpc,
+    call: (user, method, req) => grpc.unary(method, req, { token: user.token }),
+    async users(n) {
+      const out: TestUser[] = [];
+      // A few at a time: password hashing is deliberately expensive.
+      for (let i = 0; i < n; i += 4) {
+        const batch = await Promise.all(Array.from({ length: Math.min(4, n - i) }, () => registerUser(server.baseUrl)));
+        out.push(...batch.map((r) => ({ id: r.user.id, token: r.accessToken })));
+      }
+      return out;
+    },
+    async close() {
+      grpc.close();
+      await server.close();
+      await backends.cleanup();
+    },
+  };
+}
