@@ -12,6 +12,7 @@ import { edgeInterceptor, authInterceptor } from "./server/interceptors.ts";
 import { HealthState, registerHealth } from "./server/health.ts";
 import { registerReflection } from "./server/reflection.ts";
 import { applyCors } from "./server/cors.ts";
+import { staticSite } from "./server/static.ts";
 import { startHttpServer } from "./server/http.ts";
 import { startAdminServer } from "./server/admin.ts";
 import { kClientAddress } from "./server/context.ts";
@@ -114,6 +115,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes * 4,
     shutdownSignal: shutdown.signal,
+    // Anything that is not an RPC: the web client (web/dist), when enabled.
+    ...(config.webDir === null ? {} : { fallback: staticSite(config.webDir) }),
     contextValues: (req) => createContextValues().set(kClientAddress, req.socket?.remoteAddress ?? ""),
   });
 

@@ -1,6 +1,8 @@
 // Reads the environment once, validates it, and returns a frozen Config.
 // A bad value fails start-up with one line naming the variable.
 
+import path from "node:path";
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -28,6 +30,8 @@ export interface Config {
   logLevel: string;
   nodeId: string;
   corsOrigins: string[];
+  /** The built web client served at `/` (WEB_DIR); null when WEB_DIR=off. */
+  webDir: string | null;
   maxMessageBytes: number;
   maxConcurrentStreams: number;
   shutdownGraceMs: number;
@@ -150,6 +154,8 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     nodeId: str(env, "NODE_ID", `node-${process.pid}`),
     corsOrigins,
+    // Default: the repo's web/dist, wherever the process was started from.
+    webDir: str(env, "WEB_DIR", "") === "off" ? null : str(env, "WEB_DIR", path.join(import.meta.dirname, "..", "web", "dist")),
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
     maxConcurrentStreams: int(env, "MAX_CONCURRENT_STREAMS", 256, 1, 100_000),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
