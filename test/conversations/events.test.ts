@@ -1,0 +1,155 @@
+// The domain layer on the real SQL store (Postgres and PGlite): which domain
+// events each change announces, that they are announced only after the
+// change is committed (persist, then publish), never for refused changes,
+// and that a failing sink cannot undo or fail a committed change.
+
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { randomUUID } from "node:crypto";
+import { forEachBackend } from "../support/backends.ts";
+import type { DomainEvent, EventSink } from "../../src/events/events.ts";
+import type { SqlDatabase } from "../../src/stores/sql/sql.ts";
+import { SqlConversationStore } from "../../src/conversations/sql-store.ts";
+import { Conversations } from "../../src/conversations/service.ts";
+import { noPreviews } from "../../src/conversations/ports.ts";
+import { AppError } from "../../src/shared/errors.ts";
+import { failure, insertUsers, openMigratedSql } from "./helpers.ts";
+
+const LIMITS = { groupMaxMembers: 50, channelMaxMembers: 50, addMembersMaxBatch: 10, titleMaxChars: 80, descriptionMaxChars: 1000 };
+
+/** Records each event with what the database showed when it was published. */
+class CheckingSink implements EventSink {
+  readonly events: DomainEvent[] = [];
+  readonly memberCountAtPublish: number[] = [];
+  private readonly db: SqlDatabase;
+  constructor(db: SqlDatabase) {
+    this.db = db;
+  }
+  async publish(events: DomainEvent[]): Promise<void> {
+    for (const e of events) {
+      // A separate connection: only committed data is visible here.
+      const { rows } = await this.db.query<{ member_count: number }>("SELECT member_count FROM conversations WHERE id = $1", [e.conversationId]);
+      this.memberCountAtPublish.push(rows[0]?.member_count ?? -1);
+      this.events.push(e);
+    }
+  }
+  take(): DomainEvent[] {
+    this.memberCountAtPublish.length = 0;
+    return this.events.splice(0);
+  }
+}
+
+forEachBackend("conversation events and audit (domain on the real store)", ["postgres", "pglite"] as const, (backend) => {
+  let db: SqlDatabase;
+  let cleanup: () => Promise<void>;
+  let sink: CheckingSink;
+  let svc: Conversations;
+
+  beforeAll(async () => {
+    ({ db, cleanup } = await openMigratedSql(backend));
+    sink = new CheckingSink(db);
+    svc = new Conversations({ store: new SqlConversationStore(db), events: sink, previews: noPreviews, limits: LIMITS });
+  });
+  afterAll(async () => {
+    await cleanup?.();
+  });
+
+  it("announces membership and conversation changes after they are committed", async () => {
+    const [owner, m1, m2, joiner] = await insertUsers(db, 4);
+    const a = { userId: owner, clientAddress: "192.0.2.1" };
+
+    const ch = (await svc.create(a, { type: "channel", title: `ev-${randomUUID().slice(0, 6)}`, description: "", memberIds: [m1], visibility: "public" })).conversation;
+    expect(sink.take()).toEqual([
+      { type: "member_joined", conversationId: ch.id, userId: owner, role: "owner" },
+      { type: "member_joined", conversationId: ch.id, userId: m1, role: "member" },
+    ]);
+
+    await svc.addMembers(a, { conversationId: ch.id, userIds: [m1, m2] });
+    expect(sink.memberCountAtPublish).toEqual([3, 3]); // committed before publishing
+    expect(sink.take()).toEqual([
+      { type: "member_joined", conversationId: ch.id, userId: m2, role: "member" },
+      { type: "conversation_updated", conversationId: ch.id },
+    ]);
+    await svc.addMembers(a, { conversationId: ch.id, userIds: [m1, m2] });
+    expect(sink.take()).toEqual([]); // nothing changed, nothing announced
+
+    await svc.join({ userId: joiner }, ch.id);
+    expect(sink.memberCountAtPublish).toEqual([4, 4]);
+    expect(sink.take()).toEqual([
+      { type: "member_joined", conversationId: ch.id, userId: joiner, role: "member" },
+      { type: "conversation_updated", conversationId: ch.id },
+    ]);
+
+    await svc.update(a, { conversationId: ch.id, description: "about", visibility: "unspecified" });
+    expect(sink.take()).toEqual([{ type: "conversation_updated", conversationId: ch.id }]);
+    await svc.update(a, { conversationId: ch.id, description: "about", visibility: "unspecified" });
+    expect(sink.take()).toEqual([]);
+
+    await svc.setMemberRole(a, { conversationId: ch.id, userId: m1, role: "admin" });
+    expect(sink.take()).toEqual([{ type: "conversation_updated", conversationId: ch.id }]);
+
+    await svc.removeMember(a, { conversationId: ch.id, userId: m2 });
+    expect(sink.memberCountAtPublish).toEqual([3, 3]);
+    expect(sink.take()).toEqual([
+      { type: "member_left", conversationId: ch.id, userId: m2, removed: true },
+      { type: "conversation_updated", conversationId: ch.id },
+    ]);
+    await svc.leave({ userId: joiner }, ch.id);
+    expect(sink.take()).toEqual([
+      { type: "member_left", conversationId: ch.id, userId: joiner, removed: false },
+      { type: "conversation_updated", conversationId: ch.id },
+    ]);
+
+    const dm = await svc.getOrCreateDirect(a, m1);
+    expect(sink.take()).toEqual([
+      { type: "member_joined", conversationId: dm.view.conversation.id, userId: owner, role: "member" },
+      { type: "member_joined", conversationId: dm.view.conversation.id, userId: m1, role: "member" },
+    ]);
+    await svc.getOrCreateDirect({ userId: m1 }, owner);
+    expect(sink.take()).toEqual([]);
+
+    // Membership and role changes are in the audit log with actor and address.
+    const { rows } = await db.query<{ action: string; actor_id: string; client_address: string | null; metadata: Record<string, unknown> }>(
+      "SELECT action, actor_id, client_address, metadata FROM audit_log WHERE entity_type = 'conversation' AND entity_id = $1 ORDER BY id",
+      [ch.id],
+    );
+    expect(rows.map((r) => [r.action, r.actor_id, r.client_address])).toEqual([
+      ["conversation.created", owner, "192.0.2.1"],
+      ["conversation.members.added", owner, "192.0.2.1"],
+      ["conversation.member.joined", joiner, null],
+      ["conversation.updated", owner, "192.0.2.1"],
+      ["conversation.role.changed", owner, "192.0.2.1"],
+      ["conversation.member.removed", owner, "192.0.2.1"],
+      ["conversation.member.left", joiner, null],
+    ]);
+    expect(rows[4].metadata).toEqual({ userId: m1, from: "member", to: "admin" });
+  });
+
+  it("announces nothing for a refused change", async () => {
+    const [owner, member, other] = await insertUsers(db, 3);
+    const g = (await svc.create({ userId: owner }, { type: "group", title: "", description: "", memberIds: [member], visibility: "unspecified" })).conversation;
+    sink.take();
+    const refusals = [
+      () => svc.addMembers({ userId: member }, { conversationId: g.id, userIds: [other] }),
+      () => svc.removeMember({ userId: member }, { conversationId: g.id, userId: owner }),
+      () => svc.leave({ userId: owner }, g.id),
+      () => svc.update({ userId: other }, { conversationId: g.id, title: "x", visibility: "unspecified" }),
+    ];
+    for (const refuse of refusals) expect(await failure(refuse())).toBeInstanceOf(AppError);
+    expect(sink.take()).toEqual([]);
+  });
+
+  it("a sink that fails does not fail or undo a committed change", async () => {
+    const [owner, member] = await insertUsers(db, 2);
+    const broken: EventSink = {
+      publish: async () => {
+        throw new Error("fan-out down");
+      },
+    };
+    const withBrokenSink = new Conversations({ store: new SqlConversationStore(db), events: broken, previews: noPreviews, limits: LIMITS });
+    const g = (await withBrokenSink.create({ userId: owner }, { type: "group", title: "", description: "", memberIds: [], visibility: "unspecified" })).conversation;
+    const res = await withBrokenSink.addMembers({ userId: owner }, { conversationId: g.id, userIds: [member] });
+    expect(res.added).toEqual([member]);
+    const { rows } = await db.query<{ n: number }>("SELECT member_count AS n FROM conversations WHERE id = $1", [g.id]);
+    expect(rows[0].n).toBe(2);
+  });
+});
