@@ -55,6 +55,23 @@ export interface Config {
   limits: {
     messageMaxChars: number;
   };
+  presence: {
+    deviceTtlMs: number;
+    graceMs: number;
+    coalesceMs: number;
+    sweepIntervalMs: number;
+    typingTtlMs: number;
+    typingThrottleMs: number;
+  };
+  notifications: {
+    batchWindowMs: number;
+    /** Webhook for push delivery (APNs/FCM gateways); null: notifications are only listed. */
+    webhookUrl: string | null;
+    webhookSecret: string;
+    webhookMaxAttempts: number;
+    /** First retry delay; doubles per attempt. */
+    webhookBackoffMs: number;
+  };
   conversations: {
     groupMaxMembers: number;
     channelMaxMembers: number;
@@ -186,6 +203,22 @@ export function loadConfig(env: Env = process.env): Config {
     limits: {
       messageMaxChars: int(env, "MESSAGE_MAX_CHARS", 4000, 1, 100_000),
     },
+    presence: {
+      // A device is offline after three missed heartbeats (see the realtime heartbeat interval).
+      deviceTtlMs: int(env, "PRESENCE_DEVICE_TTL_MS", 45_000, 100, 3_600_000),
+      graceMs: int(env, "PRESENCE_GRACE_MS", 5_000, 0, 600_000),
+      coalesceMs: int(env, "PRESENCE_COALESCE_MS", 1_000, 10, 600_000),
+      sweepIntervalMs: int(env, "PRESENCE_SWEEP_MS", 1_000, 10, 600_000),
+      typingTtlMs: int(env, "TYPING_TTL_MS", 6_000, 100, 600_000),
+      typingThrottleMs: int(env, "TYPING_THROTTLE_MS", 3_000, 0, 600_000),
+    },
+    notifications: {
+      batchWindowMs: int(env, "NOTIFY_BATCH_WINDOW_MS", 30_000, 10, 3_600_000),
+      webhookUrl: url(env, "NOTIFY_WEBHOOK_URL", ["http:", "https:"]),
+      webhookSecret: str(env, "NOTIFY_WEBHOOK_SECRET", ""),
+      webhookMaxAttempts: int(env, "NOTIFY_WEBHOOK_MAX_ATTEMPTS", 5, 1, 20),
+      webhookBackoffMs: int(env, "NOTIFY_WEBHOOK_BACKOFF_MS", 1_000, 1, 600_000),
+    },
     conversations: {
       groupMaxMembers: int(env, "GROUP_MAX_MEMBERS", 500, 2, 100_000),
       channelMaxMembers: int(env, "CHANNEL_MAX_MEMBERS", 10_000, 2, 1_000_000),
@@ -194,5 +227,8 @@ export function loadConfig(env: Env = process.env): Config {
       descriptionMaxChars: int(env, "CONVERSATION_DESCRIPTION_MAX_CHARS", 1000, 0, 10_000),
     },
   };
+  if (config.notifications.webhookUrl && Buffer.byteLength(config.notifications.webhookSecret) < 16) {
+    throw new ConfigError("NOTIFY_WEBHOOK_SECRET (at least 16 bytes) is required with NOTIFY_WEBHOOK_URL");
+  }
   return Object.freeze(config);
 }

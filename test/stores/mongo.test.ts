@@ -25,10 +25,11 @@ forEachBackend("mongo store", ["mongo"] as const, () => {
     const caps = store.capabilities;
     expect(["mongodb", "ferretdb"]).toContain(caps.server);
     if (caps.server === "ferretdb") {
-      expect(caps).toMatchObject({ textIndex: false, ttlIndex: false, transactions: false, changeStreams: false });
+      expect(caps).toMatchObject({ textIndex: false, ttlIndex: false, transactions: false, changeStreams: false, atomicUpdates: false });
     } else {
       expect(caps.textIndex).toBe(true);
       expect(caps.ttlIndex).toBe(true);
+      expect(caps.atomicUpdates).toBe(true);
     }
   });
 
@@ -58,6 +59,12 @@ forEachBackend("mongo store", ["mongo"] as const, () => {
     ]);
     expect(await sweepExpired(store, "expiring", "expiresAt", now)).toBe(1);
     expect((await coll.find().toArray()).map((d) => d.k)).toEqual(["new"]);
+  });
+
+  it("makes concurrent inserts under a unique key exclusive (the one primitive every server makes atomic)", async () => {
+    const coll = store.db.collection<{ _id: string }>("claims");
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => coll.insertOne({ _id: "only-one" })));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
   });
 
   it("answers ping", async () => {

@@ -70,16 +70,12 @@ export declare const PresenceSchema: GenMessage<Presence, {jsonType: PresenceJso
  */
 export declare type SetPresenceRequest = Message<"chat.v1.SetPresenceRequest"> & {
   /**
+   * ONLINE, AWAY or DND, for the calling device (its session). OFFLINE is not
+   * settable: a user is offline when no device holds a stream.
+   *
    * @generated from field: chat.v1.PresenceStatus status = 1;
    */
   status: PresenceStatus;
-
-  /**
-   * The device whose status this is; defaults to the session's device.
-   *
-   * @generated from field: string device_id = 2;
-   */
-  deviceId: string;
 };
 
 /**
@@ -87,16 +83,12 @@ export declare type SetPresenceRequest = Message<"chat.v1.SetPresenceRequest"> &
  */
 export declare type SetPresenceRequestJson = {
   /**
+   * ONLINE, AWAY or DND, for the calling device (its session). OFFLINE is not
+   * settable: a user is offline when no device holds a stream.
+   *
    * @generated from field: chat.v1.PresenceStatus status = 1;
    */
   status?: PresenceStatusJson;
-
-  /**
-   * The device whose status this is; defaults to the session's device.
-   *
-   * @generated from field: string device_id = 2;
-   */
-  deviceId?: string;
 };
 
 /**
@@ -349,7 +341,8 @@ export declare const PresenceStatusSchema: GenEnum<PresenceStatus, PresenceStatu
  */
 export declare const PresenceService: GenService<{
   /**
-   * SetPresence sets the status of the calling device (ONLINE, AWAY or DND).
+   * SetPresence sets the status of the calling device (ONLINE, AWAY or DND);
+   * the user's presence merges all devices: DND wins, then ONLINE, then AWAY.
    *
    * @generated from rpc chat.v1.PresenceService.SetPresence
    */

@@ -1,0 +1,80 @@
+// chat.v1.NotificationService over Connect.
+
+import type { ServiceImpl } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  NotificationSchema,
+  NotificationService,
+  NotificationType as PbType,
+  type Notification as PbNotification,
+} from "../../gen/chat/v1/notification_pb.js";
+import { caller } from "../server/context.ts";
+import { invalidArgument } from "../shared/errors.ts";
+import type { NotificationStore } from "./store.ts";
+import type { ListCursor, Notification, NotificationType } from "./types.ts";
+
+const TYPE_TO_PB: Record<NotificationType, PbType> = {
+  mention: PbType.MENTION,
+  thread_reply: PbType.THREAD_REPLY,
+  direct_message: PbType.DIRECT_MESSAGE,
+};
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function toPb(n: Notification): PbNotification {
+  return create(NotificationSchema, {
+    id: n.id,
+    type: TYPE_TO_PB[n.type],
+    conversationId: n.conversationId,
+    messageIds: n.messageIds,
+    messageCount: n.messageCount,
+    senderIds: n.senderIds,
+    preview: n.preview,
+    createdAt: timestampFromDate(n.createdAt),
+    batchedAt: n.batchedAt ? timestampFromDate(n.batchedAt) : undefined,
+    seen: n.seenAt !== null,
+    seenAt: n.seenAt ? timestampFromDate(n.seenAt) : undefined,
+    lastSeq: BigInt(n.lastSeq),
+  });
+}
+
+function encodeToken(c: ListCursor): string {
+  return Buffer.from(JSON.stringify([c.createdAt.getTime(), c.id])).toString("base64url");
+}
+
+function decodeToken(token: string): ListCursor | null {
+  if (!token) return null;
+  try {
+    const [t, id] = JSON.parse(Buffer.from(token, "base64url").toString()) as [unknown, unknown];
+    if (typeof t === "number" && Number.isFinite(t) && typeof id === "string" && UUID.test(id)) return { createdAt: new Date(t), id };
+  } catch {
+    // fall through
+  }
+  throw invalidArgument("page_token", "is not a token from a previous page");
+}
+
+export function notificationHandler(store: NotificationStore): Partial<ServiceImpl<typeof NotificationService>> {
+  return {
+    async listNotifications(req, ctx) {
+      const me = caller(ctx);
+      if (req.pageSize < 0 || req.pageSize > 100) throw invalidArgument("page_size", "must be 1..100 (0 means 20)");
+      const limit = req.pageSize || 20;
+      const page = await store.list(me.userId, { limit: limit + 1, after: decodeToken(req.pageToken), unseenOnly: req.unseenOnly });
+      const items = page.slice(0, limit);
+      const last = items[items.length - 1];
+      return {
+        notifications: items.map(toPb),
+        nextPageToken: page.length > limit && last ? encodeToken({ createdAt: last.createdAt, id: last.id }) : "",
+        unseenCount: await store.unseenCount(me.userId),
+      };
+    },
+    async markNotificationsSeen(req, ctx) {
+      const me = caller(ctx);
+      if (req.notificationIds.length === 0 && !req.upTo) throw invalidArgument("notification_ids", "give notification_ids or up_to");
+      if (req.notificationIds.length > 500) throw invalidArgument("notification_ids", "at most 500 ids");
+      for (const id of req.notificationIds) if (!UUID.test(id)) throw invalidArgument("notification_ids", "not a notification id");
+      const marked = await store.markSeen(me.userId, { ids: req.notificationIds, upTo: req.upTo ? timestampDate(req.upTo) : null }, new Date());
+      return { markedCount: marked };
+    },
+  };
+}

@@ -1,0 +1,136 @@
+import type { Logger } from "pino";
+import type { DomainEvent, EventSink } from "../events/events.ts";
+import type { NotificationStore } from "./store.ts";
+import { TYPE_RANK, type NotificationType, type PushSender } from "./types.ts";
+
+/** What the notifier needs to know about a new message (implemented over the message and conversation stores). */
+export interface MessageFacts {
+  senderId: string;
+  seq: number;
+  content: string;
+  attachmentCount: number;
+  createdAt: Date;
+  mentions: string[];
+  conversationType: "direct" | "group" | "channel";
+  /** For DMs: the other member. */
+  directPeerId: string | null;
+  /** For thread replies: the author of the thread's parent. */
+  parentSenderId: string | null;
+}
+
+export interface NotificationFacts {
+  message(conversationId: string, messageId: string): Promise<MessageFacts | null>;
+  /** muted_until of those users who are members of the conversation (non-members are absent). */
+  members(conversationId: string, userIds: string[]): Promise<Map<string, { mutedUntil: Date | null }>>;
+}
+
+/** True when the user has no device that is actively online (offline or away). */
+export interface AvailabilityOracle {
+  unavailable(userIds: string[]): Promise<Set<string>>;
+}
+
+const PREVIEW_CHARS = 140;
+
+/**
+ * Decides who gets a notification for a new message, folds it into that
+ * user's batch for the conversation, and flushes batches whose window ended to
+ * push. Rules (docs/NOTIFICATIONS.md):
+ * - candidates: the DM peer (direct_message), mentioned members (mention), and
+ *   the author of a thread's parent for replies (thread_reply); never the sender;
+ * - only members who are offline or away (no device online);
+ * - a muted conversation (muted_until in the future) notifies direct mentions only.
+ * It is an EventSink: it reacts to message_created after the message is stored.
+ */
+export class Notifier implements EventSink {
+  private readonly store: NotificationStore;
+  private readonly facts: NotificationFacts;
+  private readonly availability: AvailabilityOracle;
+  private readonly push: PushSender;
+  private readonly windowMs: number;
+  private readonly logger: Logger;
+  private flusher: NodeJS.Timeout | null = null;
+
+  constructor(deps: {
+    store: NotificationStore;
+    facts: NotificationFacts;
+    availability: AvailabilityOracle;
+    push: PushSender;
+    windowMs: number;
+    logger: Logger;
+  }) {
+    this.store = deps.store;
+    this.facts = deps.facts;
+    this.availability = deps.availability;
+    this.push = deps.push;
+    this.windowMs = deps.windowMs;
+    this.logger = deps.logger;
+  }
+
+  async publish(events: DomainEvent[]): Promise<void> {
+    for (const e of events) {
+      if (e.type !== "message_created") continue;
+      // Notifications must never fail the send that caused them.
+      await this.onMessage(e.conversationId, e.messageId).catch((err) => this.logger.warn({ err }, "notification failed"));
+    }
+  }
+
+  async onMessage(conversationId: string, messageId: string): Promise<void> {
+    const m = await this.facts.message(conversationId, messageId);
+    if (!m) return;
+    const reasons = new Map<string, NotificationType>();
+    const consider = (userId: string | null, type: NotificationType) => {
+      if (!userId || userId === m.senderId) return;
+      const had = reasons.get(userId);
+      if (!had || TYPE_RANK[type] > TYPE_RANK[had]) reasons.set(userId, type);
+    };
+    if (m.conversationType === "direct") consider(m.directPeerId, "direct_message");
+    consider(m.parentSenderId, "thread_reply");
+    for (const id of m.mentions) consider(id, "mention");
+    if (reasons.size === 0) return;
+
+    const candidates = [...reasons.keys()];
+    const [members, away] = await Promise.all([this.facts.members(conversationId, candidates), this.availability.unavailable(candidates)]);
+    const now = Date.now();
+    const preview = m.content ? m.content.slice(0, PREVIEW_CHARS) : m.attachmentCount > 0 ? `[${m.attachmentCount} attachment(s)]` : "";
+    for (const [userId, type] of reasons) {
+      const member = members.get(userId);
+      if (!member || !away.has(userId)) continue;
+      const muted = member.mutedUntil !== null && member.mutedUntil.getTime() > now;
+      if (muted && type !== "mention") continue;
+      await this.store.addToBatch({
+        userId,
+        conversationId,
+        type,
+        messageId,
+        senderId: m.senderId,
+        seq: m.seq,
+        preview,
+        at: m.createdAt,
+        windowMs: this.windowMs,
+      });
+    }
+  }
+
+  /** Flushes due batches to push; each batch is claimed by one node only. */
+  async flush(now = new Date()): Promise<number> {
+    let sent = 0;
+    for (const n of await this.store.dueBatches(now, 200)) {
+      if (!(await this.store.markBatched(n.id, now))) continue;
+      await this.push.send({ ...n, batchedAt: now });
+      sent++;
+    }
+    return sent;
+  }
+
+  start(intervalMs = Math.min(1000, Math.max(10, Math.floor(this.windowMs / 4)))): void {
+    this.flusher ??= setInterval(() => {
+      this.flush().catch((err) => this.logger.warn({ err }, "notification flush failed"));
+    }, intervalMs);
+    this.flusher.unref();
+  }
+
+  stop(): void {
+    if (this.flusher) clearInterval(this.flusher);
+    this.flusher = null;
+  }
+}

@@ -1,0 +1,116 @@
+import { createHmac } from "node:crypto";
+import type { Logger } from "pino";
+import type { Notification, PushSender } from "./types.ts";
+
+export interface WebhookOptions {
+  url: string;
+  secret: string;
+  maxAttempts: number;
+  backoffMs: number;
+  /** Deliveries waiting or running; beyond it new ones are dropped (and logged). */
+  maxQueued?: number;
+  concurrency?: number;
+  timeoutMs?: number;
+}
+
+/** The signature a receiver checks: HMAC-SHA256 over "<timestamp>.<body>" with the shared secret. */
+export function signWebhook(secret: string, timestamp: string, body: string): string {
+  return "v1=" + createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
+}
+
+/**
+ * Push through a webhook, so operators can put an APNs/FCM gateway behind it.
+ * Each delivery is a JSON POST signed with HMAC (x-chat-signature over
+ * x-chat-timestamp and the body; x-chat-delivery is the notification id for
+ * de-duplication). Network errors, 408, 429 and 5xx are retried with
+ * exponential backoff and jitter, up to maxAttempts; other answers are final.
+ * The queue is bounded, so a dead receiver cannot grow memory without limit.
+ */
+export class WebhookPushSender implements PushSender {
+  private readonly opts: Required<WebhookOptions>;
+  private readonly logger: Logger;
+  private readonly queue: Notification[] = [];
+  private running = 0;
+  private stopped = false;
+
+  constructor(opts: WebhookOptions, logger: Logger) {
+    this.opts = { maxQueued: 10_000, concurrency: 4, timeoutMs: 5_000, ...opts };
+    this.logger = logger;
+  }
+
+  async send(n: Notification): Promise<void> {
+    if (this.stopped) return;
+    if (this.queue.length + this.running >= this.opts.maxQueued) {
+      this.logger.warn({ notification: n.id }, "webhook queue full: notification not pushed");
+      return;
+    }
+    this.queue.push(n);
+    this.pump();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.queue.length = 0;
+  }
+
+  private pump(): void {
+    while (this.running < this.opts.concurrency && this.queue.length > 0) {
+      const n = this.queue.shift()!;
+      this.running++;
+      this.deliver(n)
+        .catch((err) => this.logger.warn({ err, notification: n.id }, "webhook delivery failed"))
+        .finally(() => {
+          this.running--;
+          this.pump();
+        });
+    }
+  }
+
+  private async deliver(n: Notification): Promise<void> {
+    const body = JSON.stringify({
+      id: n.id,
+      type: n.type,
+      userId: n.userId,
+      conversationId: n.conversationId,
+      messageIds: n.messageIds,
+      messageCount: n.messageCount,
+      senderIds: n.senderIds,
+      preview: n.preview,
+      lastSeq: n.lastSeq,
+      createdAt: n.createdAt.toISOString(),
+      batchedAt: n.batchedAt?.toISOString() ?? null,
+    });
+    for (let attempt = 1; attempt <= this.opts.maxAttempts && !this.stopped; attempt++) {
+      const timestamp = String(Math.floor(Date.now() / 1000));
+      let retry: boolean;
+      try {
+        const res = await fetch(this.opts.url, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            "x-chat-delivery": n.id,
+            "x-chat-attempt": String(attempt),
+            "x-chat-timestamp": timestamp,
+            "x-chat-signature": signWebhook(this.opts.secret, timestamp, body),
+          },
+          body,
+          signal: AbortSignal.timeout(this.opts.timeoutMs),
+        });
+        await res.arrayBuffer().catch(() => undefined);
+        if (res.ok) return;
+        retry = res.status === 408 || res.status === 429 || res.status >= 500;
+        if (!retry) {
+          this.logger.warn({ notification: n.id, status: res.status }, "webhook refused the notification");
+          return;
+        }
+      } catch {
+        retry = true;
+      }
+      if (attempt < this.opts.maxAttempts) {
+        const delay = this.opts.backoffMs * 2 ** (attempt - 1);
+        await new Promise((r) => setTimeout(r, delay / 2 + Math.random() * (delay / 2)));
+      }
+    }
+    this.logger.warn({ notification: n.id, attempts: this.opts.maxAttempts }, "webhook gave up");
+  }
+}

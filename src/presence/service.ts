@@ -1,0 +1,76 @@
+import type { MembershipReader } from "../conversations/ports.ts";
+import { invalidArgument, notFound } from "../shared/errors.ts";
+import type { PresenceTracker } from "./tracker.ts";
+import type { TypingIndicators } from "./typing.ts";
+import type { PresenceWatchers } from "./watchers.ts";
+import type { Presence, PresenceStatus } from "./types.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const MAX_PRESENCE_USERS = 500;
+
+function checkUserIds(userIds: string[]): string[] {
+  if (userIds.length === 0) throw invalidArgument("user_ids", "at least one user id is required");
+  if (userIds.length > MAX_PRESENCE_USERS) throw invalidArgument("user_ids", `at most ${MAX_PRESENCE_USERS} user ids`);
+  for (const id of userIds) if (!UUID.test(id)) throw invalidArgument("user_ids", `not a valid id: ${JSON.stringify(id.slice(0, 40))}`);
+  return [...new Set(userIds.map((id) => id.toLowerCase()))];
+}
+
+/** The domain side of PresenceService. Presence is tracked per session (one session per device). */
+export class PresenceDomain {
+  private readonly tracker: PresenceTracker;
+  private readonly typing: TypingIndicators;
+  private readonly watchers: PresenceWatchers;
+  private readonly members: MembershipReader;
+
+  constructor(deps: { tracker: PresenceTracker; typing: TypingIndicators; watchers: PresenceWatchers; members: MembershipReader }) {
+    this.tracker = deps.tracker;
+    this.typing = deps.typing;
+    this.watchers = deps.watchers;
+    this.members = deps.members;
+  }
+
+  setPresence(userId: string, sessionId: string, status: PresenceStatus | null): Promise<Presence> {
+    if (status === null || status === "offline") {
+      throw invalidArgument("status", "must be PRESENCE_STATUS_ONLINE, PRESENCE_STATUS_AWAY or PRESENCE_STATUS_DND");
+    }
+    return this.tracker.setStatus(userId, sessionId, status);
+  }
+
+  getPresence(userIds: string[]): Promise<Presence[]> {
+    return this.tracker.get(checkUserIds(userIds));
+  }
+
+  async sendTyping(userId: string, conversationId: string, typing: boolean): Promise<void> {
+    if (!UUID.test(conversationId)) throw invalidArgument("conversation_id", "must be a conversation id");
+    if (!(await this.members.getMember(conversationId, userId))) throw notFound("conversation");
+    await this.typing.set(conversationId, userId, typing);
+  }
+
+  /** The listed users' presence now, then every change until `signal` aborts. */
+  async *watch(userIds: string[], signal: AbortSignal): AsyncGenerator<Presence> {
+    const ids = checkUserIds(userIds);
+    const queue: Presence[] = [];
+    let wake: (() => void) | null = null;
+    const unsubscribe = await this.watchers.watch(ids, (p) => {
+      queue.push(p);
+      wake?.();
+    });
+    try {
+      // Subscribed first, then read: a change in between is delivered, not lost.
+      for (const p of await this.tracker.get(ids)) yield p;
+      while (!signal.aborted) {
+        if (queue.length === 0) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            signal.addEventListener("abort", () => resolve(), { once: true });
+          });
+          wake = null;
+          continue;
+        }
+        yield queue.shift()!;
+      }
+    } finally {
+      await unsubscribe();
+    }
+  }
+}

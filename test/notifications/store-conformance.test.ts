@@ -1,0 +1,148 @@
+// One conformance suite for notification storage: MongoDB (FerretDB here),
+// Postgres and the embedded PGlite.
+
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { forEachBackend, isolatedMongo, isolatedPostgres, type MessageBackendName } from "../support/backends.ts";
+import type { NotificationStore } from "../../src/notifications/store.ts";
+import { SqlNotificationStore } from "../../src/notifications/sql-store.ts";
+import { MongoNotificationStore } from "../../src/notifications/mongo-store.ts";
+import type { BatchEntry } from "../../src/notifications/types.ts";
+import { createPostgres } from "../../src/stores/sql/postgres.ts";
+import { createPglite } from "../../src/stores/sql/pglite.ts";
+import { loadMigrations, migrate } from "../../src/stores/sql/migrate.ts";
+import { MIGRATIONS_DIR } from "../../src/stores/stores.ts";
+import { connectMongo } from "../../src/stores/mongo/mongo.ts";
+
+async function open(name: MessageBackendName): Promise<{ store: NotificationStore; close(): Promise<void> }> {
+  if (name === "mongo") {
+    const iso = await isolatedMongo();
+    const mongo = await connectMongo(iso.url, pino({ level: "silent" }));
+    return { store: await MongoNotificationStore.open(mongo), close: async () => { await mongo.close(); await iso.drop(); } };
+  }
+  if (name === "postgres") {
+    const iso = await isolatedPostgres();
+    const db = createPostgres(iso.url);
+    await migrate(db, await loadMigrations(MIGRATIONS_DIR));
+    return { store: new SqlNotificationStore(db), close: async () => { await db.close(); await iso.drop(); } };
+  }
+  const dir = mkdtempSync(join(tmpdir(), "notif-"));
+  const db = await createPglite(dir);
+  await migrate(db, await loadMigrations(MIGRATIONS_DIR));
+  return { store: new SqlNotificationStore(db), close: async () => { await db.close(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+const WINDOW = 60_000;
+const base = new Date(Math.floor(Date.now() / WINDOW) * WINDOW); // the start of a window
+
+function entry(over: Partial<BatchEntry> = {}): BatchEntry {
+  return {
+    userId: randomUUID(),
+    conversationId: randomUUID(),
+    type: "direct_message",
+    messageId: randomUUID(),
+    senderId: randomUUID(),
+    seq: 1,
+    preview: "hello",
+    at: new Date(base.getTime() + 1000),
+    windowMs: WINDOW,
+    ...over,
+  };
+}
+
+forEachBackend("notification store", ["mongo", "postgres", "pglite"] as const, (name) => {
+  let store: NotificationStore;
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    ({ store, close } = await open(name));
+  });
+  afterAll(async () => close?.());
+
+  it("folds messages of one user, conversation and window into one notification", async () => {
+    const first = entry();
+    const senderB = randomUUID();
+    await store.addToBatch(first);
+    await store.addToBatch({ ...first, messageId: randomUUID(), seq: 2, preview: "second", type: "mention", senderId: senderB });
+    await store.addToBatch({ ...first, messageId: randomUUID(), seq: 3, preview: "third" });
+    await store.addToBatch(first); // a repeat of the same message changes nothing
+    const [n, ...rest] = await store.list(first.userId, { limit: 10, after: null, unseenOnly: false });
+    expect(rest).toEqual([]);
+    expect(n).toMatchObject({
+      userId: first.userId,
+      conversationId: first.conversationId,
+      type: "mention", // the strongest reason in the batch
+      messageCount: 3,
+      preview: "third",
+      lastSeq: 3,
+      batchedAt: null,
+      seenAt: null,
+    });
+    expect(n.messageIds[0]).toBe(first.messageId);
+    expect(n.messageIds).toHaveLength(3);
+    expect(new Set(n.senderIds)).toEqual(new Set([first.senderId, senderB]));
+    expect(n.windowEndsAt.getTime()).toBe(base.getTime() + WINDOW);
+  });
+
+  it("starts a new notification in the next window and for another conversation", async () => {
+    const e = entry();
+    await store.addToBatch(e);
+    await store.addToBatch({ ...e, messageId: randomUUID(), at: new Date(base.getTime() + WINDOW + 5) });
+    await store.addToBatch({ ...e, messageId: randomUUID(), conversationId: randomUUID() });
+    expect(await store.list(e.userId, { limit: 10, after: null, unseenOnly: false })).toHaveLength(3);
+  });
+
+  it("stays exact under concurrent messages for one batch", async () => {
+    const e = entry();
+    await Promise.all(Array.from({ length: 30 }, (_, i) => store.addToBatch({ ...e, messageId: randomUUID(), seq: i + 1 })));
+    const [n] = await store.list(e.userId, { limit: 10, after: null, unseenOnly: false });
+    expect(n.messageCount).toBe(30);
+    expect(n.lastSeq).toBe(30);
+  });
+
+  it("caps the ids kept at 50 and keeps counting", async () => {
+    const e = entry();
+    for (let i = 0; i < 55; i++) await store.addToBatch({ ...e, messageId: randomUUID(), seq: i + 1 });
+    const [n] = await store.list(e.userId, { limit: 10, after: null, unseenOnly: false });
+    expect(n.messageIds).toHaveLength(50);
+    expect(n.messageCount).toBe(55);
+  });
+
+  it("hands out each due batch to one flusher only", async () => {
+    const e = entry({ at: new Date(base.getTime() - 2 * WINDOW) });
+    await store.addToBatch(e);
+    const due = (await store.dueBatches(new Date(), 1000)).filter((n) => n.userId === e.userId);
+    expect(due).toHaveLength(1);
+    const claims = await Promise.all([1, 2, 3].map(() => store.markBatched(due[0].id, new Date())));
+    expect(claims.filter(Boolean)).toHaveLength(1);
+    expect((await store.dueBatches(new Date(), 1000)).some((n) => n.id === due[0].id)).toBe(false);
+    // A window that has not ended is not due.
+    const open = entry({ at: new Date(Date.now() + WINDOW) });
+    await store.addToBatch(open);
+    expect((await store.dueBatches(new Date(), 1000)).some((n) => n.userId === open.userId)).toBe(false);
+  });
+
+  it("pages newest first and marks seen by id or up to a time", async () => {
+    const userId = randomUUID();
+    for (let i = 0; i < 5; i++) await store.addToBatch(entry({ userId, at: new Date(base.getTime() + i * 10) }));
+    const page1 = await store.list(userId, { limit: 2, after: null, unseenOnly: false });
+    const page2 = await store.list(userId, { limit: 2, after: { createdAt: page1[1].createdAt, id: page1[1].id }, unseenOnly: false });
+    const page3 = await store.list(userId, { limit: 2, after: { createdAt: page2[1].createdAt, id: page2[1].id }, unseenOnly: false });
+    const all = [...page1, ...page2, ...page3];
+    expect(all).toHaveLength(5);
+    expect(new Set(all.map((n) => n.id)).size).toBe(5);
+    expect(all.map((n) => n.createdAt.getTime())).toEqual([...all.map((n) => n.createdAt.getTime())].sort((a, b) => b - a));
+
+    expect(await store.unseenCount(userId)).toBe(5);
+    expect(await store.markSeen(userId, { ids: [all[0].id], upTo: null }, new Date())).toBe(1);
+    expect(await store.markSeen(userId, { ids: [all[0].id], upTo: null }, new Date())).toBe(0);
+    expect(await store.markSeen(randomUUID(), { ids: [all[1].id], upTo: null }, new Date())).toBe(0); // not theirs
+    expect(await store.unseenCount(userId)).toBe(4);
+    expect(await store.markSeen(userId, { ids: [], upTo: all[2].createdAt }, new Date())).toBe(3);
+    const unseen = await store.list(userId, { limit: 10, after: null, unseenOnly: true });
+    expect(unseen.map((n) => n.id)).toEqual([all[1].id]);
+  });
+});
