@@ -86,6 +86,7 @@ export class AuthService implements AccessTokenVerifier {
     const { email, normalized } = v.normalizeEmail("email", input.email);
     const username = v.normalizeUsername("username", input.username);
     const password = v.checkPassword("password", input.password);
+    v.checkPasswordNotGuessable("password", password, { username, email: normalized });
     const displayName = input.displayName.trim() === "" ? username : v.normalizeDisplayName("display_name", input.displayName);
     const deviceId = v.checkDeviceId("device_id", input.deviceId) || randomUUID();
     const deviceName = v.checkDeviceName("device_name", input.deviceName);
@@ -232,6 +233,7 @@ export class AuthService implements AccessTokenVerifier {
     if (current === "") throw invalidArgument("current_password", "is required");
     v.checkPassword("new_password", next);
     const user = await this.getMe(caller);
+    v.checkPasswordNotGuessable("new_password", next, { username: user.username, email: user.emailNormalized });
     // Guessing the current password here is rate limited like a login.
     await this.d.rateLimits.beginLogin(`user:${user.id}`, meta.clientAddress);
     if (!(await this.d.hasher.verify(user.passwordHash, current))) {
