@@ -1,0 +1,103 @@
+// The webhook push sender against a real local HTTP receiver: signed
+// deliveries, retries with backoff on failures, and no retry on a refusal.
+
+import { afterAll, beforeAll, expect, it } from "vitest";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { randomUUID } from "node:crypto";
+import { pino } from "pino";
+import { signWebhook, WebhookPushSender } from "../../src/notifications/webhook.ts";
+import type { Notification } from "../../src/notifications/types.ts";
+
+interface Received {
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+let server: http.Server;
+let url: string;
+const received: Received[] = [];
+/** Status codes to answer, in order, per delivery id; then 200. */
+const script = new Map<string, number[]>();
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      received.push({ headers: req.headers, body });
+      const plan = script.get(String(req.headers["x-chat-delivery"])) ?? [];
+      res.statusCode = plan.shift() ?? 200;
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/push`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+function notification(): Notification {
+  return {
+    id: randomUUID(),
+    userId: randomUUID(),
+    conversationId: randomUUID(),
+    type: "mention",
+    messageIds: [randomUUID()],
+    messageCount: 3,
+    senderIds: [randomUUID()],
+    preview: "hi @you",
+    lastSeq: 7,
+    createdAt: new Date(),
+    windowEndsAt: new Date(),
+    batchedAt: new Date(),
+    seenAt: null,
+  };
+}
+
+async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const SECRET = "webhook-test-secret-0123456789";
+const sender = () => new WebhookPushSender({ url, secret: SECRET, maxAttempts: 4, backoffMs: 20 }, pino({ level: "silent" }));
+
+it("delivers a signed JSON notification", async () => {
+  const n = notification();
+  await sender().send(n);
+  await until(() => received.some((r) => r.headers["x-chat-delivery"] === n.id));
+  const got = received.find((r) => r.headers["x-chat-delivery"] === n.id)!;
+  const ts = String(got.headers["x-chat-timestamp"]);
+  expect(got.headers["x-chat-signature"]).toBe(signWebhook(SECRET, ts, got.body));
+  expect(got.headers["x-chat-signature"]).not.toBe(signWebhook("another-secret-0123456789", ts, got.body));
+  expect(JSON.parse(got.body)).toMatchObject({ id: n.id, type: "mention", userId: n.userId, messageCount: 3, preview: "hi @you" });
+});
+
+it("retries 5xx and 429 with backoff until it is accepted", async () => {
+  const n = notification();
+  script.set(n.id, [503, 429, 500]);
+  await sender().send(n);
+  await until(() => received.filter((r) => r.headers["x-chat-delivery"] === n.id).length === 4);
+  const attempts = received.filter((r) => r.headers["x-chat-delivery"] === n.id);
+  expect(attempts.map((a) => a.headers["x-chat-attempt"])).toEqual(["1", "2", "3", "4"]);
+  // Every attempt is signed on its own.
+  for (const a of attempts) expect(a.headers["x-chat-signature"]).toBe(signWebhook(SECRET, String(a.headers["x-chat-timestamp"]), a.body));
+});
+
+it("gives up after maxAttempts and does not retry a 4xx refusal", async () => {
+  const failing = notification();
+  script.set(failing.id, [500, 500, 500, 500, 500, 500]);
+  const refused = notification();
+  script.set(refused.id, [400]);
+  const s = sender();
+  await s.send(failing);
+  await s.send(refused);
+  await until(() => received.filter((r) => r.headers["x-chat-delivery"] === failing.id).length === 4);
+  // Let any wrongly scheduled retry happen: well past the largest backoff.
+  await new Promise((r) => setTimeout(r, 400));
+  expect(received.filter((r) => r.headers["x-chat-delivery"] === failing.id)).toHaveLength(4);
+  expect(received.filter((r) => r.headers["x-chat-delivery"] === refused.id)).toHaveLength(1);
+});
