@@ -1,0 +1,356 @@
+// MessageStore with messages and reactions in MongoDB (the production store;
+// FerretDB in development) while conversations and members stay relational.
+//
+// seq without transactions: a message is inserted with seq = last + 1 under
+// the unique index {conversationId, seq}. Seq n can only be inserted while
+// n-1 exists and n does not (messages are never hard-deleted), so the seqs of a
+// conversation are always exactly 1..max: no gap, no duplicate, on any number
+// of nodes. A duplicate-key error means someone else took n: try n+1. The
+// relational conversations.last_seq is moved along afterwards with GREATEST,
+// so it may lag (never lead) if a node dies in between; see docs/MESSAGES.md.
+
+import { MongoServerError, type Collection, type Filter, type IndexDescription } from "mongodb";
+import type { SqlDatabase } from "../stores/sql/sql.ts";
+import { ensureIndexes, type MongoStore } from "../stores/mongo/mongo.ts";
+import { unavailable } from "../shared/errors.ts";
+import type { LastMessagePreview } from "../conversations/ports.ts";
+import { previewText, sortReactions, type MessageStore } from "./store.ts";
+import { advanceAfterSend, lastSeqs, markReadSql, memberConversationIds, membersAmongSql, repairLastSeq } from "./sql-ledger.ts";
+import { BoundedMap, KeyedQueue } from "./keyed-queue.ts";
+import { messageIdFor } from "./ids.ts";
+import type {
+  Attachment,
+  ListPage,
+  ListQuery,
+  NewMessage,
+  ReactionSummary,
+  ReadResult,
+  SearchPage,
+  SearchQuery,
+  SendResult,
+  StoredMessage,
+} from "./types.ts";
+
+interface MessageDoc {
+  _id: string;
+  conversationId: string;
+  seq: number;
+  senderId: string;
+  clientMessageId: string;
+  content: string;
+  parentMessageId: string | null;
+  mentions: string[];
+  attachments: Attachment[];
+  replyCount: number;
+  lastReplyAt: Date | null;
+  createdAt: Date;
+  editedAt: Date | null;
+  deletedAt: Date | null;
+}
+
+interface ReactionDoc {
+  messageId: string;
+  conversationId: string;
+  emoji: string;
+  userId: string;
+  createdAt: Date;
+}
+
+// Seed 000's indexes, adapted: seq is the keyset (and the proof of
+// uniqueness); the idempotency key includes the sender; createdAt serves search.
+const MESSAGE_INDEXES: IndexDescription[] = [
+  { key: { conversationId: 1, seq: 1 }, name: "conversation_seq", unique: true },
+  { key: { conversationId: 1, senderId: 1, clientMessageId: 1 }, name: "conversation_sender_client_id", unique: true },
+  { key: { parentMessageId: 1, seq: 1 }, name: "thread_seq" },
+  { key: { conversationId: 1, createdAt: -1, _id: -1 }, name: "conversation_created" },
+  // Skipped where the server has no text index (FerretDB): search then uses the regex fallback.
+  { key: { content: "text" }, name: "content_text", default_language: "none" },
+];
+const REACTION_INDEXES: IndexDescription[] = [{ key: { messageId: 1, emoji: 1, userId: 1 }, name: "message_emoji_user", unique: true }];
+
+const DUPLICATE_KEY = 11000;
+const MAX_ATTEMPTS = 200;
+const SEARCH_MAX_TIME_MS = 5_000;
+
+function isDuplicateKey(err: unknown): err is MongoServerError {
+  return err instanceof MongoServerError && err.code === DUPLICATE_KEY;
+}
+
+function toMessage(d: MessageDoc): StoredMessage {
+  return {
+    id: d._id,
+    conversationId: d.conversationId,
+    seq: Number(d.seq),
+    senderId: d.senderId,
+    clientMessageId: d.clientMessageId,
+    content: d.content,
+    parentMessageId: d.parentMessageId ?? null,
+    mentions: d.mentions ?? [],
+    attachments: d.attachments ?? [],
+    replyCount: Number(d.replyCount ?? 0),
+    lastReplyAt: d.lastReplyAt ?? null,
+    createdAt: d.createdAt,
+    editedAt: d.editedAt ?? null,
+    deletedAt: d.deletedAt ?? null,
+  };
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+}
+
+export class MongoMessageStore implements MessageStore {
+  readonly kind = "mongo" as const;
+  private readonly mongo: MongoStore;
+  private readonly sql: SqlDatabase;
+  private readonly messages: Collection<MessageDoc>;
+  private readonly reactionsCol: Collection<ReactionDoc>;
+  private readonly queue = new KeyedQueue();
+  /** The last seq this node stored per conversation: the next send's first guess, no round trip. */
+  private readonly lastSeqHint = new BoundedMap<string, number>(10_000);
+  /** Inserts that found their seq taken (by another node, or after a lagging hint): contention, for benchmarks. */
+  readonly stats = { seqConflicts: 0 };
+
+  constructor(mongo: MongoStore, sql: SqlDatabase) {
+    this.mongo = mongo;
+    this.sql = sql;
+    this.messages = mongo.db.collection<MessageDoc>("messages");
+    this.reactionsCol = mongo.db.collection<ReactionDoc>("reactions");
+  }
+
+  async init(): Promise<void> {
+    // One index per call: FerretDB 1.24 drops the connection when a
+    // createIndexes with several existing indexes is repeated (a second node,
+    // a restart); one at a time is idempotent everywhere.
+    for (const spec of MESSAGE_INDEXES) await ensureIndexes(this.mongo, "messages", [spec]);
+    for (const spec of REACTION_INDEXES) await ensureIndexes(this.mongo, "reactions", [spec]);
+  }
+
+  async send(n: NewMessage): Promise<SendResult> {
+    const id = messageIdFor(n.conversationId, n.senderId, n.clientMessageId);
+    const result = await this.queue.run(n.conversationId, () => this.insertWithNextSeq(id, n));
+    const m = result.message;
+    // Also on a repeat: if the first attempt died before this write, the retry repairs it.
+    await advanceAfterSend(this.sql, m.conversationId, m.senderId, m.seq, m.createdAt);
+    if (result.created && m.parentMessageId) {
+      await this.messages.updateOne({ _id: m.parentMessageId }, { $inc: { replyCount: 1 }, $max: { lastReplyAt: m.createdAt } });
+    }
+    return result;
+  }
+
+  private async insertWithNextSeq(id: string, n: NewMessage): Promise<SendResult> {
+    let next = (this.lastSeqHint.get(n.conversationId) ?? (await this.relationalLastSeq(n.conversationId))) + 1;
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const doc: MessageDoc = {
+        _id: id,
+        conversationId: n.conversationId,
+        seq: next,
+        senderId: n.senderId,
+        clientMessageId: n.clientMessageId,
+        content: n.content,
+        parentMessageId: n.parentMessageId,
+        mentions: n.mentions,
+        attachments: n.attachments,
+        replyCount: 0,
+        lastReplyAt: null,
+        createdAt: n.createdAt,
+        editedAt: null,
+        deletedAt: null,
+      };
+      try {
+        await this.messages.insertOne(doc);
+        this.lastSeqHint.set(n.conversationId, next);
+        return { message: toMessage(doc), created: true };
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+        this.stats.seqConflicts++;
+        // Which key? MongoDB says (keyPattern). FerretDB does not, so look the
+        // id up on the first miss and now and then after: an extra round trip
+        // on every miss would let a busier node win every race for the next seq.
+        const mayBeRepeat = err.keyPattern ? !("seq" in err.keyPattern) : attempt === 1 || attempt % 4 === 0;
+        if (mayBeRepeat) {
+          const original = await this.messages.findOne({ _id: id });
+          if (original) {
+            // A driver-level retry of our own insert also lands here: same seq, same timestamp.
+            const ours = original.seq === next && original.createdAt.getTime() === n.createdAt.getTime();
+            if (ours) this.lastSeqHint.set(n.conversationId, next);
+            return { message: toMessage(original), created: ours };
+          }
+        }
+        // Seq `next` exists (another node took it, or the hint lagged): probe
+        // on; now and then jump to the relational last_seq, and if still
+        // behind, past the max in the messages collection.
+        if (attempt % 16 === 0) next = Math.max(next + 1, (await this.maxSeq(n.conversationId)) + 1);
+        else if (attempt % 4 === 0) next = Math.max(next + 1, (await this.relationalLastSeq(n.conversationId)) + 1);
+        else next += 1;
+      }
+    }
+    this.lastSeqHint.delete(n.conversationId);
+    throw unavailable("too much contention on this conversation; retry the send (it is idempotent)");
+  }
+
+  private async relationalLastSeq(conversationId: string): Promise<number> {
+    return (await lastSeqs(this.sql, [conversationId])).get(conversationId) ?? 0;
+  }
+
+  private async maxSeq(conversationId: string): Promise<number> {
+    const top = await this.messages.find({ conversationId }, { projection: { seq: 1 } }).sort({ seq: -1 }).limit(1).next();
+    return top ? Number(top.seq) : 0;
+  }
+
+  async get(messageId: string): Promise<StoredMessage | null> {
+    const d = await this.messages.findOne({ _id: messageId });
+    return d ? toMessage(d) : null;
+  }
+
+  async list(q: ListQuery): Promise<ListPage> {
+    const filter: Filter<MessageDoc> = { conversationId: q.conversationId };
+    if (q.parentMessageId) filter.parentMessageId = q.parentMessageId;
+    const ascending = q.direction === "after";
+    if (ascending) filter.seq = { $gt: q.seq };
+    else if (q.seq > 0) filter.seq = { $lt: q.seq };
+    const docs = await this.messages
+      .find(filter)
+      .sort({ seq: ascending ? 1 : -1 })
+      .limit(q.limit + 1)
+      .toArray();
+    return { messages: docs.slice(0, q.limit).map(toMessage), hasMore: docs.length > q.limit };
+  }
+
+  async edit(messageId: string, content: string, editedAt: Date): Promise<StoredMessage | null> {
+    const d = await this.messages.findOneAndUpdate(
+      { _id: messageId, deletedAt: null },
+      { $set: { content, editedAt } },
+      { returnDocument: "after" },
+    );
+    return d ? toMessage(d) : null;
+  }
+
+  async softDelete(messageId: string, deletedAt: Date): Promise<{ message: StoredMessage; changed: boolean } | null> {
+    const d = await this.messages.findOneAndUpdate(
+      { _id: messageId, deletedAt: null },
+      { $set: { content: "", attachments: [], mentions: [], deletedAt } },
+      { returnDocument: "after" },
+    );
+    if (d) {
+      // Tombstones show no reactions whether or not this cleanup ran.
+      await this.reactionsCol.deleteMany({ messageId });
+      return { message: toMessage(d), changed: true };
+    }
+    const existing = await this.get(messageId);
+    return existing ? { message: existing, changed: false } : null;
+  }
+
+  async addReaction(message: StoredMessage, userId: string, emoji: string, at: Date): Promise<boolean> {
+    try {
+      await this.reactionsCol.insertOne({ messageId: message.id, conversationId: message.conversationId, emoji, userId, createdAt: at });
+      return true;
+    } catch (err) {
+      if (isDuplicateKey(err)) return false;
+      throw err;
+    }
+  }
+
+  async removeReaction(message: StoredMessage, userId: string, emoji: string): Promise<boolean> {
+    const res = await this.reactionsCol.deleteOne({ messageId: message.id, emoji, userId });
+    return res.deletedCount > 0;
+  }
+
+  async reactions(messageIds: string[], viewerId: string): Promise<Map<string, ReactionSummary[]>> {
+    const out = new Map<string, ReactionSummary[]>();
+    if (messageIds.length === 0) return out;
+    // Counts by $group/$sum (FerretDB has no $max/$cond accumulators) and the
+    // viewer's own reactions: two queries for the whole page.
+    const [counts, mine] = await Promise.all([
+      this.reactionsCol
+        .aggregate<{ _id: { m: string; e: string }; count: number }>([
+          { $match: { messageId: { $in: messageIds } } },
+          { $group: { _id: { m: "$messageId", e: "$emoji" }, count: { $sum: 1 } } },
+        ])
+        .toArray(),
+      this.reactionsCol.find({ messageId: { $in: messageIds }, userId: viewerId }, { projection: { messageId: 1, emoji: 1 } }).toArray(),
+    ]);
+    const reacted = new Set(mine.map((r) => `${r.messageId}\n${r.emoji}`));
+    for (const c of counts) {
+      let list = out.get(c._id.m);
+      if (!list) out.set(c._id.m, (list = []));
+      list.push({ emoji: c._id.e, count: Number(c.count), reacted: reacted.has(`${c._id.m}\n${c._id.e}`) });
+    }
+    for (const list of out.values()) sortReactions(list);
+    return out;
+  }
+
+  async markRead(conversationId: string, userId: string, seq: number): Promise<ReadResult | null> {
+    const relational = await this.relationalLastSeq(conversationId);
+    if (seq > relational) {
+      // The relational last_seq may lag the messages collection (a node died
+      // between its two writes, or the write is in flight): catch it up to
+      // what is really stored before clamping to it.
+      const top = await this.messages
+        .find({ conversationId, seq: { $gt: relational, $lte: seq } }, { projection: { seq: 1, createdAt: 1 } })
+        .sort({ seq: -1 })
+        .limit(1)
+        .next();
+      if (top) await repairLastSeq(this.sql, conversationId, Number(top.seq), top.createdAt);
+    }
+    return markReadSql(this.sql, conversationId, userId, seq);
+  }
+
+  membersAmong(conversationId: string, userIds: string[]): Promise<Set<string>> {
+    return membersAmongSql(this.sql, conversationId, userIds);
+  }
+
+  async search(q: SearchQuery): Promise<SearchPage> {
+    const conversationIds = q.conversationId ? [q.conversationId] : await memberConversationIds(this.sql, q.userId);
+    if (conversationIds.length === 0) return { messages: [], next: null };
+    const terms = q.text.split(/\s+/).filter(Boolean);
+    const clauses: Filter<MessageDoc>[] = [{ conversationId: { $in: conversationIds } }, { deletedAt: null }];
+    if (this.mongo.capabilities.textIndex) {
+      // Quoted terms are ANDed, like the relational adapter's websearch_to_tsquery.
+      clauses.push({ $text: { $search: terms.map((t) => `"${t.replace(/"/g, "")}"`).join(" ") } });
+    } else {
+      // FerretDB fallback: every term as a case-insensitive substring, within
+      // the caller's conversations only; bounded by maxTimeMS.
+      for (const t of terms) clauses.push({ content: { $regex: escapeRegex(t), $options: "i" } });
+    }
+    if (q.after) {
+      clauses.push({ $or: [{ createdAt: { $lt: q.after.createdAt } }, { createdAt: q.after.createdAt, _id: { $lt: q.after.id } }] });
+    }
+    const docs = await this.messages
+      .find({ $and: clauses })
+      .sort({ createdAt: -1, _id: -1 })
+      .limit(q.limit + 1)
+      .maxTimeMS(SEARCH_MAX_TIME_MS)
+      .toArray();
+    const page = docs.slice(0, q.limit).map(toMessage);
+    const last = page[page.length - 1];
+    return { messages: page, next: docs.length > q.limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+  }
+
+  async previews(conversationIds: string[]): Promise<Map<string, LastMessagePreview>> {
+    const out = new Map<string, LastMessagePreview>();
+    if (conversationIds.length === 0) return out;
+    // The relational last_seq says where the last message is; ">=" rather than
+    // "=" also finds messages it lags behind. One SQL and one Mongo query.
+    const seqs = await lastSeqs(this.sql, conversationIds);
+    const or = [...seqs].map(([conversationId, seq]) => ({ conversationId, seq: { $gte: Math.max(1, seq) } }));
+    if (or.length === 0) return out;
+    const docs = await this.messages
+      .find({ $or: or }, { projection: { _id: 1, conversationId: 1, seq: 1, senderId: 1, content: 1, createdAt: 1, deletedAt: 1, attachments: 1 } })
+      .toArray();
+    for (const d of docs) {
+      const cur = out.get(d.conversationId);
+      if (cur && cur.seq >= d.seq) continue;
+      out.set(d.conversationId, {
+        messageId: d._id,
+        seq: Number(d.seq),
+        senderId: d.senderId,
+        content: previewText(d.content),
+        createdAt: d.createdAt,
+        deleted: Boolean(d.deletedAt),
+        attachmentCount: d.attachments?.length ?? 0,
+      });
+    }
+    return out;
+  }
+}

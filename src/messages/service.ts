@@ -1,0 +1,237 @@
+// The domain logic of MessageService: validation, membership and permission
+// rules, and the events announced after each persisted change. Stores,
+// membership and the event sink come in through the constructor.
+
+import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../shared/errors.ts";
+import type { EventSink } from "../events/events.ts";
+import type { MemberState, MembershipReader } from "../conversations/ports.ts";
+import type { MessageStore } from "./store.ts";
+import type { Attachment, MessageView, StoredMessage } from "./types.ts";
+import { isDeleted } from "./types.ts";
+import {
+  decodeSearchToken,
+  encodeSearchToken,
+  optionalUuid,
+  requireUuid,
+  validateAttachments,
+  validateClientMessageId,
+  validateContent,
+  validateEmoji,
+  validateListWindow,
+  validateMentions,
+  validatePageSize,
+  validateSearchQuery,
+  validateSeq,
+} from "./validation.ts";
+
+export interface SendInput {
+  conversationId: string;
+  clientMessageId: string;
+  content: string;
+  parentMessageId: string;
+  mentions: string[];
+  attachments: Attachment[];
+}
+
+export interface ListInput {
+  conversationId: string;
+  beforeSeq: number;
+  afterSeq: number;
+  limit: number;
+  parentMessageId: string;
+}
+
+export interface SearchInput {
+  query: string;
+  conversationId: string;
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface MessageServiceDeps {
+  store: MessageStore;
+  members: MembershipReader;
+  events: EventSink;
+  limits: { messageMaxChars: number };
+  now?: () => Date;
+}
+
+const INT32_MAX = 2 ** 31 - 1;
+
+export class MessageService {
+  private readonly store: MessageStore;
+  private readonly members: MembershipReader;
+  private readonly events: EventSink;
+  private readonly maxChars: number;
+  private readonly now: () => Date;
+
+  constructor(deps: MessageServiceDeps) {
+    this.store = deps.store;
+    this.members = deps.members;
+    this.events = deps.events;
+    this.maxChars = deps.limits.messageMaxChars;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async send(callerId: string, input: SendInput): Promise<MessageView> {
+    const conversationId = requireUuid("conversation_id", input.conversationId);
+    const clientMessageId = validateClientMessageId(input.clientMessageId);
+    const attachments = validateAttachments(input.attachments);
+    const content = validateContent(input.content, this.maxChars, attachments.length > 0);
+    const mentions = validateMentions(input.mentions);
+    const parentMessageId = optionalUuid("parent_message_id", input.parentMessageId);
+
+    await this.requireMember(conversationId, callerId, "conversation");
+    if (parentMessageId) {
+      const parent = await this.store.get(parentMessageId);
+      if (!parent || parent.conversationId !== conversationId) {
+        throw invalidArgument("parent_message_id", "is not a message of this conversation");
+      }
+      if (parent.parentMessageId) throw invalidArgument("parent_message_id", "must be a top-level message (threads are one level deep)");
+      if (isDeleted(parent)) throw failedPrecondition("the thread's parent message was deleted");
+    }
+    // Mentions of non-members are dropped, not rejected: membership can change
+    // while a message is being typed, and the message itself is still valid.
+    const members = mentions.length > 0 ? await this.store.membersAmong(conversationId, mentions) : new Set<string>();
+
+    const { message, created } = await this.store.send({
+      conversationId,
+      senderId: callerId,
+      clientMessageId,
+      content,
+      parentMessageId,
+      mentions: mentions.filter((id) => members.has(id)),
+      attachments,
+      createdAt: this.now(),
+    });
+    if (created) {
+      await this.events.publish([{ type: "message_created", conversationId, messageId: message.id, seq: message.seq }]);
+      return { ...message, reactions: [] };
+    }
+    // A repeat: the original, as it is now (it may have been edited or reacted to since).
+    return this.viewOne((await this.store.get(message.id)) ?? message, callerId);
+  }
+
+  async get(callerId: string, messageId: string): Promise<MessageView> {
+    const { message } = await this.loadVisible(callerId, messageId);
+    return this.viewOne(message, callerId);
+  }
+
+  async edit(callerId: string, messageId: string, content: string): Promise<MessageView> {
+    const id = requireUuid("message_id", messageId);
+    validateContent(content, this.maxChars, true); // shape first; emptiness once attachments are known
+    const { message } = await this.loadVisible(callerId, id);
+    if (message.senderId !== callerId) throw permissionDenied("only the sender can edit a message");
+    if (isDeleted(message)) throw failedPrecondition("the message was deleted");
+    validateContent(content, this.maxChars, message.attachments.length > 0);
+    const edited = await this.store.edit(id, content, this.now());
+    if (!edited) throw failedPrecondition("the message was deleted");
+    await this.events.publish([{ type: "message_edited", conversationId: edited.conversationId, messageId: id, seq: edited.seq }]);
+    return this.viewOne(edited, callerId);
+  }
+
+  async delete(callerId: string, messageId: string): Promise<MessageView> {
+    const id = requireUuid("message_id", messageId);
+    const { message, member } = await this.loadVisible(callerId, id);
+    if (message.senderId !== callerId && member.role !== "owner" && member.role !== "admin") {
+      throw permissionDenied("only the sender or a conversation owner or admin can delete a message");
+    }
+    const res = await this.store.softDelete(id, this.now());
+    if (!res) throw notFound("message");
+    if (res.changed) {
+      await this.events.publish([{ type: "message_deleted", conversationId: message.conversationId, messageId: id, seq: message.seq }]);
+    }
+    return { ...res.message, reactions: [] };
+  }
+
+  async list(callerId: string, input: ListInput): Promise<{ messages: MessageView[]; hasMore: boolean }> {
+    const conversationId = requireUuid("conversation_id", input.conversationId);
+    const window = validateListWindow(input.beforeSeq, input.afterSeq, input.limit);
+    const parentMessageId = optionalUuid("parent_message_id", input.parentMessageId);
+    await this.requireMember(conversationId, callerId, "conversation");
+    if (parentMessageId) {
+      const parent = await this.store.get(parentMessageId);
+      if (!parent || parent.conversationId !== conversationId) {
+        throw invalidArgument("parent_message_id", "is not a message of this conversation");
+      }
+      if (parent.parentMessageId) throw invalidArgument("parent_message_id", "must be a top-level message");
+    }
+    const page = await this.store.list({ conversationId, parentMessageId, ...window });
+    return { messages: await this.views(page.messages, callerId), hasMore: page.hasMore };
+  }
+
+  async addReaction(callerId: string, messageId: string, emoji: string): Promise<MessageView> {
+    const id = requireUuid("message_id", messageId);
+    const key = validateEmoji(emoji);
+    const { message } = await this.loadVisible(callerId, id);
+    if (isDeleted(message)) throw failedPrecondition("the message was deleted");
+    if (await this.store.addReaction(message, callerId, key, this.now())) {
+      await this.events.publish([
+        { type: "reaction_updated", conversationId: message.conversationId, messageId: id, emoji: key, userId: callerId, added: true },
+      ]);
+    }
+    return this.viewOne(message, callerId);
+  }
+
+  async removeReaction(callerId: string, messageId: string, emoji: string): Promise<MessageView> {
+    const id = requireUuid("message_id", messageId);
+    const key = validateEmoji(emoji);
+    const { message } = await this.loadVisible(callerId, id);
+    if (await this.store.removeReaction(message, callerId, key)) {
+      await this.events.publish([
+        { type: "reaction_updated", conversationId: message.conversationId, messageId: id, emoji: key, userId: callerId, added: false },
+      ]);
+    }
+    return this.viewOne(message, callerId);
+  }
+
+  async markRead(callerId: string, conversationId: string, seq: number): Promise<{ lastReadSeq: number; unreadCount: number }> {
+    const convId = requireUuid("conversation_id", conversationId);
+    const upTo = validateSeq("seq", seq);
+    const res = await this.store.markRead(convId, callerId, upTo);
+    if (!res) throw notFound("conversation");
+    if (res.changed) {
+      await this.events.publish([
+        { type: "receipt_updated", conversationId: convId, userId: callerId, deliveredSeq: res.deliveredSeq, readSeq: res.lastReadSeq },
+      ]);
+    }
+    return { lastReadSeq: res.lastReadSeq, unreadCount: Math.min(INT32_MAX, Math.max(0, res.lastSeq - res.lastReadSeq)) };
+  }
+
+  async search(callerId: string, input: SearchInput): Promise<{ messages: MessageView[]; nextPageToken: string }> {
+    const text = validateSearchQuery(input.query);
+    const conversationId = optionalUuid("conversation_id", input.conversationId);
+    const limit = validatePageSize(input.pageSize);
+    const after = decodeSearchToken(input.pageToken);
+    if (conversationId) await this.requireMember(conversationId, callerId, "conversation");
+    const page = await this.store.search({ userId: callerId, text, conversationId, limit, after });
+    return { messages: await this.views(page.messages, callerId), nextPageToken: page.next ? encodeSearchToken(page.next) : "" };
+  }
+
+  private async requireMember(conversationId: string, userId: string, what: string): Promise<MemberState> {
+    const member = await this.members.getMember(conversationId, userId);
+    // Not a member answers like "does not exist", so existence never leaks.
+    if (!member) throw notFound(what);
+    return member;
+  }
+
+  /** The message and the caller's membership; NOT_FOUND unless the caller belongs to its conversation. */
+  private async loadVisible(callerId: string, messageId: string): Promise<{ message: StoredMessage; member: MemberState }> {
+    const id = requireUuid("message_id", messageId);
+    const message = await this.store.get(id);
+    if (!message) throw notFound("message");
+    const member = await this.requireMember(message.conversationId, callerId, "message");
+    return { message, member };
+  }
+
+  private async viewOne(message: StoredMessage, viewerId: string): Promise<MessageView> {
+    return (await this.views([message], viewerId))[0];
+  }
+
+  /** Attaches reaction summaries (one batch for the page); tombstones show none. */
+  private async views(messages: StoredMessage[], viewerId: string): Promise<MessageView[]> {
+    const live = messages.filter((m) => !isDeleted(m)).map((m) => m.id);
+    const reactions = await this.store.reactions(live, viewerId);
+    return messages.map((m) => ({ ...m, reactions: isDeleted(m) ? [] : (reactions.get(m.id) ?? []) }));
+  }
+}
