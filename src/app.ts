@@ -22,7 +22,13 @@ import type { EventSink } from "./events/events.ts";
 import { SqlConversationStore } from "./conversations/sql-store.ts";
 import { Conversations } from "./conversations/service.ts";
 import { conversationHandler } from "./conversations/handler.ts";
-import { noPreviews } from "./conversations/ports.ts";
+import type { MessageStore } from "./messages/store.ts";
+import { SqlMessageStore } from "./messages/sql-store.ts";
+import { MongoMessageStore } from "./messages/mongo-store.ts";
+import { MessageService as Messages } from "./messages/service.ts";
+import { messageHandler } from "./messages/handler.ts";
+import { IdempotencyStore } from "./idempotency/store.ts";
+import { idempotencyInterceptor } from "./idempotency/interceptor.ts";
 import { createContextValues } from "@connectrpc/connect";
 
 import { AuthService, file_chat_v1_auth } from "../gen/chat/v1/auth_pb.js";
@@ -65,6 +71,19 @@ const PUBLIC_ROUTES = new Set([
   reflectionV1alpha.ServerReflection.typeName,
 ]);
 
+/**
+ * Mutating RPCs that honour the `idempotency-key` header: a late retry must
+ * not redo them after something else happened (a later edit, a removal, a
+ * second group). SendMessage has client_message_id instead.
+ */
+const IDEMPOTENT_ROUTES = new Set([
+  `${MessageService.typeName}/EditMessage`,
+  `${MessageService.typeName}/DeleteMessage`,
+  `${MessageService.typeName}/AddReaction`,
+  `${MessageService.typeName}/RemoveReaction`,
+  `${ConversationService.typeName}/CreateConversation`,
+]);
+
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const stores = await openStores(config, logger);
   const metrics = createMetrics();
@@ -72,12 +91,19 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // Features announce persisted changes here; realtime delivery replaces this no-op.
   const events: EventSink = { publish: async () => {} };
 
-  // Also the MembershipReader for messages. Previews: the message module replaces noPreviews.
+  // Messages live in MongoDB when it is configured, else in the relational store.
+  const messageStore: MessageStore = stores.mongo ? new MongoMessageStore(stores.mongo, stores.sql) : new SqlMessageStore(stores.sql);
+  await messageStore.init().catch(async (err) => {
+    await stores.close();
+    throw err;
+  });
+
+  // Also the MembershipReader for messages; the message store gives ListConversations its previews.
   const conversationStore = new SqlConversationStore(stores.sql);
   const conversations = new Conversations({
     store: conversationStore,
     events,
-    previews: noPreviews,
+    previews: messageStore,
     limits: config.conversations,
     logger: logger.child({ module: "conversations" }),
   });
@@ -88,6 +114,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   });
   // Access tokens: signature + expiry, then the cheap cross-node revocation check.
   const verifier = auth.service;
+
+  const messages = new Messages({ store: messageStore, members: conversationStore, events, limits: config.limits });
+  const idempotency = new IdempotencyStore(stores.sql, { ttlMs: config.idempotencyKeyTtlSec * 1000 });
 
   const health = new HealthState(
     CHAT_SERVICES.map((s) => s.typeName),
@@ -106,12 +135,15 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     // Services whose behaviour belongs to later work answer UNIMPLEMENTED.
     router.service(AuthService, authHandler(auth.service));
     router.service(ConversationService, conversationHandler(conversations));
-    for (const service of CHAT_SERVICES) if (service !== AuthService && service !== ConversationService) router.service(service, {});
+    router.service(MessageService, messageHandler(messages));
+    for (const service of CHAT_SERVICES) {
+      if (service !== AuthService && service !== ConversationService && service !== MessageService) router.service(service, {});
+    }
   };
 
   const rpcHandler = connectNodeAdapter({
     routes,
-    interceptors: [edgeInterceptor(logger, metrics), authInterceptor(verifier, PUBLIC_ROUTES)],
+    interceptors: [edgeInterceptor(logger, metrics), authInterceptor(verifier, PUBLIC_ROUTES), idempotencyInterceptor(idempotency, IDEMPOTENT_ROUTES)],
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes * 4,
     shutdownSignal: shutdown.signal,

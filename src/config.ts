@@ -55,6 +55,8 @@ export interface Config {
   limits: {
     messageMaxChars: number;
   };
+  /** How long a stored `idempotency-key` response is replayed. */
+  idempotencyKeyTtlSec: number;
   presence: {
     deviceTtlMs: number;
     graceMs: number;
@@ -203,6 +205,7 @@ export function loadConfig(env: Env = process.env): Config {
     limits: {
       messageMaxChars: int(env, "MESSAGE_MAX_CHARS", 4000, 1, 100_000),
     },
+    idempotencyKeyTtlSec: int(env, "IDEMPOTENCY_KEY_TTL_SEC", 24 * 3600, 60, 30 * 24 * 3600),
     presence: {
       // A device is offline after three missed heartbeats (see the realtime heartbeat interval).
       deviceTtlMs: int(env, "PRESENCE_DEVICE_TTL_MS", 45_000, 100, 3_600_000),
