@@ -335,13 +335,18 @@ export class SqlConversationStore implements ConversationStore {
     }
     // One statement per page: the join gives every row its unread state
     // (last_seq - last_read_seq), so there is no per-conversation query.
+    // Cost is O(the caller's memberships): one primary-key probe per membership
+    // and a top-N sort. The LATERAL ... OFFSET 0 keeps the planner on those
+    // probes; otherwise, with a small conversations table, it hash-joins a
+    // full scan of every conversation (measured 3-4x slower, and growing with
+    // the table instead of with the caller). See docs/CONVERSATIONS.md.
     const { rows } = await this.db.query<ConvRow & { m_role: MemberRole; m_joined_at: Date; m_last_read_seq: number; m_delivered_seq: number; m_muted_until: Date | null; m_archived: boolean; activity_us: number }>(
       `SELECT ${CONV_COLS},
          m.role AS m_role, m.joined_at AS m_joined_at, m.last_read_seq AS m_last_read_seq,
          m.delivered_seq AS m_delivered_seq, m.muted_until AS m_muted_until, m.archived AS m_archived,
          (extract(epoch FROM c.last_message_at) * 1000000)::bigint AS activity_us
        FROM conversation_members m
-       JOIN conversations c ON c.id = m.conversation_id
+       CROSS JOIN LATERAL (SELECT * FROM conversations c WHERE c.id = m.conversation_id OFFSET 0) c
        WHERE m.user_id = $1 AND ($2::boolean OR NOT m.archived) ${keyset}
        ORDER BY c.last_message_at DESC, c.id DESC
        LIMIT $3`,
