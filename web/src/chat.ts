@@ -1,0 +1,875 @@
+// The signed-in client: what it knows (conversations, timelines, people,
+// presence, typing, receipts) and everything it does with the server. The UI
+// reads this state and calls these actions; it is told to re-render through
+// `onChange`. Protobuf stays at this edge: the state holds plain values.
+
+import { Code, ConnectError } from "@connectrpc/connect";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { User } from "../../gen/chat/v1/auth_pb.js";
+import { ConversationType, type Conversation } from "../../gen/chat/v1/conversation_pb.js";
+import type { ChatMessage, Event as ChatEvent, SubscribeResponse } from "../../gen/chat/v1/message_pb.js";
+import { PresenceStatus, type WatchPresenceResponse } from "../../gen/chat/v1/presence_pb.js";
+import { describeError, isTransient, SessionEndedError, type Api } from "./api.ts";
+import { ResilientStream, backoffMs, type LinkState } from "./stream.ts";
+import { Timeline, type MessageData, type ReactionView } from "./timeline.ts";
+import { uuid } from "./uuid.ts";
+
+export type PresenceName = "online" | "away" | "dnd" | "offline" | "unknown";
+export type ChangeScope = "sidebar" | "messages" | "typing" | "status" | "header";
+
+export interface UserView {
+  id: string;
+  username: string;
+  displayName: string;
+}
+
+export interface ConversationView {
+  id: string;
+  type: "direct" | "group" | "channel";
+  title: string;
+  peerUserId: string;
+  memberCount: number;
+  lastMessageAt: number;
+  lastSeq: number;
+  lastReadSeq: number;
+  unread: number;
+  preview: string;
+  previewSenderId: string;
+}
+
+const PAGE = 50;
+const TYPING_SEND_EVERY_MS = 3_000;
+const TYPING_IDLE_MS = 5_000;
+const TYPING_SHOWN_MS = 6_000;
+const PRESENCE_NAMES: Partial<Record<PresenceStatus, PresenceName>> = {
+  [PresenceStatus.ONLINE]: "online",
+  [PresenceStatus.AWAY]: "away",
+  [PresenceStatus.DND]: "dnd",
+  [PresenceStatus.OFFLINE]: "offline",
+};
+
+interface SendJob {
+  clientMessageId: string;
+  content: string;
+}
+
+export class Chat {
+  readonly me: UserView;
+  readonly conversations = new Map<string, ConversationView>();
+  readonly users = new Map<string, UserView>();
+  readonly presence = new Map<string, PresenceName>();
+  /** conversation -> user -> when the indicator lapses */
+  readonly typing = new Map<string, Map<string, number>>();
+  /** conversation -> user -> read watermark */
+  readonly receipts = new Map<string, Map<string, number>>();
+  openId: string | null = null;
+  link: LinkState = "connecting";
+  /** Set while the newest page of the open conversation is loading. */
+  loading = false;
+  loadingOlder = false;
+  lastError: string | null = null;
+
+  private readonly api: Api;
+  private readonly deviceId: string;
+  private readonly timelines = new Map<string, Timeline>();
+  private readonly listeners = new Set<(scope: ChangeScope) => void>();
+  private readonly events: ResilientStream<SubscribeResponse>;
+  private readonly presenceStream: ResilientStream<WatchPresenceResponse>;
+  private presenceUnavailable = false;
+  private watchedUsers: string[] = [];
+  /** The last event cursor processed: where a new Subscribe resumes. */
+  private cursor = "";
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  private firstReady: Promise<void>;
+  private resolveFirstReady!: () => void;
+  private readonly outboxes = new Map<string, SendJob[]>();
+  private readonly draining = new Set<string>();
+  private readonly retryWake = new Set<() => void>();
+  private readonly pendingConversation = new Map<string, Promise<ConversationView | null>>();
+  private readonly pendingUsers = new Set<string>();
+  private userFetchTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly refreshTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private markReadTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly typingSent = new Map<string, { at: number; idle: ReturnType<typeof setTimeout> }>();
+  private typingSweep: ReturnType<typeof setInterval> | undefined;
+  private readonly onVisibility = () => this.maybeMarkRead();
+  private readonly onOnline = () => {
+    for (const wake of [...this.retryWake]) wake();
+  };
+  private stopped = false;
+
+  constructor(api: Api, me: User, deviceId: string) {
+    this.api = api;
+    this.deviceId = deviceId;
+    this.me = { id: me.id, username: me.username, displayName: me.displayName || me.username };
+    this.users.set(me.id, this.me);
+    this.firstReady = new Promise((resolve) => (this.resolveFirstReady = resolve));
+    this.events = new ResilientStream<SubscribeResponse>({
+      api,
+      open: (signal) => api.messages.subscribe({ resumeToken: this.cursor, deviceId: this.deviceId }, { signal }),
+      onMessage: (res, ctl) => this.onSubscribeFrame(res, ctl),
+      onState: (state) => {
+        this.link = state;
+        this.emit("status");
+      },
+    });
+    this.presenceStream = new ResilientStream<WatchPresenceResponse>({
+      api,
+      open: (signal) => api.presence.watchPresence({ userIds: this.watchedUsers }, { signal }),
+      onMessage: (res, ctl) => {
+        ctl.connected();
+        if (res.presence) this.setPresence(res.presence.userId, res.presence.status);
+      },
+      onState: (state) => {
+        if (state === "unavailable") this.presenceUnavailable = true;
+      },
+      // WatchPresence has no heartbeat frames: only a long silence counts as dead.
+      heartbeatMs: 10 * 60_000,
+    });
+  }
+
+  onChange(f: (scope: ChangeScope) => void): () => void {
+    this.listeners.add(f);
+    return () => this.listeners.delete(f);
+  }
+
+  /** Subscribes first, then loads: anything stored after `ready` arrives as an event, so nothing falls in between. */
+  async start(): Promise<void> {
+    this.events.start();
+    document.addEventListener("visibilitychange", this.onVisibility);
+    window.addEventListener("online", this.onOnline);
+    this.typingSweep = setInterval(() => this.sweepTyping(), 1_000);
+    await Promise.race([this.firstReady, new Promise((r) => setTimeout(r, 5_000))]);
+    await this.loadConversations();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.events.stop();
+    this.presenceStream.stop();
+    document.removeEventListener("visibilitychange", this.onVisibility);
+    window.removeEventListener("online", this.onOnline);
+    clearInterval(this.typingSweep);
+    clearTimeout(this.ackTimer);
+    clearTimeout(this.markReadTimer);
+    clearTimeout(this.userFetchTimer);
+    for (const t of this.refreshTimers.values()) clearTimeout(t);
+    for (const s of this.typingSent.values()) clearTimeout(s.idle);
+    for (const wake of [...this.retryWake]) wake();
+  }
+
+  // ---- reading state -------------------------------------------------------
+
+  timeline(conversationId: string): Timeline {
+    let t = this.timelines.get(conversationId);
+    if (!t) {
+      t = new Timeline(conversationId);
+      this.timelines.set(conversationId, t);
+    }
+    return t;
+  }
+
+  sortedConversations(): ConversationView[] {
+    return [...this.conversations.values()].sort((a, b) => b.lastMessageAt - a.lastMessageAt || a.id.localeCompare(b.id));
+  }
+
+  userName(id: string): string {
+    const u = this.users.get(id);
+    if (!u) {
+      this.wantUsers([id]);
+      return "…";
+    }
+    return u.displayName || u.username;
+  }
+
+  conversationTitle(c: ConversationView): string {
+    if (c.type === "direct") return c.peerUserId ? this.userName(c.peerUserId) : "Direct message";
+    if (c.type === "channel") return `#${c.title}`;
+    return c.title || "Group";
+  }
+
+  presenceOf(userId: string): PresenceName {
+    return this.presence.get(userId) ?? "unknown";
+  }
+
+  typingIn(conversationId: string): string[] {
+    const now = Date.now();
+    return [...(this.typing.get(conversationId) ?? new Map<string, number>()).entries()]
+      .filter(([user, until]) => until > now && user !== this.me.id)
+      .map(([user]) => user);
+  }
+
+  /** My newest message that others have read, and who read it. */
+  seenMarker(conversationId: string): { seq: number; readers: string[] } | null {
+    const reads = this.receipts.get(conversationId);
+    if (!reads) return null;
+    const mine = this.timeline(conversationId)
+      .items()
+      .filter((m) => m.senderId === this.me.id && m.seq > 0);
+    for (let i = mine.length - 1; i >= 0; i--) {
+      const seq = mine[i]!.seq;
+      const readers = [...reads.entries()].filter(([user, read]) => user !== this.me.id && read >= seq).map(([user]) => user);
+      if (readers.length) return { seq, readers };
+    }
+    return null;
+  }
+
+  // ---- actions ---------------------------------------------------------------
+
+  async openConversation(id: string): Promise<void> {
+    if (this.openId !== id) {
+      this.openId = id;
+      this.emit("header");
+      this.emit("messages");
+      this.emit("sidebar");
+    }
+    const conv = this.conversations.get(id) ?? (await this.ensureConversation(id));
+    if (!conv) {
+      this.lastError = "That conversation does not exist or is not yours.";
+      this.openId = null;
+      this.emit("header");
+      this.emit("messages");
+      return;
+    }
+    const tl = this.timeline(id);
+    const work: Promise<unknown>[] = [this.loadReceipts(id)];
+    if (!tl.loadedLatest) {
+      this.loading = true;
+      this.emit("messages");
+      work.push(
+        this.api.messages
+          .listMessages({ conversationId: id, limit: PAGE })
+          .then((res) => {
+            tl.addOlder(res.messages.map(toData), res.hasMore);
+            tl.loadedLatest = true;
+            this.wantUsers(res.messages.map((m) => m.senderId));
+          })
+          .finally(() => (this.loading = false)),
+      );
+    }
+    this.watchPresenceOf(this.peopleToWatch());
+    try {
+      await Promise.all(work);
+    } catch (err) {
+      this.report(err);
+    }
+    this.emit("messages");
+    this.emit("header");
+    this.maybeMarkRead();
+  }
+
+  closeConversation(): void {
+    this.openId = null;
+    this.emit("header");
+    this.emit("messages");
+    this.emit("sidebar");
+  }
+
+  /** Infinite scroll: the page before the oldest message held. */
+  async loadOlder(id: string): Promise<void> {
+    const tl = this.timeline(id);
+    if (this.loadingOlder || !tl.loadedLatest || !tl.hasMoreBefore || tl.oldestSeq <= 1) {
+      if (tl.oldestSeq === 1) tl.hasMoreBefore = false;
+      return;
+    }
+    this.loadingOlder = true;
+    this.emit("messages");
+    try {
+      const res = await this.api.messages.listMessages({ conversationId: id, beforeSeq: BigInt(tl.oldestSeq), limit: PAGE });
+      tl.addOlder(res.messages.map(toData), res.hasMore);
+      this.wantUsers(res.messages.map((m) => m.senderId));
+    } catch (err) {
+      this.report(err);
+    } finally {
+      this.loadingOlder = false;
+      this.emit("messages");
+    }
+  }
+
+  /** Shows the message at once (pending), then sends it; sends of one conversation go out in order. */
+  send(conversationId: string, content: string): void {
+    const text = content.trim();
+    if (!text) return;
+    const clientMessageId = uuid();
+    this.timeline(conversationId).addPending(this.me.id, clientMessageId, text);
+    this.outbox(conversationId).push({ clientMessageId, content: text });
+    this.stopTyping(conversationId);
+    this.emit("messages");
+    void this.drain(conversationId);
+  }
+
+  retry(conversationId: string, clientMessageId: string): void {
+    const item = this.timeline(conversationId)
+      .items()
+      .find((m) => m.clientMessageId === clientMessageId && m.senderId === this.me.id);
+    if (!item || item.state !== "failed") return;
+    this.timeline(conversationId).setSendState(this.me.id, clientMessageId, "pending", null);
+    // The same client_message_id: if the first attempt was stored after all, this returns it.
+    this.outbox(conversationId).push({ clientMessageId, content: item.content });
+    this.emit("messages");
+    void this.drain(conversationId);
+  }
+
+  discard(conversationId: string, clientMessageId: string): void {
+    this.timeline(conversationId).discardPending(this.me.id, clientMessageId);
+    this.emit("messages");
+  }
+
+  async toggleReaction(conversationId: string, messageId: string, emoji: string): Promise<void> {
+    const tl = this.timeline(conversationId);
+    const item = tl.byMessageId(messageId);
+    if (!item) return;
+    const had = item.reactions.find((r) => r.emoji === emoji)?.reacted ?? false;
+    tl.setReactions(messageId, toggled(item.reactions, emoji, !had)); // optimistic
+    this.emit("messages");
+    try {
+      const res = had
+        ? await this.api.messages.removeReaction({ messageId, emoji })
+        : await this.api.messages.addReaction({ messageId, emoji });
+      if (res.message) tl.upsert(toData(res.message));
+    } catch (err) {
+      this.report(err);
+      this.scheduleMessageRefresh(conversationId, messageId, 0);
+    }
+    this.emit("messages");
+  }
+
+  /** Called on every keystroke in the composer: tells others at most every few seconds. */
+  typed(conversationId: string, text: string): void {
+    if (!text.trim()) return this.stopTyping(conversationId);
+    const now = Date.now();
+    const sent = this.typingSent.get(conversationId);
+    if (sent) clearTimeout(sent.idle);
+    const idle = setTimeout(() => this.stopTyping(conversationId), TYPING_IDLE_MS);
+    if (!sent || now - sent.at >= TYPING_SEND_EVERY_MS) {
+      this.typingSent.set(conversationId, { at: now, idle });
+      this.api.presence.sendTyping({ conversationId, typing: true }).catch(() => {});
+    } else {
+      sent.idle = idle;
+    }
+  }
+
+  stopTyping(conversationId: string): void {
+    const sent = this.typingSent.get(conversationId);
+    if (!sent) return;
+    clearTimeout(sent.idle);
+    this.typingSent.delete(conversationId);
+    this.api.presence.sendTyping({ conversationId, typing: false }).catch(() => {});
+  }
+
+  async searchUsers(query: string): Promise<UserView[]> {
+    const res = await this.api.auth.searchUsers({ query: query.trim(), pageSize: 10 });
+    const found = res.users.map(toUser);
+    for (const u of found) this.users.set(u.id, u);
+    return found.filter((u) => u.id !== this.me.id);
+  }
+
+  /** Opens (creating on first use) the DM with a user. */
+  async startDirect(userId: string): Promise<string> {
+    const res = await this.api.conversations.getOrCreateDirect({ userId });
+    const conv = this.putConversation(res.conversation!);
+    return conv.id;
+  }
+
+  async createGroup(title: string, memberIds: string[]): Promise<string> {
+    const res = await this.api.conversations.createConversation({ type: ConversationType.GROUP, title: title.trim(), memberIds });
+    return this.putConversation(res.conversation!).id;
+  }
+
+  // ---- events ----------------------------------------------------------------
+
+  private async onSubscribeFrame(res: SubscribeResponse, ctl: { connected(): void; expectHeartbeat(ms: number): void; reconnectAfter(ms: number): void }): Promise<void> {
+    switch (res.frame.case) {
+      case "ready": {
+        const ready = res.frame.value;
+        // Keep our own cursor when resuming: ready comes before the replay.
+        if (!this.cursor) this.cursor = ready.resumeToken;
+        const hb = ready.heartbeatInterval;
+        if (hb) ctl.expectHeartbeat(Number(hb.seconds) * 1000 + Math.round(hb.nanos / 1e6));
+        ctl.connected();
+        this.resolveFirstReady();
+        break;
+      }
+      case "event":
+        await this.applyEvent(res.frame.value);
+        if (res.frame.value.cursor) {
+          this.cursor = res.frame.value.cursor;
+          this.scheduleAck();
+        }
+        break;
+      case "resyncRequired":
+        for (const id of res.frame.value.conversationIds) await this.resync(id);
+        break;
+      case "goAway": {
+        const d = res.frame.value.reconnectAfter;
+        ctl.reconnectAfter(d ? Number(d.seconds) * 1000 + Math.round(d.nanos / 1e6) : 0);
+        break;
+      }
+      case "heartbeat":
+        break;
+    }
+  }
+
+  private async applyEvent(ev: ChatEvent): Promise<void> {
+    const convId = ev.conversationId;
+    const p = ev.payload;
+    switch (p.case) {
+      case "messageCreated": {
+        if (!p.value.message) return;
+        if (!(await this.ensureConversation(convId))) return;
+        this.ingest(toData(p.value.message), true);
+        this.clearTyping(convId, p.value.message.senderId);
+        break;
+      }
+      case "messageEdited": {
+        if (!p.value.message) return;
+        const tl = this.timeline(convId);
+        const known = tl.byMessageId(p.value.message.id);
+        // `reacted` in an event is not about us: keep our view of the reactions.
+        if (known) tl.upsert({ ...toData(p.value.message), reactions: known.reactions });
+        this.emit("messages");
+        break;
+      }
+      case "messageDeleted":
+        if (this.timeline(convId).markDeleted(p.value.messageId, Number(p.value.seq))) this.emit("messages");
+        break;
+      case "reactionUpdated":
+        // Counts from the source of truth: fetched after the event, so it includes it.
+        if (this.timeline(convId).byMessageId(p.value.messageId)) this.scheduleMessageRefresh(convId, p.value.messageId, 150);
+        break;
+      case "receiptUpdated": {
+        const read = Number(p.value.readSeq);
+        let reads = this.receipts.get(convId);
+        if (!reads) this.receipts.set(convId, (reads = new Map()));
+        if (read > (reads.get(p.value.userId) ?? 0)) reads.set(p.value.userId, read);
+        const conv = this.conversations.get(convId);
+        if (conv && p.value.userId === this.me.id && read > conv.lastReadSeq) {
+          // Read on another device of ours.
+          conv.lastReadSeq = read;
+          if (read >= conv.lastSeq) conv.unread = 0;
+          this.emit("sidebar");
+        }
+        this.emit("messages");
+        break;
+      }
+      case "typingUpdated": {
+        if (p.value.userId === this.me.id) return;
+        let m = this.typing.get(convId);
+        if (!m) this.typing.set(convId, (m = new Map()));
+        if (p.value.typing) m.set(p.value.userId, Date.now() + TYPING_SHOWN_MS);
+        else m.delete(p.value.userId);
+        this.wantUsers([p.value.userId]);
+        this.emit("typing");
+        break;
+      }
+      case "presenceUpdated":
+        this.setPresence(p.value.userId, p.value.status);
+        break;
+      case "conversationUpdated":
+        if (p.value.conversation) this.mergeConversation(p.value.conversation);
+        break;
+      case "memberJoined":
+      case "memberLeft":
+        if (p.case === "memberLeft" && p.value.userId === this.me.id) {
+          this.conversations.delete(convId);
+          if (this.openId === convId) this.closeConversation();
+          this.emit("sidebar");
+        } else {
+          await this.reloadConversation(convId);
+        }
+        break;
+    }
+  }
+
+  /** Any stored message, from any source, into its timeline and the sidebar. */
+  private ingest(m: MessageData, live: boolean): void {
+    const tl = this.timeline(m.conversationId);
+    const gap = live ? tl.gapBefore(m.seq) : null;
+    const result = tl.upsert(m);
+    if (gap) void this.fillGap(m.conversationId, gap.afterSeq, gap.beforeSeq);
+    const conv = this.conversations.get(m.conversationId);
+    if (conv && (result === "added" || result === "confirmed") && m.seq > conv.lastSeq) {
+      conv.lastSeq = m.seq;
+      conv.lastMessageAt = m.createdAt?.getTime() ?? Date.now();
+      conv.preview = m.content;
+      conv.previewSenderId = m.senderId;
+      if (m.senderId !== this.me.id && m.seq > conv.lastReadSeq) conv.unread++;
+      this.emit("sidebar");
+    }
+    this.wantUsers([m.senderId]);
+    if (m.conversationId === this.openId) {
+      this.emit("messages");
+      this.maybeMarkRead();
+    }
+  }
+
+  private async fillGap(conversationId: string, afterSeq: number, beforeSeq: number): Promise<void> {
+    let from = afterSeq;
+    try {
+      while (from < beforeSeq - 1) {
+        const res = await this.api.messages.listMessages({ conversationId, afterSeq: BigInt(from), limit: 200 });
+        if (!res.messages.length) break;
+        for (const m of res.messages) this.ingest(toData(m), false);
+        from = Math.max(...res.messages.map((m) => Number(m.seq)));
+        if (!res.hasMore) break;
+      }
+    } catch (err) {
+      this.report(err);
+    }
+  }
+
+  /** The server could not replay this conversation: start it afresh from the newest page. */
+  private async resync(conversationId: string): Promise<void> {
+    const tl = this.timeline(conversationId);
+    if (!tl.loadedLatest) return void (await this.reloadConversation(conversationId));
+    await this.fillGap(conversationId, tl.newestSeq, Number.MAX_SAFE_INTEGER);
+    await this.reloadConversation(conversationId);
+  }
+
+  private scheduleAck(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = setTimeout(() => {
+      const cursor = this.cursor;
+      if (cursor) this.api.messages.ackEvents({ cursor }).catch(() => {});
+    }, 1_000);
+  }
+
+  private scheduleMessageRefresh(conversationId: string, messageId: string, delayMs: number): void {
+    clearTimeout(this.refreshTimers.get(messageId));
+    this.refreshTimers.set(
+      messageId,
+      setTimeout(async () => {
+        this.refreshTimers.delete(messageId);
+        try {
+          const res = await this.api.messages.getMessage({ messageId });
+          if (res.message) this.timeline(conversationId).upsert(toData(res.message));
+          this.emit("messages");
+        } catch (err) {
+          if (ConnectError.from(err).code !== Code.NotFound) this.report(err);
+        }
+      }, delayMs),
+    );
+  }
+
+  private clearTyping(conversationId: string, userId: string): void {
+    if (this.typing.get(conversationId)?.delete(userId)) this.emit("typing");
+  }
+
+  private sweepTyping(): void {
+    const now = Date.now();
+    let changed = false;
+    for (const m of this.typing.values()) {
+      for (const [user, until] of m) {
+        if (until <= now) {
+          m.delete(user);
+          changed = true;
+        }
+      }
+    }
+    if (changed) this.emit("typing");
+  }
+
+  private setPresence(userId: string, status: PresenceStatus): void {
+    const name = PRESENCE_NAMES[status] ?? "unknown";
+    if (this.presence.get(userId) === name) return;
+    this.presence.set(userId, name);
+    this.emit("sidebar");
+    this.emit("header");
+  }
+
+  // ---- loading -----------------------------------------------------------------
+
+  private async loadConversations(): Promise<void> {
+    try {
+      let pageToken = "";
+      for (let page = 0; page < 10; page++) {
+        const res = await this.api.conversations.listConversations({ pageSize: 100, pageToken });
+        for (const c of res.conversations) this.putConversation(c);
+        pageToken = res.nextPageToken;
+        if (!pageToken) break;
+      }
+    } catch (err) {
+      this.report(err);
+    }
+    this.watchPresenceOf(this.peopleToWatch());
+    this.emit("sidebar");
+  }
+
+  private ensureConversation(id: string): Promise<ConversationView | null> {
+    const known = this.conversations.get(id);
+    if (known) return Promise.resolve(known);
+    let p = this.pendingConversation.get(id);
+    if (!p) {
+      p = this.api.conversations
+        .getConversation({ conversationId: id })
+        .then((res) => (res.conversation ? this.putConversation(res.conversation) : null))
+        .catch((err) => {
+          if (ConnectError.from(err).code !== Code.NotFound && ConnectError.from(err).code !== Code.PermissionDenied) this.report(err);
+          return null;
+        })
+        .finally(() => this.pendingConversation.delete(id));
+      this.pendingConversation.set(id, p);
+    }
+    return p;
+  }
+
+  private async reloadConversation(id: string): Promise<void> {
+    try {
+      const res = await this.api.conversations.getConversation({ conversationId: id });
+      if (res.conversation) this.putConversation(res.conversation);
+    } catch (err) {
+      const code = ConnectError.from(err).code;
+      if (code === Code.NotFound || code === Code.PermissionDenied) {
+        this.conversations.delete(id);
+        if (this.openId === id) this.closeConversation();
+        this.emit("sidebar");
+      } else this.report(err);
+    }
+  }
+
+  private async loadReceipts(id: string): Promise<void> {
+    try {
+      const res = await this.api.conversations.listMembers({ conversationId: id, pageSize: 500 });
+      let reads = this.receipts.get(id);
+      if (!reads) this.receipts.set(id, (reads = new Map()));
+      for (const m of res.members) {
+        const read = Number(m.lastReadSeq);
+        if (read > (reads.get(m.userId) ?? 0)) reads.set(m.userId, read);
+      }
+      this.wantUsers(res.members.map((m) => m.userId));
+    } catch (err) {
+      if (!(err instanceof SessionEndedError)) this.report(err);
+    }
+  }
+
+  private putConversation(c: Conversation): ConversationView {
+    const view = toConversation(c);
+    const old = this.conversations.get(view.id);
+    if (old) {
+      // Our local counts may be ahead of a response that was computed earlier.
+      view.lastSeq = Math.max(view.lastSeq, old.lastSeq);
+      view.lastReadSeq = Math.max(view.lastReadSeq, old.lastReadSeq);
+      if (old.lastSeq > Number(c.lastSeq)) {
+        view.unread = old.unread;
+        view.preview = old.preview;
+        view.previewSenderId = old.previewSenderId;
+        view.lastMessageAt = old.lastMessageAt;
+      }
+    }
+    this.conversations.set(view.id, view);
+    if (view.peerUserId) this.wantUsers([view.peerUserId]);
+    if (view.previewSenderId) this.wantUsers([view.previewSenderId]);
+    if (!old && view.peerUserId) this.watchPresenceOf(this.peopleToWatch());
+    this.emit("sidebar");
+    if (view.id === this.openId) this.emit("header");
+    return view;
+  }
+
+  private mergeConversation(c: Conversation): void {
+    const old = this.conversations.get(c.id);
+    if (!old) return void this.ensureConversation(c.id);
+    // The event's per-member fields describe someone else's view: keep ours.
+    old.title = c.title;
+    old.memberCount = c.memberCount;
+    this.emit("sidebar");
+    if (c.id === this.openId) this.emit("header");
+  }
+
+  private wantUsers(ids: string[]): void {
+    let added = false;
+    for (const id of ids) {
+      if (id && !this.users.has(id) && !this.pendingUsers.has(id)) {
+        this.pendingUsers.add(id);
+        added = true;
+      }
+    }
+    if (!added || this.userFetchTimer) return;
+    this.userFetchTimer = setTimeout(async () => {
+      this.userFetchTimer = undefined;
+      const batch = [...this.pendingUsers].slice(0, 500);
+      try {
+        const res = await this.api.auth.getUsers({ userIds: batch });
+        for (const u of res.users) this.users.set(u.id, toUser(u));
+        for (const id of batch) this.pendingUsers.delete(id);
+        this.emit("sidebar");
+        this.emit("messages");
+        this.emit("header");
+        this.emit("typing");
+      } catch (err) {
+        for (const id of batch) this.pendingUsers.delete(id);
+        if (!isTransient(err)) this.report(err);
+      }
+      if (this.pendingUsers.size) this.wantUsers([]);
+    }, 20);
+  }
+
+  private peopleToWatch(): string[] {
+    const ids = new Set<string>();
+    for (const c of this.conversations.values()) if (c.peerUserId) ids.add(c.peerUserId);
+    if (this.openId) for (const id of this.receipts.get(this.openId)?.keys() ?? []) ids.add(id);
+    ids.delete(this.me.id);
+    return [...ids].sort().slice(0, 500);
+  }
+
+  /** WatchPresence for the people on screen; restarted when that set changes. */
+  private watchPresenceOf(ids: string[]): void {
+    if (this.presenceUnavailable || this.stopped) return;
+    if (ids.join() === this.watchedUsers.join()) return;
+    this.watchedUsers = ids;
+    if (!ids.length) return;
+    if (this.presenceStream.isRunning) this.presenceStream.reconnectNow();
+    else this.presenceStream.start();
+    // A server without presence: fall back to one GetPresence per change of the set.
+    this.api.presence.getPresence({ userIds: ids }).then(
+      (res) => {
+        for (const p of res.presences) this.setPresence(p.userId, p.status);
+      },
+      (err) => {
+        if (ConnectError.from(err).code === Code.Unimplemented) {
+          this.presenceUnavailable = true;
+          this.presenceStream.stop();
+        }
+      },
+    );
+  }
+
+  private maybeMarkRead(): void {
+    const id = this.openId;
+    if (!id || document.visibilityState !== "visible") return;
+    const conv = this.conversations.get(id);
+    const newest = this.timeline(id).newest();
+    if (!conv || !newest || (newest.seq <= conv.lastReadSeq && conv.unread === 0)) return;
+    if (conv.unread !== 0) {
+      conv.unread = 0;
+      this.emit("sidebar");
+    }
+    clearTimeout(this.markReadTimer);
+    this.markReadTimer = setTimeout(async () => {
+      try {
+        const res = await this.api.messages.markRead({ conversationId: id, seq: BigInt(newest.seq) });
+        conv.lastReadSeq = Math.max(conv.lastReadSeq, Number(res.lastReadSeq));
+        if (this.openId !== id) conv.unread = res.unreadCount;
+        this.emit("sidebar");
+      } catch (err) {
+        if (!isTransient(err)) this.report(err);
+      }
+    }, 200);
+  }
+
+  // ---- sending -------------------------------------------------------------------
+
+  private outbox(conversationId: string): SendJob[] {
+    let q = this.outboxes.get(conversationId);
+    if (!q) this.outboxes.set(conversationId, (q = []));
+    return q;
+  }
+
+  private async drain(conversationId: string): Promise<void> {
+    if (this.draining.has(conversationId)) return;
+    this.draining.add(conversationId);
+    const q = this.outbox(conversationId);
+    const tl = this.timeline(conversationId);
+    let attempt = 0;
+    try {
+      while (q.length && !this.stopped) {
+        const job = q[0]!;
+        try {
+          const res = await this.api.messages.sendMessage({ conversationId, clientMessageId: job.clientMessageId, content: job.content });
+          if (res.message) this.ingest(toData(res.message), false);
+          q.shift();
+          attempt = 0;
+        } catch (err) {
+          if (isTransient(err)) {
+            // Offline or the server is restarting: same client_message_id later, so never twice.
+            await this.waitToRetry(backoffMs(attempt++));
+            continue;
+          }
+          tl.setSendState(this.me.id, job.clientMessageId, "failed", describeError(err).message);
+          q.shift();
+          this.emit("messages");
+        }
+      }
+    } finally {
+      this.draining.delete(conversationId);
+    }
+  }
+
+  private waitToRetry(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.retryWake.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.retryWake.add(done);
+    });
+  }
+
+  private report(err: unknown): void {
+    if (err instanceof SessionEndedError || this.stopped) return;
+    this.lastError = describeError(err).message;
+    this.emit("status");
+  }
+
+  private emit(scope: ChangeScope): void {
+    for (const f of this.listeners) f(scope);
+  }
+}
+
+// ---- protobuf -> plain -------------------------------------------------------------
+
+function date(ts: Timestamp | undefined): Date | null {
+  return ts ? timestampDate(ts) : null;
+}
+
+export function toData(m: ChatMessage): MessageData {
+  return {
+    id: m.id,
+    conversationId: m.conversationId,
+    seq: Number(m.seq),
+    senderId: m.senderId,
+    clientMessageId: m.clientMessageId,
+    content: m.content,
+    createdAt: date(m.createdAt),
+    editedAt: date(m.editedAt),
+    deleted: m.deleted,
+    reactions: m.reactions.map((r) => ({ emoji: r.emoji, count: r.count, reacted: r.reacted })),
+  };
+}
+
+function toUser(u: User): UserView {
+  return { id: u.id, username: u.username, displayName: u.displayName || u.username };
+}
+
+function toConversation(c: Conversation): ConversationView {
+  const type = c.type === ConversationType.DIRECT ? "direct" : c.type === ConversationType.CHANNEL ? "channel" : "group";
+  return {
+    id: c.id,
+    type,
+    title: c.title,
+    peerUserId: c.peerUserId,
+    memberCount: c.memberCount,
+    lastMessageAt: (date(c.lastMessageAt) ?? date(c.createdAt))?.getTime() ?? 0,
+    lastSeq: Number(c.lastSeq),
+    lastReadSeq: Number(c.lastReadSeq),
+    unread: c.unreadCount,
+    preview: c.lastMessage?.deleted ? "(deleted)" : (c.lastMessage?.content ?? ""),
+    previewSenderId: c.lastMessage?.senderId ?? "",
+  };
+}
+
+function toggled(reactions: ReactionView[], emoji: string, add: boolean): ReactionView[] {
+  const out = reactions.map((r) => ({ ...r }));
+  const r = out.find((x) => x.emoji === emoji);
+  if (add) {
+    if (r) {
+      r.count++;
+      r.reacted = true;
+    } else out.push({ emoji, count: 1, reacted: true });
+  } else if (r) {
+    r.count--;
+    r.reacted = false;
+  }
+  return out.filter((x) => x.count > 0);
+}

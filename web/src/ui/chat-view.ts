@@ -1,0 +1,581 @@
+// The signed-in screen: a sidebar (start a DM or a group, the conversation
+// list) and the open conversation (history, typing, composer). It renders the
+// Chat's state, batching changes into one pass per frame, and keeps one DOM
+// element per message (keyed), so a pending send turns into the stored
+// message in place and screen readers hear each new message once.
+
+import type { Api } from "../api.ts";
+import { describeError } from "../api.ts";
+import type { Chat, ChangeScope, ConversationView } from "../chat.ts";
+import type { LinkState } from "../stream.ts";
+import type { TimelineItem } from "../timeline.ts";
+import { h, fill } from "./dom.ts";
+import { transportPicker } from "./transport-picker.ts";
+
+const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "👀"];
+const LINK_TEXT: Record<LinkState, string> = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  offline: "Offline",
+  stopped: "Disconnected",
+  unavailable: "Live updates unavailable",
+};
+const NEAR_BOTTOM_PX = 48;
+const LOAD_OLDER_PX = 150;
+
+interface Rendered {
+  el: HTMLElement;
+  sig: string;
+}
+
+export interface ChatViewOptions {
+  onLogout(): void;
+  /** The user opened a conversation (the router records it). */
+  onNavigate(conversationId: string | null): void;
+}
+
+export class ChatView {
+  private readonly chat: Chat;
+  private readonly opts: ChatViewOptions;
+  private readonly dirty = new Set<ChangeScope>();
+  private frame = 0;
+  private readonly unsubscribe: () => void;
+
+  private readonly linkEl: HTMLElement;
+  private readonly errorEl: HTMLElement;
+  private readonly convList: HTMLUListElement;
+  private readonly dmResults: HTMLElement;
+  private readonly main: HTMLElement;
+  private readonly titleEl: HTMLElement;
+  private readonly subtitleEl: HTMLElement;
+  private readonly list: HTMLElement;
+  private readonly historyEl: HTMLElement;
+  private readonly typingEl: HTMLElement;
+  private readonly composer: HTMLTextAreaElement;
+  private readonly composerForm: HTMLFormElement;
+  private readonly jumpButton: HTMLButtonElement;
+  private readonly emptyEl: HTMLElement;
+
+  private readonly rendered = new Map<string, Rendered>();
+  private renderedConversation: string | null = null;
+  private pickerFor: string | null = null;
+  private stickToBottom = true;
+
+  constructor(root: HTMLElement, chat: Chat, api: Api, opts: ChatViewOptions) {
+    this.chat = chat;
+    this.opts = opts;
+
+    this.linkEl = h("span", { class: "link-state", role: "status", "data-testid": "connection-status" });
+    this.errorEl = h("div", { class: "banner", role: "alert", "data-testid": "error-banner", hidden: true });
+    const header = h(
+      "header",
+      { class: "topbar" },
+      h("h1", { class: "brand" }, "Chat"),
+      this.linkEl,
+      h("span", { class: "spacer" }),
+      transportPicker(api, "chat-transport"),
+      h("span", { class: "me", "data-testid": "me" }, `${chat.me.displayName} (@${chat.me.username})`),
+      h("button", { type: "button", onclick: () => opts.onLogout() }, "Log out"),
+    );
+
+    // --- sidebar
+    const dmInput = h("input", { id: "dm-username", name: "username", type: "search", autocomplete: "off", placeholder: "username", required: true });
+    this.dmResults = h("ul", { class: "results", "aria-label": "People found", "data-testid": "dm-results" });
+    const dmForm = h(
+      "form",
+      { class: "side-form", "data-testid": "new-dm-form", onsubmit: (e) => void this.onFindPeople(e, dmInput) },
+      h("label", { for: "dm-username" }, "Message someone"),
+      h("div", { class: "row" }, dmInput, h("button", { type: "submit" }, "Find")),
+    );
+    const groupTitle = h("input", { id: "group-title", name: "title", type: "text", autocomplete: "off" });
+    const groupMembers = h("input", { id: "group-members", name: "members", type: "text", autocomplete: "off", placeholder: "alice, bob", "aria-describedby": "group-members-hint" });
+    const groupForm = h(
+      "form",
+      { class: "side-form", "data-testid": "new-group-form", onsubmit: (e) => void this.onCreateGroup(e, groupTitle, groupMembers) },
+      h("label", { for: "group-title" }, "Group name"),
+      groupTitle,
+      h("label", { for: "group-members" }, "Members"),
+      groupMembers,
+      h("p", { class: "hint", id: "group-members-hint" }, "Usernames, separated by commas"),
+      h("button", { type: "submit" }, "Create group"),
+    );
+    this.convList = h("ul", { class: "conv-list", "data-testid": "conversation-list", "aria-labelledby": "conv-heading" });
+    const sidebar = h(
+      "nav",
+      { class: "sidebar", "aria-label": "Conversations" },
+      dmForm,
+      this.dmResults,
+      h("details", { class: "new-group" }, h("summary", null, "New group"), groupForm),
+      h("h2", { id: "conv-heading", class: "side-heading" }, "Conversations"),
+      this.convList,
+    );
+
+    // --- conversation
+    this.titleEl = h("h2", { id: "conversation-title", "data-testid": "conversation-title" });
+    this.subtitleEl = h("span", { class: "subtitle", "data-testid": "conversation-subtitle" });
+    this.historyEl = h("div", { class: "history", "data-testid": "history-state" });
+    this.list = h("div", {
+      class: "messages",
+      role: "log",
+      "aria-live": "polite",
+      "aria-relevant": "additions",
+      "aria-labelledby": "conversation-title",
+      "data-testid": "message-list",
+      tabindex: 0,
+    });
+    this.list.append(this.historyEl);
+    this.list.addEventListener("scroll", () => this.onScroll());
+    this.jumpButton = h("button", { type: "button", class: "jump", hidden: true, onclick: () => this.scrollToBottom(true) }, "Jump to newest ↓");
+    this.typingEl = h("div", { class: "typing", "aria-live": "polite", "data-testid": "typing-indicator" });
+    this.composer = h("textarea", { id: "composer", name: "content", rows: 1, placeholder: "Write a message", "data-testid": "composer" });
+    this.composer.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.composerForm.requestSubmit();
+      }
+    });
+    this.composer.addEventListener("input", () => {
+      this.autosize();
+      if (this.chat.openId) this.chat.typed(this.chat.openId, this.composer.value);
+    });
+    this.composer.addEventListener("blur", () => {
+      if (this.chat.openId) this.chat.stopTyping(this.chat.openId);
+    });
+    this.composerForm = h(
+      "form",
+      { class: "composer", "data-testid": "composer-form", onsubmit: (e) => this.onSend(e) },
+      h("label", { for: "composer", class: "visually-hidden" }, "Message"),
+      this.composer,
+      h("button", { type: "submit", class: "primary", "data-testid": "send-button" }, "Send"),
+    );
+    this.emptyEl = h("div", { class: "empty", "data-testid": "empty-state" }, h("p", null, "Pick a conversation, or find someone to message."));
+    this.main = h(
+      "main",
+      { class: "conversation", id: "main", "aria-labelledby": "conversation-title", "data-testid": "conversation-view" },
+      h("header", { class: "conv-header" }, this.titleEl, this.subtitleEl),
+      this.list,
+      this.jumpButton,
+      this.typingEl,
+      this.composerForm,
+    );
+
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && this.pickerFor) {
+        const key = this.pickerFor;
+        this.pickerFor = null;
+        this.schedule("messages");
+        queueMicrotask(() => this.rendered.get(key)?.el.querySelector<HTMLElement>(".react-add")?.focus());
+      }
+    });
+
+    fill(root, h("div", { class: "app" }, header, this.errorEl, h("div", { class: "layout" }, sidebar, this.emptyEl, this.main)));
+    this.unsubscribe = chat.onChange((scope) => this.schedule(scope));
+    for (const s of ["sidebar", "messages", "typing", "status", "header"] as const) this.dirty.add(s);
+    this.flush();
+    (this.chat.openId ? this.composer : dmInput).focus();
+  }
+
+  destroy(): void {
+    this.unsubscribe();
+    cancelAnimationFrame(this.frame);
+  }
+
+  /** Opens a conversation and moves focus to its composer. */
+  async open(id: string): Promise<void> {
+    this.stickToBottom = true;
+    this.opts.onNavigate(id);
+    await this.chat.openConversation(id);
+    if (this.chat.openId === id) this.composer.focus();
+  }
+
+  // ---- rendering -------------------------------------------------------------
+
+  private schedule(scope: ChangeScope): void {
+    this.dirty.add(scope);
+    if (this.frame) return;
+    // rAF while visible; a timer too, so a hidden tab still catches up.
+    const run = () => this.flush();
+    this.frame = requestAnimationFrame(run);
+    setTimeout(() => this.frame && run(), 100);
+  }
+
+  private flush(): void {
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    const d = new Set(this.dirty);
+    this.dirty.clear();
+    if (d.has("status")) this.renderStatus();
+    if (d.has("sidebar")) this.renderSidebar();
+    if (d.has("header")) this.renderHeader();
+    if (d.has("messages") || d.has("header")) this.renderMessages();
+    if (d.has("typing") || d.has("header")) this.renderTyping();
+  }
+
+  private renderStatus(): void {
+    this.linkEl.textContent = LINK_TEXT[this.chat.link];
+    this.linkEl.dataset.state = this.chat.link;
+    const err = this.chat.lastError;
+    this.errorEl.hidden = !err;
+    if (err) {
+      fill(
+        this.errorEl,
+        h("span", null, err),
+        h("button", { type: "button", class: "link", onclick: () => ((this.chat.lastError = null), this.renderStatus()) }, "Dismiss"),
+      );
+    }
+  }
+
+  private renderSidebar(): void {
+    const items = this.chat.sortedConversations().map((c) => this.conversationItem(c));
+    const focusedId = (document.activeElement as HTMLElement | null)?.dataset?.conversationId;
+    fill(this.convList, items.length ? items : h("li", { class: "muted" }, "No conversations yet."));
+    if (focusedId) this.convList.querySelector<HTMLElement>(`[data-conversation-id="${CSS.escape(focusedId)}"]`)?.focus();
+  }
+
+  private conversationItem(c: ConversationView): HTMLElement {
+    const title = this.chat.conversationTitle(c);
+    const preview = c.preview ? `${c.previewSenderId === this.chat.me.id ? "You: " : ""}${c.preview}` : "No messages yet";
+    const current = c.id === this.chat.openId;
+    return h(
+      "li",
+      null,
+      h(
+        "button",
+        {
+          type: "button",
+          class: `conv${current ? " current" : ""}${c.unread ? " unread" : ""}`,
+          "aria-current": current ? "true" : null,
+          "data-testid": "conversation-item",
+          "data-conversation-id": c.id,
+          onclick: () => void this.open(c.id),
+        },
+        c.type === "direct" ? this.presenceDot(c.peerUserId) : h("span", { class: "dot dot-group", "aria-hidden": "true" }, c.type === "channel" ? "#" : ""),
+        h("span", { class: "conv-text" }, h("span", { class: "conv-title", "data-testid": "conversation-name" }, title), h("span", { class: "conv-preview" }, preview)),
+        c.unread ? h("span", { class: "badge", "data-testid": "unread-badge", "aria-label": `${c.unread} unread` }, String(c.unread)) : null,
+      ),
+    );
+  }
+
+  private presenceDot(userId: string): HTMLElement {
+    const p = this.chat.presenceOf(userId);
+    const label = p === "unknown" ? "presence unknown" : p === "dnd" ? "do not disturb" : p;
+    return h("span", { class: `dot dot-${p}`, role: "img", "aria-label": label, title: label, "data-testid": "presence", "data-presence": p, "data-user-id": userId });
+  }
+
+  private renderHeader(): void {
+    const conv = this.chat.openId ? this.chat.conversations.get(this.chat.openId) : undefined;
+    this.main.hidden = !this.chat.openId;
+    this.emptyEl.hidden = Boolean(this.chat.openId);
+    if (!conv) {
+      this.titleEl.textContent = this.chat.openId ? "Loading…" : "";
+      fill(this.subtitleEl);
+      return;
+    }
+    const title = this.chat.conversationTitle(conv);
+    this.titleEl.textContent = title;
+    document.title = `${title} · Chat`;
+    this.composer.placeholder = `Message ${title}`;
+    if (conv.type === "direct") {
+      const p = this.chat.presenceOf(conv.peerUserId);
+      fill(this.subtitleEl, this.presenceDot(conv.peerUserId), h("span", null, p === "unknown" ? "" : p === "dnd" ? "do not disturb" : p));
+    } else {
+      fill(this.subtitleEl, `${conv.memberCount} members`);
+    }
+  }
+
+  private renderMessages(): void {
+    const id = this.chat.openId;
+    if (id !== this.renderedConversation) {
+      for (const r of this.rendered.values()) r.el.remove();
+      this.rendered.clear();
+      this.renderedConversation = id;
+      this.pickerFor = null;
+      this.stickToBottom = true;
+    }
+    if (!id) return;
+    const tl = this.chat.timeline(id);
+    const items = tl.items();
+    const seen = this.chat.seenMarker(id);
+    const conv = this.chat.conversations.get(id);
+
+    const before = { height: this.list.scrollHeight, top: this.list.scrollTop };
+    const firstKeyBefore = this.firstRenderedKey();
+
+    this.historyEl.textContent = this.chat.loading
+      ? "Loading messages…"
+      : this.chat.loadingOlder
+        ? "Loading older messages…"
+        : tl.loadedLatest && !tl.hasMoreBefore
+          ? items.length
+            ? "This is the beginning of the conversation."
+            : "No messages yet. Say hello!"
+          : "";
+    this.historyEl.dataset.state = this.chat.loadingOlder || this.chat.loading ? "loading" : tl.hasMoreBefore ? "more" : "start";
+    this.list.setAttribute("aria-busy", this.chat.loading || this.chat.loadingOlder ? "true" : "false");
+
+    // Keyed: reuse, update and reorder; remove what went away.
+    const keep = new Set<string>();
+    let prev: Element = this.historyEl;
+    let prevItem: TimelineItem | null = null;
+    for (const item of items) {
+      keep.add(item.key);
+      const showSender = !prevItem || prevItem.senderId !== item.senderId || timeGap(prevItem, item) > 5 * 60_000;
+      const seenLabel = seen && seen.seq === item.seq ? this.seenText(seen.readers, conv?.type === "direct") : "";
+      const sig = `${item.rev}|${item.state}|${showSender}|${seenLabel}|${this.pickerFor === item.key}|${this.chat.userName(item.senderId)}`;
+      let r = this.rendered.get(item.key);
+      if (!r) {
+        r = { el: h("article", { class: "msg", "data-testid": "message", "data-key": item.key }), sig: "" };
+        this.rendered.set(item.key, r);
+      }
+      if (r.sig !== sig) {
+        this.renderMessage(r.el, item, showSender, seenLabel);
+        r.sig = sig;
+      }
+      if (prev.nextElementSibling !== r.el) prev.after(r.el);
+      prev = r.el;
+      prevItem = item;
+    }
+    for (const [key, r] of this.rendered) {
+      if (!keep.has(key)) {
+        r.el.remove();
+        this.rendered.delete(key);
+      }
+    }
+
+    // Older messages went in above: keep what the reader was looking at in place.
+    const firstKeyAfter = this.firstRenderedKey();
+    if (firstKeyBefore && firstKeyAfter !== firstKeyBefore && !this.stickToBottom) {
+      this.list.scrollTop = before.top + (this.list.scrollHeight - before.height);
+    } else if (this.stickToBottom) {
+      this.scrollToBottom(false);
+    }
+    this.jumpButton.hidden = this.stickToBottom;
+    // A short history does not scroll, so no scroll event would ask for more.
+    if (!this.chat.loadingOlder && tl.loadedLatest && tl.hasMoreBefore && this.list.scrollHeight <= this.list.clientHeight + LOAD_OLDER_PX) {
+      void this.chat.loadOlder(id);
+    }
+  }
+
+  private renderMessage(el: HTMLElement, m: TimelineItem, showSender: boolean, seenLabel: string): void {
+    const mine = m.senderId === this.chat.me.id;
+    const hadFocus = el.contains(document.activeElement) ? (document.activeElement as HTMLElement).dataset.focusKey : undefined;
+    el.className = `msg${mine ? " mine" : ""}${showSender ? " first" : ""} ${m.state}`;
+    el.dataset.state = m.state;
+    el.dataset.seq = String(m.seq);
+    el.dataset.mine = String(mine);
+    if (m.id) el.dataset.messageId = m.id;
+    const time = m.createdAt ? h("time", { datetime: m.createdAt.toISOString(), title: m.createdAt.toLocaleString() }, m.createdAt.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })) : null;
+    const status = m.state === "pending" ? h("span", { class: "msg-status", "data-testid": "message-status" }, "Sending…") : null;
+    const conversationId = m.conversationId;
+
+    const reactions =
+      m.deleted || m.state !== "sent"
+        ? null
+        : h(
+            "div",
+            { class: "reactions" },
+            m.reactions.map((r) =>
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: `chip${r.reacted ? " reacted" : ""}`,
+                  "aria-pressed": String(r.reacted),
+                  "aria-label": `${r.emoji} ${r.count}${r.reacted ? ", remove your reaction" : ", add yours"}`,
+                  "data-testid": "reaction",
+                  "data-emoji": r.emoji,
+                  "data-count": r.count,
+                  "data-focus-key": `chip:${r.emoji}`,
+                  onclick: () => void this.chat.toggleReaction(conversationId, m.id, r.emoji),
+                },
+                h("span", { "aria-hidden": "true" }, r.emoji),
+                h("span", { class: "count", "aria-hidden": "true" }, String(r.count)),
+              ),
+            ),
+            h(
+              "button",
+              {
+                type: "button",
+                class: "react-add",
+                "aria-label": "Add reaction",
+                "aria-expanded": String(this.pickerFor === m.key),
+                "data-focus-key": "react-add",
+                onclick: () => {
+                  this.pickerFor = this.pickerFor === m.key ? null : m.key;
+                  this.schedule("messages");
+                },
+              },
+              "☺+",
+            ),
+            this.pickerFor === m.key
+              ? h(
+                  "div",
+                  { class: "picker", role: "group", "aria-label": "Pick a reaction" },
+                  QUICK_REACTIONS.map((emoji) =>
+                    h(
+                      "button",
+                      {
+                        type: "button",
+                        "aria-label": `React with ${emoji}`,
+                        "data-focus-key": `pick:${emoji}`,
+                        onclick: () => {
+                          this.pickerFor = null;
+                          const has = m.reactions.find((r) => r.emoji === emoji)?.reacted;
+                          if (!has) void this.chat.toggleReaction(conversationId, m.id, emoji);
+                          else this.schedule("messages");
+                          queueMicrotask(() => this.rendered.get(m.key)?.el.querySelector<HTMLElement>(".react-add")?.focus());
+                        },
+                      },
+                      emoji,
+                    ),
+                  ),
+                )
+              : null,
+          );
+
+    fill(
+      el,
+      showSender || status ? h("div", { class: "msg-meta" }, showSender ? h("span", { class: "sender" }, mine ? "You" : this.chat.userName(m.senderId)) : null, showSender ? time : null, status) : null,
+      h("p", { class: `content${m.deleted ? " deleted" : ""}`, "data-testid": "message-content" }, m.deleted ? "This message was deleted." : m.content),
+      m.editedAt && !m.deleted ? h("span", { class: "edited" }, "(edited)") : null,
+      m.state === "failed"
+        ? h(
+            "div",
+            { class: "failed", role: "alert" },
+            h("span", null, `Not sent: ${m.error ?? "error"}`),
+            h("button", { type: "button", class: "link", onclick: () => this.chat.retry(conversationId, m.clientMessageId) }, "Retry"),
+            h("button", { type: "button", class: "link", onclick: () => this.chat.discard(conversationId, m.clientMessageId) }, "Discard"),
+          )
+        : null,
+      reactions,
+      seenLabel ? h("p", { class: "seen", "data-testid": "seen-receipt" }, seenLabel) : null,
+    );
+    if (hadFocus) el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(hadFocus)}"]`)?.focus();
+  }
+
+  private seenText(readers: string[], direct: boolean): string {
+    if (direct) return "Seen";
+    const names = readers.map((id) => this.chat.userName(id));
+    return names.length > 3 ? `Seen by ${names.slice(0, 3).join(", ")} and ${names.length - 3} more` : `Seen by ${names.join(", ")}`;
+  }
+
+  private renderTyping(): void {
+    const id = this.chat.openId;
+    const who = id ? this.chat.typingIn(id).map((u) => this.chat.userName(u)) : [];
+    this.typingEl.textContent =
+      who.length === 0 ? "" : who.length === 1 ? `${who[0]} is typing…` : who.length === 2 ? `${who[0]} and ${who[1]} are typing…` : "Several people are typing…";
+  }
+
+  private firstRenderedKey(): string | undefined {
+    return (this.historyEl.nextElementSibling as HTMLElement | null)?.dataset.key;
+  }
+
+  private onScroll(): void {
+    const fromBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight;
+    this.stickToBottom = fromBottom < NEAR_BOTTOM_PX;
+    this.jumpButton.hidden = this.stickToBottom;
+    const id = this.chat.openId;
+    if (id && this.list.scrollTop < LOAD_OLDER_PX) void this.chat.loadOlder(id);
+  }
+
+  private scrollToBottom(focus: boolean): void {
+    this.list.scrollTop = this.list.scrollHeight;
+    this.stickToBottom = true;
+    this.jumpButton.hidden = true;
+    if (focus) this.composer.focus();
+  }
+
+  private autosize(): void {
+    this.composer.style.height = "auto";
+    this.composer.style.height = `${Math.min(this.composer.scrollHeight, 160)}px`;
+  }
+
+  // ---- actions -------------------------------------------------------------------
+
+  private onSend(e: Event): void {
+    e.preventDefault();
+    const id = this.chat.openId;
+    const text = this.composer.value;
+    if (!id || !text.trim()) return;
+    this.chat.send(id, text);
+    this.composer.value = "";
+    this.autosize();
+    this.stickToBottom = true;
+    this.composer.focus();
+  }
+
+  private async onFindPeople(e: Event, input: HTMLInputElement): Promise<void> {
+    e.preventDefault();
+    const q = input.value.trim().replace(/^@/, "");
+    if (!q) return input.focus();
+    fill(this.dmResults, h("li", { class: "muted" }, "Searching…"));
+    try {
+      const found = await this.chat.searchUsers(q);
+      const exact = found.find((u) => u.username.toLowerCase() === q.toLowerCase());
+      if (exact) {
+        fill(this.dmResults);
+        input.value = "";
+        await this.open(await this.chat.startDirect(exact.id));
+        return;
+      }
+      fill(
+        this.dmResults,
+        found.length
+          ? found.map((u) =>
+              h(
+                "li",
+                null,
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "result",
+                    onclick: async () => {
+                      fill(this.dmResults);
+                      input.value = "";
+                      await this.open(await this.chat.startDirect(u.id));
+                    },
+                  },
+                  `${u.displayName} (@${u.username})`,
+                ),
+              ),
+            )
+          : h("li", { class: "muted", role: "status" }, `Nobody found for “${q}”.`),
+      );
+      this.dmResults.querySelector<HTMLElement>("button")?.focus();
+    } catch (err) {
+      fill(this.dmResults, h("li", { class: "form-error", role: "alert" }, describeError(err).message));
+    }
+  }
+
+  private async onCreateGroup(e: Event, title: HTMLInputElement, members: HTMLInputElement): Promise<void> {
+    e.preventDefault();
+    const form = e.currentTarget as HTMLFormElement;
+    form.querySelector(".form-error")?.remove();
+    const names = members.value
+      .split(/[\s,]+/)
+      .map((s) => s.trim().replace(/^@/, "").toLowerCase())
+      .filter(Boolean);
+    try {
+      const ids: string[] = [];
+      for (const name of names) {
+        const found = (await this.chat.searchUsers(name)).find((u) => u.username.toLowerCase() === name);
+        if (!found) throw new Error(`No user named @${name}.`);
+        ids.push(found.id);
+      }
+      const id = await this.chat.createGroup(title.value, ids);
+      title.value = "";
+      members.value = "";
+      (form.closest("details") as HTMLDetailsElement | null)?.removeAttribute("open");
+      await this.open(id);
+    } catch (err) {
+      const message = err instanceof Error && !("code" in err) ? err.message : describeError(err).message;
+      form.append(h("p", { class: "form-error", role: "alert" }, message));
+    }
+  }
+}
+
+function timeGap(a: TimelineItem, b: TimelineItem): number {
+  return (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0);
+}
