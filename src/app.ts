@@ -29,6 +29,8 @@ import { MessageService as Messages } from "./messages/service.ts";
 import { messageHandler } from "./messages/handler.ts";
 import { IdempotencyStore } from "./idempotency/store.ts";
 import { idempotencyInterceptor } from "./idempotency/interceptor.ts";
+import { createRealtime } from "./realtime/module.ts";
+import { kNodeRequest } from "./realtime/transport.ts";
 import { createContextValues } from "@connectrpc/connect";
 
 import { AuthService, file_chat_v1_auth } from "../gen/chat/v1/auth_pb.js";
@@ -88,9 +90,6 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const stores = await openStores(config, logger);
   const metrics = createMetrics();
   const shutdown = new AbortController();
-  // Features announce persisted changes here; realtime delivery replaces this no-op.
-  const events: EventSink = { publish: async () => {} };
-
   // Messages live in MongoDB when it is configured, else in the relational store.
   const messageStore: MessageStore = stores.mongo ? new MongoMessageStore(stores.mongo, stores.sql) : new SqlMessageStore(stores.sql);
   await messageStore.init().catch(async (err) => {
@@ -100,6 +99,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
 
   // Also the MembershipReader for messages; the message store gives ListConversations its previews.
   const conversationStore = new SqlConversationStore(stores.sql);
+  // Features announce persisted changes to realtime's sink: the durable event log and the fan-out to streams.
+  const realtime = createRealtime({ config, stores, messages: messageStore, conversations: conversationStore, logger, registry: metrics.registry });
+  const events: EventSink = realtime.events;
   const conversations = new Conversations({
     store: conversationStore,
     events,
@@ -116,6 +118,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const verifier = auth.service;
 
   const messages = new Messages({ store: messageStore, members: conversationStore, events, limits: config.limits });
+  await realtime.start().catch(async (err) => {
+    auth.close();
+    await realtime.close();
+    await stores.close();
+    throw err;
+  });
   const idempotency = new IdempotencyStore(stores.sql, { ttlMs: config.idempotencyKeyTtlSec * 1000 });
 
   const health = new HealthState(
@@ -135,7 +143,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     // Services whose behaviour belongs to later work answer UNIMPLEMENTED.
     router.service(AuthService, authHandler(auth.service));
     router.service(ConversationService, conversationHandler(conversations));
-    router.service(MessageService, messageHandler(messages));
+    const messageRpcs = messageHandler(messages);
+    // Stream/Subscribe/AckEvents are realtime's; a `send` frame goes through the same SendMessage handler.
+    router.service(MessageService, {
+      ...messageRpcs,
+      ...realtime.handlers({ sendMessage: messageRpcs.sendMessage!, markRead: messageRpcs.markRead! }),
+    });
     for (const service of CHAT_SERVICES) {
       if (service !== AuthService && service !== ConversationService && service !== MessageService) router.service(service, {});
     }
@@ -149,7 +162,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     shutdownSignal: shutdown.signal,
     // Anything that is not an RPC: the web client (web/dist), when enabled.
     ...(config.webDir === null ? {} : { fallback: staticSite(config.webDir) }),
-    contextValues: (req) => createContextValues().set(kClientAddress, req.socket?.remoteAddress ?? ""),
+    contextValues: (req) => createContextValues().set(kClientAddress, req.socket?.remoteAddress ?? "").set(kNodeRequest, req),
   });
 
   const http = await startHttpServer(
@@ -177,11 +190,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       closing ??= (async () => {
         health.markShuttingDown();
         http.stopAccepting();
+        // Streams never finish by themselves: tell them to reconnect elsewhere and end them.
+        await realtime.goAway(Math.min(config.shutdownGraceMs, 5_000));
         const deadline = Date.now() + config.shutdownGraceMs;
         while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
         shutdown.abort(); // cancels whatever outlived the grace period
         http.destroy();
         auth.close();
+        await realtime.close();
         await admin?.close();
         await stores.close();
         logger.info("stopped");

@@ -74,6 +74,20 @@ export interface Config {
     /** First retry delay; doubles per attempt. */
     webhookBackoffMs: number;
   };
+  realtime: {
+    /** How often clients ping (Stream) / the server sends heartbeats (Subscribe); ~3 silent intervals close a stream. */
+    heartbeatIntervalMs: number;
+    /** Frames (plus pending events) one stream may have waiting before it is cut off with RESOURCE_EXHAUSTED. */
+    streamQueueMax: number;
+    /** Events behind in one conversation beyond which a resume gets resync_required instead of a replay. */
+    resyncThreshold: number;
+    /** Events and resume checkpoints older than this are pruned; resuming from before gets resync_required. */
+    eventRetentionSec: number;
+    /** Period of the retention and repair job. */
+    maintenanceIntervalMs: number;
+    /** GoAway at shutdown: clients reconnect after a random delay up to this. */
+    goAwayReconnectMs: number;
+  };
   conversations: {
     groupMaxMembers: number;
     channelMaxMembers: number;
@@ -221,6 +235,14 @@ export function loadConfig(env: Env = process.env): Config {
       webhookSecret: str(env, "NOTIFY_WEBHOOK_SECRET", ""),
       webhookMaxAttempts: int(env, "NOTIFY_WEBHOOK_MAX_ATTEMPTS", 5, 1, 20),
       webhookBackoffMs: int(env, "NOTIFY_WEBHOOK_BACKOFF_MS", 1_000, 1, 600_000),
+    },
+    realtime: {
+      heartbeatIntervalMs: int(env, "STREAM_HEARTBEAT_INTERVAL_MS", 15_000, 100, 600_000),
+      streamQueueMax: int(env, "STREAM_QUEUE_MAX", 1_000, 4, 1_000_000),
+      resyncThreshold: int(env, "STREAM_RESYNC_THRESHOLD", 1_000, 1, 1_000_000),
+      eventRetentionSec: int(env, "EVENT_RETENTION_SEC", 7 * 24 * 3600, 60, 365 * 24 * 3600),
+      maintenanceIntervalMs: int(env, "REALTIME_MAINTENANCE_INTERVAL_MS", 60_000, 100, 24 * 3600 * 1000),
+      goAwayReconnectMs: int(env, "STREAM_GOAWAY_RECONNECT_MS", 1_000, 0, 600_000),
     },
     conversations: {
       groupMaxMembers: int(env, "GROUP_MAX_MEMBERS", 500, 2, 100_000),

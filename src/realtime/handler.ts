@@ -1,0 +1,229 @@
+// MessageService.Stream, Subscribe and AckEvents: protobuf frames <-> the
+// session and hub. A `send` frame goes through the same handler as unary
+// SendMessage, `mark_read` through MarkRead.
+
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { decodeJwt } from "jose";
+import type {
+  ChatMessage,
+  MessageService,
+  StreamRequest,
+  StreamResponse,
+  SubscribeResponse,
+  StreamError,
+} from "../../gen/chat/v1/message_pb.js";
+import { caller, kLogger, kRequestId } from "../server/context.ts";
+import { toConnectError } from "../server/errors.ts";
+import { AppError, invalidArgument, notFound } from "../shared/errors.ts";
+import { checkDeviceId } from "../auth/validation.ts";
+import { requireUuid } from "../messages/validation.ts";
+import { decodeCursor } from "./cursor.ts";
+import type { RealtimeHub } from "./hub.ts";
+import type { UnaryMessageOps } from "./ports.ts";
+import type { StreamSession } from "./session.ts";
+import { hardCutter } from "./transport.ts";
+
+type RealtimeImpl = Pick<ServiceImpl<typeof MessageService>, "stream" | "subscribe" | "ackEvents">;
+
+/** A typing "still typing" is re-announced at most this often per conversation and stream. */
+const TYPING_REPEAT_MS = 3_000;
+
+export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps): RealtimeImpl {
+  return {
+    async *stream(requests, ctx) {
+      const auth = caller(ctx);
+      const it = requests[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (first.done) return;
+      const hello = first.value.frame;
+      if (hello.case !== "hello") throw invalidArgument("hello", "the first frame of a stream must be hello");
+      const resume = hello.value.resumeToken ? decodeCursor("hello.resume_token", hello.value.resumeToken) : null;
+      const deviceId = checkDeviceId("hello.device_id", hello.value.deviceId);
+
+      const s = open(hub, ctx, { userId: auth.userId, sessionId: auth.sessionId, deviceId, kind: "stream" });
+      s.start(resume, "hello.resume_token");
+      void readFrames(hub, unary, s, it, ctx);
+      try {
+        for await (const frame of s.frames()) {
+          if (frame.case === "heartbeat") continue;
+          yield { $typeName: "chat.v1.StreamResponse", frame } as StreamResponse;
+        }
+      } finally {
+        void it.return?.();
+      }
+    },
+
+    async *subscribe(req, ctx) {
+      const auth = caller(ctx);
+      const resume = req.resumeToken ? decodeCursor("resume_token", req.resumeToken) : null;
+      const deviceId = checkDeviceId("device_id", req.deviceId);
+      const s = open(hub, ctx, { userId: auth.userId, sessionId: auth.sessionId, deviceId, kind: "subscribe" });
+      s.start(resume, "resume_token");
+      for await (const frame of s.frames()) {
+        switch (frame.case) {
+          case "ready":
+          case "event":
+          case "resyncRequired":
+          case "heartbeat":
+          case "goAway":
+            yield { $typeName: "chat.v1.SubscribeResponse", frame } as SubscribeResponse;
+        }
+      }
+    },
+
+    async ackEvents(req, ctx) {
+      const auth = caller(ctx);
+      if (req.cursor === "") throw invalidArgument("cursor", "is required");
+      await hub.acknowledge(auth.userId, decodeCursor("cursor", req.cursor), "cursor");
+      return {};
+    },
+  };
+}
+
+function open(
+  hub: RealtimeHub,
+  ctx: HandlerContext,
+  info: { userId: string; sessionId: string; deviceId: string; kind: "stream" | "subscribe" },
+): StreamSession {
+  const s = hub.createSession({ ...info, expiresAtMs: tokenExpiry(ctx) });
+  const cut = hardCutter(ctx);
+  s.hardCut = cut
+    ? () => {
+        hub.countCutoff();
+        cut();
+      }
+    : null;
+  // The client went away (cancel, reset, connection lost).
+  ctx.signal.addEventListener("abort", () => s.close(), { once: true });
+  return s;
+}
+
+/** Expiry of the access token the call was authenticated with (already verified by the auth interceptor). */
+function tokenExpiry(ctx: HandlerContext): number | null {
+  const token = /^Bearer\s+(\S+)$/i.exec(ctx.requestHeader.get("authorization") ?? "")?.[1];
+  if (!token) return null;
+  try {
+    const { exp } = decodeJwt(token);
+    return typeof exp === "number" ? exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Client frames, one at a time in arrival order (sends are acked in the order sent). */
+async function readFrames(
+  hub: RealtimeHub,
+  unary: UnaryMessageOps,
+  s: StreamSession,
+  it: AsyncIterator<StreamRequest>,
+  ctx: HandlerContext,
+): Promise<void> {
+  const acks = new AckCoalescer(hub, s, ctx);
+  const typing = new Map<string, { typing: boolean; at: number }>();
+  try {
+    for (;;) {
+      const r = await it.next();
+      // Half-close: the client sends nothing more but may still listen; the
+      // heartbeat rule ends the stream if it stays silent.
+      if (r.done || !s.isOpen) return;
+      hub.touched(s);
+      const frame = r.value.frame;
+      try {
+        switch (frame.case) {
+          case "send": {
+            const res = await unary.sendMessage(frame.value, ctx);
+            s.enqueue({
+              case: "sendAck",
+              value: { $typeName: "chat.v1.SendAck", clientMessageId: frame.value.clientMessageId, message: res.message as ChatMessage },
+            });
+            break;
+          }
+          case "markRead":
+            await unary.markRead(frame.value, ctx);
+            break;
+          case "typing": {
+            const c = requireUuid("typing.conversation_id", frame.value.conversationId);
+            if (!s.follows(c)) throw notFound("conversation");
+            const last = typing.get(c);
+            const now = Date.now();
+            if (last && last.typing === frame.value.typing && (!frame.value.typing || now - last.at < TYPING_REPEAT_MS)) break;
+            typing.set(c, { typing: frame.value.typing, at: now });
+            if (typing.size > 1000) typing.delete(typing.keys().next().value!);
+            await hub.publishTyping(c, s.userId, frame.value.typing);
+            break;
+          }
+          case "ack":
+            acks.offer(frame.value.cursor);
+            break;
+          case "ping":
+            s.enqueue({ case: "pong", value: { $typeName: "chat.v1.Pong", nonce: frame.value.nonce } });
+            break;
+          case "hello":
+            throw invalidArgument("hello", "only the first frame may be hello");
+          default:
+            throw invalidArgument("frame", "empty or unknown frame");
+        }
+      } catch (err) {
+        s.enqueue({ case: "error", value: streamError(err, frame.case === "send" ? frame.value.clientMessageId : "", ctx) });
+      }
+    }
+  } catch {
+    // Reading failed: the client is gone; the transport ends the call.
+    s.close();
+  }
+}
+
+/**
+ * Acks are applied one at a time; while one is in flight only the newest
+ * waiting cursor is kept (a client acking every event costs one write per
+ * round trip, not one per ack).
+ */
+class AckCoalescer {
+  private readonly hub: RealtimeHub;
+  private readonly s: StreamSession;
+  private readonly ctx: HandlerContext;
+  private next: string | null = null;
+  private running = false;
+  /** Per conversation, the position of the last ack applied. */
+  private readonly seen = new Map<string, number>();
+
+  constructor(hub: RealtimeHub, s: StreamSession, ctx: HandlerContext) {
+    this.hub = hub;
+    this.s = s;
+    this.ctx = ctx;
+  }
+
+  offer(cursor: string): void {
+    if (cursor === "") throw invalidArgument("ack.cursor", "is required");
+    decodeCursor("ack.cursor", cursor); // malformed: answered now, as an error frame
+    this.next = cursor;
+    if (!this.running) void this.run();
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    while (this.next !== null && this.s.isOpen) {
+      const cursor = this.next;
+      this.next = null;
+      try {
+        await this.hub.acknowledge(this.s.userId, decodeCursor("ack.cursor", cursor), "ack.cursor", this.seen);
+      } catch (err) {
+        this.s.enqueue({ case: "error", value: streamError(err, "", this.ctx) });
+      }
+    }
+    this.running = false;
+  }
+}
+
+function streamError(err: unknown, clientMessageId: string, ctx: HandlerContext): StreamError {
+  const log = ctx.values.get(kLogger);
+  const ce = toConnectError(err, ctx.values.get(kRequestId), (e) => log?.error({ err: e }, "stream frame failed"));
+  const violations = err instanceof AppError ? err.violations : [];
+  return {
+    $typeName: "chat.v1.StreamError",
+    clientMessageId,
+    code: ce.code as number,
+    message: ce.rawMessage,
+    fieldViolations: violations.map((v) => ({ $typeName: "google.rpc.BadRequest.FieldViolation", field: v.field, description: v.description })),
+  } as StreamError;
+}

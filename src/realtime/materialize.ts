@@ -1,0 +1,153 @@
+// Turns logged events (ids and seqs) into full chat.v1.Event messages: the
+// ChatMessage for message_created / message_edited from the message store,
+// the Conversation for conversation_updated. Used for live fan-out (once per
+// event, by the node that published it) and for replay (per stream).
+//
+// Reactions inside a ChatMessage are a per-viewer view (`reacted`): live
+// events are built once for everyone with no viewer (reacted = false);
+// clients track their own reactions from reaction_updated.
+
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { DomainEvent } from "../events/events.ts";
+import { EventSchema, type ChatMessage, type Event } from "../../gen/chat/v1/message_pb.js";
+import { ConversationSchema, MemberRole } from "../../gen/chat/v1/conversation_pb.js";
+import { toChatMessage } from "../messages/handler.ts";
+import { toPbConversation } from "../conversations/handler.ts";
+import type { StoredMessage } from "../messages/types.ts";
+import type { LoggedEvent } from "./event-log.ts";
+import type { ConversationReader, MessageReader } from "./ports.ts";
+
+const ROLE: Record<string, MemberRole> = { owner: MemberRole.OWNER, admin: MemberRole.ADMIN, member: MemberRole.MEMBER };
+/** A seq range wider than this is fetched message by message instead of as one page. */
+const RANGE_MAX = 200;
+
+export class EventMaterializer {
+  private readonly messages: MessageReader;
+  private readonly conversations: ConversationReader;
+
+  constructor(deps: { messages: MessageReader; conversations: ConversationReader }) {
+    this.messages = deps.messages;
+    this.conversations = deps.conversations;
+  }
+
+  /**
+   * One Event per logged event, same order, cursor empty. `known` holds
+   * messages the caller already has (no second read). `viewerId` selects the
+   * reaction view; "" for none.
+   */
+  async materialize(logged: LoggedEvent[], viewerId: string, known: Map<string, StoredMessage> = new Map()): Promise<Event[]> {
+    const byId = await this.loadMessages(logged, known);
+    const withReactions = logged
+      .filter((l) => l.event.type === "message_edited" || (l.event.type === "message_created" && viewerId !== ""))
+      .map((l) => (l.event as { messageId: string }).messageId)
+      .filter((id) => byId.get(id)?.deletedAt === null);
+    const reactions = withReactions.length ? await this.messages.reactions([...new Set(withReactions)], viewerId) : new Map();
+    const conversationIds = [...new Set(logged.filter((l) => l.event.type === "conversation_updated").map((l) => l.event.conversationId))];
+    const conversations = new Map(
+      await Promise.all(conversationIds.map(async (id) => [id, await this.conversations.getConversation(id)] as const)),
+    );
+
+    const chat = (id: string, seq: number, conversationId: string): ChatMessage => {
+      const m = byId.get(id);
+      // Gone from the store (cannot happen for soft deletes): say what we know.
+      if (!m) return toChatMessage({ ...placeholder(id, seq, conversationId), reactions: [] });
+      return toChatMessage({ ...m, reactions: m.deletedAt ? [] : (reactions.get(id) ?? []) });
+    };
+
+    return logged.map((l) => {
+      const e = l.event;
+      const base = { conversationId: e.conversationId, occurredAt: timestampFromDate(l.createdAt) };
+      return create(EventSchema, { ...base, payload: this.payload(e, chat, conversations) });
+    });
+  }
+
+  private payload(
+    e: DomainEvent,
+    chat: (id: string, seq: number, conversationId: string) => ChatMessage,
+    conversations: Map<string, Awaited<ReturnType<ConversationReader["getConversation"]>>>,
+  ): Event["payload"] {
+    switch (e.type) {
+      case "message_created":
+        return { case: "messageCreated", value: { $typeName: "chat.v1.MessageCreated", message: chat(e.messageId, e.seq, e.conversationId) } };
+      case "message_edited":
+        return { case: "messageEdited", value: { $typeName: "chat.v1.MessageEdited", message: chat(e.messageId, e.seq, e.conversationId) } };
+      case "message_deleted":
+        return { case: "messageDeleted", value: { $typeName: "chat.v1.MessageDeleted", messageId: e.messageId, seq: BigInt(e.seq) } };
+      case "reaction_updated":
+        return {
+          case: "reactionUpdated",
+          value: { $typeName: "chat.v1.ReactionUpdated", messageId: e.messageId, emoji: e.emoji, userId: e.userId, added: e.added },
+        };
+      case "receipt_updated":
+        return {
+          case: "receiptUpdated",
+          value: { $typeName: "chat.v1.ReceiptUpdated", userId: e.userId, deliveredSeq: BigInt(e.deliveredSeq), readSeq: BigInt(e.readSeq) },
+        };
+      case "conversation_updated": {
+        const c = conversations.get(e.conversationId);
+        const conversation = c
+          ? create(ConversationSchema, { ...toPbConversation({ conversation: c, member: null, peerUserId: null, unreadCount: 0, lastMessage: null }), joined: true })
+          : create(ConversationSchema, { id: e.conversationId });
+        return { case: "conversationUpdated", value: { $typeName: "chat.v1.ConversationUpdated", conversation } };
+      }
+      case "member_joined":
+        return { case: "memberJoined", value: { $typeName: "chat.v1.MemberJoined", userId: e.userId, role: ROLE[e.role] ?? MemberRole.MEMBER } };
+      case "member_left":
+        return { case: "memberLeft", value: { $typeName: "chat.v1.MemberLeft", userId: e.userId, removed: e.removed } };
+    }
+  }
+
+  /** The messages behind message_created / message_edited, with as few reads as the store allows. */
+  private async loadMessages(logged: LoggedEvent[], known: Map<string, StoredMessage>): Promise<Map<string, StoredMessage>> {
+    const byId = new Map<string, StoredMessage>();
+    const wanted: { id: string; seq: number; conversationId: string }[] = [];
+    for (const l of logged) {
+      const e = l.event;
+      if (e.type !== "message_created" && e.type !== "message_edited") continue;
+      // An edit must show the edited content: only trust `known` for creations.
+      const k = e.type === "message_created" ? known.get(e.messageId) : undefined;
+      if (k) byId.set(e.messageId, k);
+      else wanted.push({ id: e.messageId, seq: e.seq, conversationId: e.conversationId });
+    }
+    if (wanted.length === 0) return byId;
+    // Replays of one conversation: one page by seq covers a run of creations.
+    const remaining = new Map(wanted.map((w) => [w.id, w]));
+    if (wanted.length > 2) {
+      const conversationId = wanted[0].conversationId;
+      const seqs = wanted.filter((w) => w.conversationId === conversationId).map((w) => w.seq);
+      const lo = Math.min(...seqs);
+      const hi = Math.max(...seqs);
+      if (hi - lo < RANGE_MAX) {
+        for (const m of await this.messages.listAfter(conversationId, lo - 1, hi - lo + 1)) {
+          if (remaining.has(m.id)) {
+            byId.set(m.id, m);
+            remaining.delete(m.id);
+          }
+        }
+      }
+    }
+    const rest = await Promise.all([...remaining.keys()].map((id) => this.messages.get(id)));
+    for (const m of rest) if (m) byId.set(m.id, m);
+    return byId;
+  }
+}
+
+function placeholder(id: string, seq: number, conversationId: string): StoredMessage {
+  return {
+    id,
+    conversationId,
+    seq,
+    senderId: "",
+    clientMessageId: "",
+    content: "",
+    parentMessageId: null,
+    mentions: [],
+    attachments: [],
+    replyCount: 0,
+    lastReplyAt: null,
+    createdAt: new Date(0),
+    editedAt: null,
+    deletedAt: new Date(0),
+  };
+}

@@ -1,0 +1,98 @@
+// Builds the realtime feature (event sink, hub, handlers, maintenance job)
+// from config and stores; called by the composition root.
+
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Config } from "../config.ts";
+import type { Stores } from "../stores/stores.ts";
+import type { MessageStore } from "../messages/store.ts";
+import type { MessageService } from "../../gen/chat/v1/message_pb.js";
+import { SqlEventLog, type EventLog } from "./event-log.ts";
+import { EventMaterializer } from "./materialize.ts";
+import { RealtimeEventSink } from "./sink.ts";
+import { RealtimeHub } from "./hub.ts";
+import { realtimeHandlers } from "./handler.ts";
+import { SqlMemberDirectory } from "./sql-directory.ts";
+import { messageReaderOf, noHooks, type ConversationReader, type StreamHooks, type UnaryMessageOps } from "./ports.ts";
+
+export interface RealtimeModule {
+  /** The EventSink every feature announces persisted changes to. */
+  events: RealtimeEventSink;
+  hub: RealtimeHub;
+  log: EventLog;
+  handlers(unary: UnaryMessageOps): Pick<ServiceImpl<typeof MessageService>, "stream" | "subscribe" | "ackEvents">;
+  /** Subscribes to revocations, starts the timers, runs the maintenance job once. */
+  start(): Promise<void>;
+  /** Shutdown step one: GoAway to every stream, wait (up to waitMs) until they ended. */
+  goAway(waitMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A message stored this long ago without its message_created counts as lost (not merely in flight). */
+const REPAIR_GRACE_MS = 30_000;
+
+export function createRealtime(deps: {
+  config: Config;
+  stores: Stores;
+  messages: MessageStore;
+  conversations: ConversationReader;
+  logger: Logger;
+  registry?: Registry;
+  hooks?: StreamHooks;
+}): RealtimeModule {
+  const rt = deps.config.realtime;
+  const logger = deps.logger.child({ module: "realtime" });
+  const log = new SqlEventLog(deps.stores.sql);
+  const messages = messageReaderOf(deps.messages);
+  const materializer = new EventMaterializer({ messages, conversations: deps.conversations });
+  const events = new RealtimeEventSink({ log, materializer, messages, ephemeral: deps.stores.ephemeral, logger });
+  const hub = new RealtimeHub({
+    ephemeral: deps.stores.ephemeral,
+    log,
+    materializer,
+    directory: new SqlMemberDirectory(deps.stores.sql),
+    events,
+    settings: { queueMax: rt.streamQueueMax, resyncThreshold: rt.resyncThreshold, heartbeatIntervalMs: rt.heartbeatIntervalMs },
+    hooks: deps.hooks ?? noHooks,
+    logger,
+    registry: deps.registry,
+  });
+
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<void> | null = null;
+  const maintain = () => {
+    running ??= (async () => {
+      try {
+        const pruned = await log.prune(new Date(Date.now() - rt.eventRetentionSec * 1000));
+        if (pruned.events + pruned.checkpoints > 0) logger.info(pruned, "pruned old events and checkpoints");
+        await events.repair(REPAIR_GRACE_MS);
+      } catch (err) {
+        logger.warn({ err }, "realtime maintenance failed");
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  };
+
+  return {
+    events,
+    hub,
+    log,
+    handlers: (unary) => realtimeHandlers(hub, unary),
+    async start() {
+      await hub.start();
+      void maintain();
+      // Jittered so that nodes started together do not all run it at once.
+      timer = setInterval(() => void maintain(), rt.maintenanceIntervalMs + Math.floor(Math.random() * rt.maintenanceIntervalMs * 0.2));
+      timer.unref();
+    },
+    goAway: (waitMs) => hub.goAway("server shutting down", rt.goAwayReconnectMs, waitMs),
+    async close() {
+      if (timer) clearInterval(timer);
+      await running;
+      await hub.stop();
+    },
+  };
+}
