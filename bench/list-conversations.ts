@@ -104,11 +104,12 @@ async function benchSetup(setup: string, env: Record<string, string>): Promise<{
 
   // Count every statement the running app sends through its SqlDatabase.
   let queries = 0;
-  let lastStatement: { text: string; params: unknown[] } | null = null;
+  let statements: { text: string; params: unknown[] }[] = [];
   const original = sql.query.bind(sql);
   (sql as { query: SqlDatabase["query"] }).query = ((text: string, params?: unknown[]) => {
     queries++;
-    lastStatement = { text, params: params ?? [] };
+    statements.push({ text, params: params ?? [] });
+    if (statements.length > 10) statements.shift();
     return original(text, params);
   }) as SqlDatabase["query"];
 
@@ -137,13 +138,17 @@ async function benchSetup(setup: string, env: Record<string, string>): Promise<{
     results.push({ setup, scenario, calls: CALLS, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1], queriesPerCall: perCall });
   }
 
-  // EXPLAIN exactly the statement (and parameters) the first-page call sent.
+  // EXPLAIN exactly the statements (and parameters) one first-page call sends:
+  // the conversation list, and the batched last-message previews (message module).
+  statements = [];
   await list();
-  const statement = lastStatement as { text: string; params: unknown[] } | null;
-  if (!statement) throw new Error("no statement captured");
   (sql as { query: SqlDatabase["query"] }).query = original;
-  const { rows } = await sql.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${statement.text}`, statement.params);
-  const plan = rows.map((r) => r["QUERY PLAN"]).join("\n");
+  const plans: string[] = [];
+  for (const st of statements) {
+    const { rows } = await sql.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${st.text}`, st.params);
+    plans.push(`${st.text.replace(/\s+/g, " ").trim().slice(0, 160)}...\n${rows.map((r) => r["QUERY PLAN"]).join("\n")}`);
+  }
+  const plan = plans.join("\n\n");
   client.close();
   await server.close();
   return { results, plan };

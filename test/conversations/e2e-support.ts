@@ -23,8 +23,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(sql: SqlBackendName, overrides: Record<string, string> = {}): Promise<Harness> {
-  const backends: ProvisionedBackends = await provisionBackends({ sql });
+/** `mongo`: messages in MongoDB (the relational store still holds conversations). */
+export async function startHarness(sql: SqlBackendName, overrides: Record<string, string> = {}, opts: { mongo?: boolean } = {}): Promise<Harness> {
+  const backends: ProvisionedBackends = await provisionBackends({ sql, mongo: opts.mongo });
   // Tests register many users from one address.
   const server = await startTestServer(backends.env, { REGISTER_MAX_PER_ADDRESS: "1000000", ...overrides });
   const grpc = new GrpcJsClient(server.address);
