@@ -29,6 +29,7 @@ export interface ResilientStreamOptions<T> {
 }
 
 const MAX_BACKOFF_MS = 15_000;
+const OFFLINE_RETRY_MS = 30_000;
 
 export function backoffMs(attempt: number, random = Math.random()): number {
   const base = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempt, 10));
@@ -42,7 +43,12 @@ export class ResilientStream<T> {
   private wake: (() => void) | null = null;
   private skipWait = false;
   private readonly onOnline = () => this.reconnectNow();
-  private readonly onOffline = () => this.opts.onState?.("offline");
+  // The network is gone: the connection is dead even if no error says so yet
+  // (and a half-open one might never say). Drop it; resume when back online.
+  private readonly onOffline = () => {
+    this.current?.abort();
+    this.opts.onState?.("offline");
+  };
   private unsubscribeTransport: (() => void) | null = null;
 
   constructor(opts: ResilientStreamOptions<T>) {
@@ -83,6 +89,12 @@ export class ResilientStream<T> {
     let attempt = 0;
     let everConnected = false;
     while (this.running) {
+      if (!navigator.onLine) {
+        // navigator.onLine false is reliable (true is not): wait for the online event, or try now and then.
+        this.opts.onState?.("offline");
+        await this.sleep(OFFLINE_RETRY_MS);
+        if (!this.running) break;
+      }
       const ac = new AbortController();
       this.current = ac;
       this.skipWait = false;
