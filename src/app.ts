@@ -28,7 +28,7 @@ import { MongoMessageStore } from "./messages/mongo-store.ts";
 import { MessageService as Messages } from "./messages/service.ts";
 import { messageHandler } from "./messages/handler.ts";
 import { IdempotencyStore } from "./idempotency/store.ts";
-import { idempotencyInterceptor } from "./idempotency/interceptor.ts";
+import { idempotent } from "./idempotency/idempotent.ts";
 import { createRealtime } from "./realtime/module.ts";
 import { kNodeRequest } from "./realtime/transport.ts";
 import { createContextValues } from "@connectrpc/connect";
@@ -71,19 +71,6 @@ const PUBLIC_ROUTES = new Set([
   Health.typeName,
   reflectionV1.ServerReflection.typeName,
   reflectionV1alpha.ServerReflection.typeName,
-]);
-
-/**
- * Mutating RPCs that honour the `idempotency-key` header: a late retry must
- * not redo them after something else happened (a later edit, a removal, a
- * second group). SendMessage has client_message_id instead.
- */
-const IDEMPOTENT_ROUTES = new Set([
-  `${MessageService.typeName}/EditMessage`,
-  `${MessageService.typeName}/DeleteMessage`,
-  `${MessageService.typeName}/AddReaction`,
-  `${MessageService.typeName}/RemoveReaction`,
-  `${ConversationService.typeName}/CreateConversation`,
 ]);
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {
@@ -142,8 +129,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     registerReflection(router, DESCRIPTOR_FILES, serviceNames);
     // Services whose behaviour belongs to later work answer UNIMPLEMENTED.
     router.service(AuthService, authHandler(auth.service));
-    router.service(ConversationService, conversationHandler(conversations));
-    const messageRpcs = messageHandler(messages);
+    // `idempotency-key` for mutating RPCs whose late retry must not redo them after
+    // something else happened (a later edit, a removal, a second group).
+    // SendMessage has client_message_id instead.
+    router.service(ConversationService, idempotent(ConversationService, conversationHandler(conversations), idempotency, ["createConversation"]));
+    const messageRpcs = idempotent(MessageService, messageHandler(messages), idempotency, ["editMessage", "deleteMessage", "addReaction", "removeReaction"]);
     // Stream/Subscribe/AckEvents are realtime's; a `send` frame goes through the same SendMessage handler.
     router.service(MessageService, {
       ...messageRpcs,
@@ -156,7 +146,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
 
   const rpcHandler = connectNodeAdapter({
     routes,
-    interceptors: [edgeInterceptor(logger, metrics), authInterceptor(verifier, PUBLIC_ROUTES), idempotencyInterceptor(idempotency, IDEMPOTENT_ROUTES)],
+    interceptors: [edgeInterceptor(logger, metrics), authInterceptor(verifier, PUBLIC_ROUTES)],
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes * 4,
     shutdownSignal: shutdown.signal,

@@ -18,7 +18,7 @@ const MESSAGE_NAMESPACE = Buffer.from("6f1c2b0e5d7a4c3e9b8a1f2e3d4c5b6a", "hex")
 export function messageIdFor(conversationId: string, senderId: string, clientMessageId: string): string {
   const hash = createHash("sha1")
     .update(MESSAGE_NAMESPACE)
-    .update(`${conversationId}\n${senderId}\n${clientMessageId}`, "utf8")
+    .update(JSON.stringify([conversationId, senderId, clientMessageId]), "utf8") // unambiguous, whatever the parts hold
     .digest();
   hash[6] = (hash[6] & 0x0f) | 0x50; // version 5
   hash[8] = (hash[8] & 0x3f) | 0x80; // RFC variant

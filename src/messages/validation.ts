@@ -115,7 +115,7 @@ export function validateListWindow(beforeSeq: number, afterSeq: number, limit: n
 }
 
 export function validateSearchQuery(query: string): string {
-  checkText("query", query, false);
+  checkText("query", query, true); // newlines are just whitespace here
   const text = query.trim().replace(/\s+/g, " ");
   if (text === "") throw invalidArgument("query", "is required");
   if (codePoints(text) > MAX_QUERY_CHARS) throw invalidArgument("query", `must be at most ${MAX_QUERY_CHARS} characters`);
