@@ -297,6 +297,75 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web client in Chromium over %s", 
     expect(await alice.page.getByTestId("auth-error").count()).toBe(0); // still signed in
     expect(alice.errors).toEqual([]);
   });
+
+  it("creates a group; the member gets it live, reads it, and the sender sees who read", async () => {
+    const title = `Plans ${transport}`;
+    await alice.page.getByText("New group").click();
+    await alice.page.getByLabel("Group name").fill(title);
+    await alice.page.getByLabel("Members").fill(bob.username);
+    await alice.page.getByRole("button", { name: "Create group" }).click();
+    await waitFor(() => alice.page.getByTestId("conversation-title").textContent(), title, "group opened");
+    await send(alice, "Group hello");
+    await waitFor(async () => (await shownMessages(alice)).map((m) => [m.text, m.state]), [["Group hello", "sent"]], "stored");
+
+    const groupForBob = conversationItem(bob, title);
+    await waitFor(() => groupForBob.getByTestId("unread-badge").textContent(), "1", "Bob gets the group with one unread");
+    await groupForBob.click();
+    await waitFor(() => texts(bob), ["Group hello"], "Bob sees the group message");
+    await waitFor(() => bob.page.getByTestId("conversation-subtitle").textContent(), "2 members", "member count");
+    await waitFor(() => messageEl(alice, "Group hello").getByTestId("seen-receipt").textContent(), "Seen by Bob", "group receipt");
+    expect(alice.errors).toEqual([]);
+    expect(bob.errors).toEqual([]);
+  });
+});
+
+describe.runIf(haveChromium)("web client forms and settings", () => {
+  it("shows the server's field violations next to the field, and a wrong password as such", async () => {
+    const p = await openApp("connect", unique("erin"), "Erin");
+    try {
+      const { page } = p;
+      await page.getByLabel("Email").fill(`${p.username}@example.test`);
+      await page.getByLabel("Username").fill("x"); // too short: INVALID_ARGUMENT on `username`
+      await page.getByLabel("Password").fill(DEFAULT_TEST_PASSWORD);
+      await page.getByRole("button", { name: "Create account" }).click();
+      await waitFor(() => page.getByLabel("Username").getAttribute("aria-invalid"), "true", "username marked invalid");
+      expect(await page.locator("#auth-username-error").textContent()).not.toBe("");
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe("auth-username");
+      await page.screenshot({ path: join(ARTIFACTS, "auth-field-error.png") });
+
+      await page.getByTestId("auth-switch").click();
+      await page.getByLabel("Email or username").fill("nobody_here");
+      await page.getByLabel("Password").fill("wrong password 123");
+      await page.getByRole("button", { name: "Log in" }).click();
+      await waitFor(() => page.getByTestId("auth-error").textContent(), "Wrong login or password.", "login error");
+      expect(p.errors).toEqual([]);
+    } finally {
+      await p.context.close();
+    }
+  });
+
+  it("switches protocol from the settings: later calls and the stream use gRPC-Web", async () => {
+    const p = await openApp("connect", unique("frank"), "Frank");
+    try {
+      await signUp(p);
+      expectProtocol(p, "connect");
+      const from = p.rpcs.length;
+      await p.page.getByLabel("Protocol").selectOption("grpc-web");
+      expect(new URL(p.page.url()).searchParams.get("transport")).toBe("grpc-web");
+      // The event stream reconnects over the new transport.
+      await waitFor(() => Promise.resolve(p.rpcs.slice(from).some((r) => r.path === `/${MessageService.typeName}/Subscribe`)), true, "stream re-opened");
+      await waitFor(() => linkState(p), "live", "live again");
+      await p.page.getByLabel("Message someone").fill(p.username); // searching works too (and finds only yourself)
+      await p.page.getByLabel("Message someone").press("Enter");
+      await waitFor(() => p.page.getByTestId("dm-results").textContent(), `Nobody found for “${p.username}”.`, "search answered");
+      const later = p.rpcs.slice(from);
+      expect(later.length).toBeGreaterThan(1);
+      for (const r of later) expect(r.contentType, r.path).toMatch(/^application\/grpc-web/);
+      expect(p.errors).toEqual([]);
+    } finally {
+      await p.context.close();
+    }
+  });
 });
 
 describe.runIf(haveChromium)("web client history", () => {

@@ -111,7 +111,7 @@ export function renderAuth(root: HTMLElement, opts: { api: Api; notice?: string;
           first ??= field;
         }
       }
-      status.textContent = view.code === Code.Unauthenticated ? "Wrong login or password." : view.message;
+      status.textContent = view.code === Code.Unauthenticated ? "Wrong login or password." : first ? "Please correct the highlighted field." : view.message;
       if (first) inputs.get(first)?.focus();
     } finally {
       busy = false;
