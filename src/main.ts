@@ -16,28 +16,34 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel, config.nodeId);
-  let app;
-  try {
-    app = await startApp(config, logger);
-  } catch (err) {
-    logger.fatal({ err }, "start-up failed");
-    process.exit(1);
-  }
+  // Handlers go in before start-up: a signal that arrives while the app is
+  // starting (or right after "serving" is logged) must stop it gracefully,
+  // not kill it with the default action.
+  let app: Awaited<ReturnType<typeof startApp>> | undefined;
   let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "shutting down");
-    app.close().then(
+  const shutdown = (started: NonNullable<typeof app>) =>
+    started.close().then(
       () => process.exit(0),
       (err) => {
         logger.error({ err }, "shutdown failed");
         process.exit(1);
       },
     );
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down");
+    if (app) void shutdown(app); // else: stopped as soon as start-up finishes
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  try {
+    app = await startApp(config, logger);
+  } catch (err) {
+    logger.fatal({ err }, "start-up failed");
+    process.exit(1);
+  }
+  if (stopping) void shutdown(app);
 }
 
 void main();
