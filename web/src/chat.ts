@@ -737,8 +737,11 @@ export class Chat {
     const id = this.openId;
     if (!id || document.visibilityState !== "visible") return;
     const conv = this.conversations.get(id);
-    const newest = this.timeline(id).newest();
-    if (!conv || !newest || (newest.seq <= conv.lastReadSeq && conv.unread === 0)) return;
+    const tl = this.timeline(id);
+    const newest = tl.newest();
+    // Only others' messages make something unread: our own sends need no MarkRead.
+    const newestFromOthers = tl.newestFrom((sender) => sender !== this.me.id);
+    if (!conv || !newest || !newestFromOthers || (newestFromOthers.seq <= conv.lastReadSeq && conv.unread === 0)) return;
     if (conv.unread !== 0) {
       conv.unread = 0;
       this.emit("sidebar");

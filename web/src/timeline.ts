@@ -70,6 +70,13 @@ export class Timeline {
     return confirmed.length ? confirmed[confirmed.length - 1]!.seq : 0;
   }
 
+  /** The newest stored message whose sender matches. */
+  newestFrom(match: (senderId: string) => boolean): TimelineItem | undefined {
+    const confirmed = this.confirmed();
+    for (let i = confirmed.length - 1; i >= 0; i--) if (match(confirmed[i]!.senderId)) return confirmed[i];
+    return undefined;
+  }
+
   /** The newest stored message, pending sends aside. */
   newest(): TimelineItem | undefined {
     const confirmed = this.confirmed();

@@ -61,6 +61,7 @@ export class ChatView {
   private renderedConversation: string | null = null;
   private pickerFor: string | null = null;
   private stickToBottom = true;
+  private readonly drafts = new Map<string, string>();
 
   constructor(root: HTMLElement, chat: Chat, api: Api, opts: ChatViewOptions) {
     this.chat = chat;
@@ -183,6 +184,14 @@ export class ChatView {
 
   /** Opens a conversation and moves focus to its composer. */
   async open(id: string): Promise<void> {
+    const previous = this.chat.openId;
+    if (previous && previous !== id) {
+      // Each conversation keeps its unsent draft.
+      this.drafts.set(previous, this.composer.value);
+      this.chat.stopTyping(previous);
+      this.composer.value = this.drafts.get(id) ?? "";
+      this.autosize();
+    }
     this.stickToBottom = true;
     this.opts.onNavigate(id);
     await this.chat.openConversation(id);
