@@ -13,7 +13,7 @@
 // argon2id (m=19 MiB, t=2, p=1) dominates a login: expect the CPU cores, not
 // the stores, to set the ceiling. The figures say so rather than hiding it.
 
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -139,6 +139,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < 20; i++) await verify(h, PASSWORD);
   const verifyMs = (performance.now() - t0) / 20;
 
+  const loadBefore = loadavg()[0];
   const base = {
     HOST: "127.0.0.1",
     PORT: "0",
@@ -191,7 +192,9 @@ async function main(): Promise<void> {
   }
 
   const fmt = (n: number, d = 1) => n.toFixed(d);
-  console.log(`\nLogin benchmark: ${availableParallelism()} cores, ${SECONDS}s per row, argon2id m=19456 KiB t=2 p=1 (one verify: ${fmt(verifyMs)} ms on this machine)\n`);
+  console.log(`\nLogin benchmark: ${availableParallelism()} cores, ${SECONDS}s per row, argon2id m=19456 KiB t=2 p=1`);
+  console.log(`One argon2id verify alone: ${fmt(verifyMs)} ms, so ${availableParallelism()} cores can do at most ~${fmt((availableParallelism() * 1000) / verifyMs, 0)} verifies/s.`);
+  console.log(`1-min load average: ${fmt(loadBefore, 2)} before, ${fmt(loadavg()[0], 2)} after (other work on the machine skews the figures).\n`);
   console.log("| setup | scenario | concurrency | requests | per second | p50 ms | p99 ms |");
   console.log("|---|---|---:|---:|---:|---:|---:|");
   for (const r of rows) {
