@@ -178,6 +178,16 @@ forEachBackend("auth accounts", ["postgres", "pglite"] as const, (sqlName) => {
       }
       expect((await grpcFailure(c.unary(AuthService.method.getMe, {}))).code).toBe(grpc.status.UNAUTHENTICATED);
     });
+
+    it("requires a token on every AuthService RPC except Register, Login and Refresh", async () => {
+      const open = new Set(["Register", "Login", "Refresh"]);
+      const guarded = AuthService.methods.filter((m) => !open.has(m.name));
+      expect(guarded.length).toBe(AuthService.methods.length - 3);
+      for (const m of guarded) {
+        const err = await grpcFailure(c.unary(m as never, {}));
+        expect(err.code, m.name).toBe(grpc.status.UNAUTHENTICATED);
+      }
+    });
   });
 
   describe("password storage", () => {
