@@ -125,3 +125,18 @@ forEachBackend("sql store", ["postgres", "pglite"] as const, (name) => {
     }
   });
 });
+
+forEachBackend("migrations on a fresh database", ["postgres"] as const, () => {
+  it("survives several nodes migrating an empty schema at once", async () => {
+    const iso = await isolatedPostgres();
+    const dbs = [createPostgres(iso.url), createPostgres(iso.url), createPostgres(iso.url)];
+    try {
+      const migrations = await loadMigrations(MIGRATIONS_DIR);
+      const results = await Promise.all(dbs.map((db) => migrate(db, migrations)));
+      expect(results.flat().sort()).toEqual(migrations.map((m) => m.name).sort());
+    } finally {
+      await Promise.all(dbs.map((db) => db.close()));
+      await iso.drop();
+    }
+  });
+});

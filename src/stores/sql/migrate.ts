@@ -33,12 +33,17 @@ export async function loadMigrations(dir: string): Promise<Migration[]> {
  * Returns the names applied by this call.
  */
 export async function migrate(db: SqlDatabase, migrations: Migration[]): Promise<string[]> {
-  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version text PRIMARY KEY,
-    name text NOT NULL,
-    checksum text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-  )`);
+  // Under the lock: concurrent CREATE TABLE IF NOT EXISTS is not safe in Postgres
+  // (two nodes starting on an empty schema collide in the catalog).
+  await db.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':migrations'))");
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version text PRIMARY KEY,
+      name text NOT NULL,
+      checksum text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+  });
   const applied: string[] = [];
   for (const m of migrations) {
     const done = await db.transaction(async (tx) => {
