@@ -31,6 +31,11 @@ import { IdempotencyStore } from "./idempotency/store.ts";
 import { idempotent } from "./idempotency/idempotent.ts";
 import { createRealtime } from "./realtime/module.ts";
 import { kNodeRequest } from "./realtime/transport.ts";
+import { SqlMemberDirectory } from "./realtime/sql-directory.ts";
+import { createPresence } from "./presence/module.ts";
+import { presenceHandler } from "./presence/handler.ts";
+import { createNotifications } from "./notifications/module.ts";
+import { notificationHandler } from "./notifications/handler.ts";
 import { createContextValues } from "@connectrpc/connect";
 
 import { AuthService, file_chat_v1_auth } from "../gen/chat/v1/auth_pb.js";
@@ -87,8 +92,33 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // Also the MembershipReader for messages; the message store gives ListConversations its previews.
   const conversationStore = new SqlConversationStore(stores.sql);
   // Features announce persisted changes to realtime's sink: the durable event log and the fan-out to streams.
-  const realtime = createRealtime({ config, stores, messages: messageStore, conversations: conversationStore, logger, registry: metrics.registry });
-  const events: EventSink = realtime.events;
+  // Presence feeds on stream life (hooks); presence and typing reach streams through realtime's channels.
+  const memberDirectory = new SqlMemberDirectory(stores.sql);
+  const presence = createPresence({
+    config,
+    stores,
+    members: conversationStore,
+    conversationsOf: (userId) => memberDirectory.conversationsOf(userId),
+    publishTyping: (conversationId, userId, typing) => realtime.hub.publishTyping(conversationId, userId, typing),
+    logger,
+  });
+  const realtime = createRealtime({
+    config,
+    stores,
+    messages: messageStore,
+    conversations: conversationStore,
+    logger,
+    registry: metrics.registry,
+    hooks: presence.hooks,
+  });
+  const notifications = await createNotifications({ config, stores, messages: messageStore, conversations: conversationStore, presence: presence.tracker, logger });
+  const events: EventSink = {
+    async publish(changes) {
+      await realtime.events.publish(changes);
+      // Decided off the send path; the notifier logs its own failures.
+      void notifications.notifier.publish(changes);
+    },
+  };
   const conversations = new Conversations({
     store: conversationStore,
     events,
@@ -111,6 +141,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await stores.close();
     throw err;
   });
+  presence.start();
+  notifications.start();
   const idempotency = new IdempotencyStore(stores.sql, { ttlMs: config.idempotencyKeyTtlSec * 1000 });
 
   const health = new HealthState(
@@ -127,7 +159,6 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const routes = (router: ConnectRouter) => {
     registerHealth(router, health);
     registerReflection(router, DESCRIPTOR_FILES, serviceNames);
-    // Services whose behaviour belongs to later work answer UNIMPLEMENTED.
     router.service(AuthService, authHandler(auth.service));
     // `idempotency-key` for mutating RPCs whose late retry must not redo them after
     // something else happened (a later edit, a removal, a second group).
@@ -139,9 +170,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       ...messageRpcs,
       ...realtime.handlers({ sendMessage: messageRpcs.sendMessage!, markRead: messageRpcs.markRead! }),
     });
-    for (const service of CHAT_SERVICES) {
-      if (service !== AuthService && service !== ConversationService && service !== MessageService) router.service(service, {});
-    }
+    router.service(PresenceService, presenceHandler(presence.domain));
+    router.service(NotificationService, notificationHandler(notifications.store));
   };
 
   const rpcHandler = connectNodeAdapter({
@@ -187,6 +217,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         shutdown.abort(); // cancels whatever outlived the grace period
         http.destroy();
         auth.close();
+        presence.stop();
+        notifications.stop();
         await realtime.close();
         await admin?.close();
         await stores.close();

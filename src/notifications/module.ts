@@ -1,0 +1,62 @@
+// Builds notifications (store, notifier, push) from config and stores; called by the composition root.
+
+import type { Logger } from "pino";
+import type { Config } from "../config.ts";
+import type { Stores } from "../stores/stores.ts";
+import type { MessageStore } from "../messages/store.ts";
+import type { ConversationStore } from "../conversations/store.ts";
+import type { PresenceTracker } from "../presence/tracker.ts";
+import type { NotificationStore } from "./store.ts";
+import { SqlNotificationStore } from "./sql-store.ts";
+import { MongoNotificationStore } from "./mongo-store.ts";
+import { StoreNotificationFacts } from "./facts.ts";
+import { Notifier } from "./notifier.ts";
+import { WebhookPushSender } from "./webhook.ts";
+import type { PushSender } from "./types.ts";
+
+export interface NotificationsModule {
+  store: NotificationStore;
+  notifier: Notifier;
+  start(): void;
+  stop(): void;
+}
+
+export async function createNotifications(deps: {
+  config: Config;
+  stores: Stores;
+  messages: MessageStore;
+  conversations: ConversationStore;
+  presence: PresenceTracker;
+  logger: Logger;
+}): Promise<NotificationsModule> {
+  const logger = deps.logger.child({ module: "notifications" });
+  const n = deps.config.notifications;
+  const store = deps.stores.mongo ? await MongoNotificationStore.open(deps.stores.mongo) : new SqlNotificationStore(deps.stores.sql);
+  const webhook = n.webhookUrl
+    ? new WebhookPushSender({ url: n.webhookUrl, secret: n.webhookSecret, maxAttempts: n.webhookMaxAttempts, backoffMs: n.webhookBackoffMs }, logger)
+    : null;
+  const push: PushSender = webhook ?? { send: async () => {} };
+  const notifier = new Notifier({
+    store,
+    facts: new StoreNotificationFacts({ messages: deps.messages, conversations: deps.conversations, sql: deps.stores.sql }),
+    availability: {
+      // Offline or away on every device: not reading live, so notify.
+      async unavailable(userIds) {
+        const presences = await deps.presence.get(userIds);
+        return new Set(presences.filter((p) => p.status === "offline" || p.status === "away").map((p) => p.userId));
+      },
+    },
+    push,
+    windowMs: n.batchWindowMs,
+    logger,
+  });
+  return {
+    store,
+    notifier,
+    start: () => notifier.start(),
+    stop() {
+      notifier.stop();
+      webhook?.stop();
+    },
+  };
+}
