@@ -23,7 +23,11 @@ export function hardCutter(ctx: HandlerContext): (() => void) | null {
   if (!req) return null;
   return () => {
     if ("stream" in req && req.stream) {
-      if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      if (req.stream.destroyed) return;
+      req.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      // Fail the pending write as "destroyed" (the RST above is already on its
+      // way), which Connect treats as a hang-up rather than logging a failure.
+      req.stream.destroy(Object.assign(new Error("stream cut off: the client fell behind"), { code: "ERR_STREAM_DESTROYED" }));
     } else {
       req.socket?.destroy();
     }

@@ -43,7 +43,58 @@ export function messages(baseUrl: string, token: string) {
   return connectClient(MessageService, "connect", baseUrl, token);
 }
 
-/** A raw grpc-js channel to one node (what a native app holds). */
-export function channel(address: string): grpc.Client {
-  return new grpc.Client(address, grpc.credentials.createInsecure());
+/**
+ * A raw grpc-js channel to one node (what a native app holds). `own`: its own
+ * TCP connection (grpc-js otherwise shares one per address in a process), as
+ * two different devices would have.
+ */
+export function channel(address: string, opts: { own?: boolean } = {}): grpc.Client {
+  return new grpc.Client(address, grpc.credentials.createInsecure(), opts.own ? { "grpc.use_local_subchannel_pool": 1 } : {});
+}
+
+/**
+ * A TCP proxy in front of a node whose server-to-client direction can be
+ * stalled: the client's device stops reading (a frozen app, a dead radio), so
+ * TCP and HTTP/2 flow control push back on the server. (A grpc-js stream that
+ * is merely never read does not: Node's HTTP/2 client keeps granting window
+ * and buffers everything in the client process, so the server never sees
+ * backpressure from it.)
+ */
+export async function stallableProxy(targetPort: number): Promise<{ address: string; stall(): void; resume(): void; close(): Promise<void> }> {
+  const net = await import("node:net");
+  let stalled = false;
+  const downstream = new Set<import("node:net").Socket>();
+  const sockets = new Set<import("node:net").Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, "127.0.0.1");
+    sockets.add(client).add(upstream);
+    client.pipe(upstream);
+    upstream.on("data", (d: Buffer) => client.write(d));
+    downstream.add(upstream);
+    if (stalled) upstream.pause();
+    const done = () => {
+      client.destroy();
+      upstream.destroy();
+      downstream.delete(upstream);
+    };
+    client.on("error", done).on("close", done);
+    upstream.on("error", done).on("close", done);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as import("node:net").AddressInfo).port;
+  return {
+    address: `127.0.0.1:${port}`,
+    stall() {
+      stalled = true;
+      for (const s of downstream) s.pause();
+    },
+    resume() {
+      stalled = false;
+      for (const s of downstream) s.resume();
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }
