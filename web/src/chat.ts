@@ -75,7 +75,11 @@ export class Chat {
   private readonly listeners = new Set<(scope: ChangeScope) => void>();
   private readonly events: ResilientStream<SubscribeResponse>;
   private readonly presenceStream: ResilientStream<WatchPresenceResponse>;
+  /** WatchPresence answered UNIMPLEMENTED. */
+  private watchUnavailable = false;
+  /** GetPresence answered UNIMPLEMENTED too: no presence at all. */
   private presenceUnavailable = false;
+  private watchTimer: ReturnType<typeof setTimeout> | undefined;
   private watchedUsers: string[] = [];
   /** The last event cursor processed: where a new Subscribe resumes. */
   private cursor = "";
@@ -121,7 +125,11 @@ export class Chat {
         if (res.presence) this.setPresence(res.presence.userId, res.presence.status);
       },
       onState: (state) => {
-        if (state === "unavailable") this.presenceUnavailable = true;
+        if (state === "unavailable") {
+          // No WatchPresence on this server: one GetPresence per change of the set instead.
+          this.watchUnavailable = true;
+          this.fetchPresence(this.watchedUsers);
+        }
       },
       // WatchPresence has no heartbeat frames: only a long silence counts as dead.
       heartbeatMs: 10 * 60_000,
@@ -153,6 +161,7 @@ export class Chat {
     clearTimeout(this.ackTimer);
     clearTimeout(this.markReadTimer);
     clearTimeout(this.userFetchTimer);
+    clearTimeout(this.watchTimer);
     for (const t of this.refreshTimers.values()) clearTimeout(t);
     for (const s of this.typingSent.values()) clearTimeout(s.idle);
     for (const wake of [...this.retryWake]) wake();
@@ -247,7 +256,7 @@ export class Chat {
           .finally(() => (this.loading = false)),
       );
     }
-    this.watchPresenceOf(this.peopleToWatch());
+    this.scheduleWatch();
     try {
       await Promise.all(work);
     } catch (err) {
@@ -591,7 +600,7 @@ export class Chat {
     } catch (err) {
       this.report(err);
     }
-    this.watchPresenceOf(this.peopleToWatch());
+    this.scheduleWatch();
     this.emit("sidebar");
   }
 
@@ -659,7 +668,7 @@ export class Chat {
     this.conversations.set(view.id, view);
     if (view.peerUserId) this.wantUsers([view.peerUserId]);
     if (view.previewSenderId) this.wantUsers([view.previewSenderId]);
-    if (!old && view.peerUserId) this.watchPresenceOf(this.peopleToWatch());
+    if (!old && view.peerUserId) this.scheduleWatch();
     this.emit("sidebar");
     if (view.id === this.openId) this.emit("header");
     return view;
@@ -711,24 +720,31 @@ export class Chat {
     return [...ids].sort().slice(0, 500);
   }
 
-  /** WatchPresence for the people on screen; restarted when that set changes. */
+  /** After a burst of changes (a page of conversations), one restart of the watch. */
+  private scheduleWatch(): void {
+    clearTimeout(this.watchTimer);
+    this.watchTimer = setTimeout(() => this.watchPresenceOf(this.peopleToWatch()), 50);
+  }
+
+  /** WatchPresence for the people on screen (its first answers are their current presence); restarted when that set changes. */
   private watchPresenceOf(ids: string[]): void {
     if (this.presenceUnavailable || this.stopped) return;
     if (ids.join() === this.watchedUsers.join()) return;
     this.watchedUsers = ids;
     if (!ids.length) return;
-    if (this.presenceStream.isRunning) this.presenceStream.reconnectNow();
+    if (this.watchUnavailable) this.fetchPresence(ids);
+    else if (this.presenceStream.isRunning) this.presenceStream.reconnectNow();
     else this.presenceStream.start();
-    // A server without presence: fall back to one GetPresence per change of the set.
+  }
+
+  private fetchPresence(ids: string[]): void {
+    if (!ids.length || this.presenceUnavailable) return;
     this.api.presence.getPresence({ userIds: ids }).then(
       (res) => {
         for (const p of res.presences) this.setPresence(p.userId, p.status);
       },
       (err) => {
-        if (ConnectError.from(err).code === Code.Unimplemented) {
-          this.presenceUnavailable = true;
-          this.presenceStream.stop();
-        }
+        if (ConnectError.from(err).code === Code.Unimplemented) this.presenceUnavailable = true;
       },
     );
   }

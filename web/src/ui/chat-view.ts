@@ -62,6 +62,14 @@ export class ChatView {
   private pickerFor: string | null = null;
   private stickToBottom = true;
   private readonly drafts = new Map<string, string>();
+  /** Escape closes the reaction picker and gives focus back to its button. */
+  private readonly onKeydown = (e: KeyboardEvent) => {
+    if (e.key !== "Escape" || !this.pickerFor) return;
+    const key = this.pickerFor;
+    this.pickerFor = null;
+    this.schedule("messages");
+    queueMicrotask(() => this.rendered.get(key)?.el.querySelector<HTMLElement>(".react-add")?.focus());
+  };
 
   constructor(root: HTMLElement, chat: Chat, api: Api, opts: ChatViewOptions) {
     this.chat = chat;
@@ -161,14 +169,7 @@ export class ChatView {
       this.composerForm,
     );
 
-    document.addEventListener("keydown", (e) => {
-      if (e.key === "Escape" && this.pickerFor) {
-        const key = this.pickerFor;
-        this.pickerFor = null;
-        this.schedule("messages");
-        queueMicrotask(() => this.rendered.get(key)?.el.querySelector<HTMLElement>(".react-add")?.focus());
-      }
-    });
+    document.addEventListener("keydown", this.onKeydown);
 
     fill(root, h("div", { class: "app" }, header, this.errorEl, h("div", { class: "layout" }, sidebar, this.emptyEl, this.main)));
     this.unsubscribe = chat.onChange((scope) => this.schedule(scope));
@@ -179,6 +180,7 @@ export class ChatView {
 
   destroy(): void {
     this.unsubscribe();
+    document.removeEventListener("keydown", this.onKeydown);
     cancelAnimationFrame(this.frame);
   }
 
