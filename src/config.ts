@@ -2,6 +2,7 @@
 // A bad value fails start-up with one line naming the variable.
 
 import path from "node:path";
+import { availableParallelism } from "node:os";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -43,6 +44,8 @@ export interface Config {
     refreshIdleTtlSec: number;
     sessionAbsoluteTtlSec: number;
     argon2: Argon2Params;
+    /** Password hashes computed at once; further logins queue (keeps libuv threads for I/O). */
+    argon2MaxConcurrent: number;
     rateLimits: {
       loginFailuresPerAccount: number;
       loginFailuresPerAddress: number;
@@ -206,6 +209,9 @@ export function loadConfig(env: Env = process.env): Config {
         timeCost: int(env, "ARGON2_TIME_COST", 2, 2, 20),
         parallelism: int(env, "ARGON2_PARALLELISM", 1, 1, 16),
       },
+      // argon2 runs on libuv's pool (4 threads by default), shared with file I/O
+      // (PGlite) and DNS: by default one hash per core, at most 3.
+      argon2MaxConcurrent: int(env, "ARGON2_MAX_CONCURRENT", Math.max(1, Math.min(availableParallelism(), 3)), 1, 64),
       rateLimits: {
         // Attempts per account before Login answers RESOURCE_EXHAUSTED (a success resets it).
         loginFailuresPerAccount: int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5, 1, 1_000_000),

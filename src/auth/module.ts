@@ -35,7 +35,7 @@ export async function createAuthModule(config: Config, stores: Stores, logger: L
   const revocations = new SessionRevocations(stores.ephemeral, a.accessTokenTtlSec);
   const service = new AuthService({
     store: new SqlAuthStore(stores.sql),
-    hasher: await PasswordHasher.create(a.argon2),
+    hasher: await PasswordHasher.create(a.argon2, a.argon2MaxConcurrent),
     tokens: new AccessTokens(secret, a.accessTokenTtlSec),
     revocations,
     rateLimits: new AuthRateLimits(stores.ephemeral, a.rateLimits),
