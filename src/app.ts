@@ -110,6 +110,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     logger,
     registry: metrics.registry,
     hooks: presence.hooks,
+    typing: (conversationId, userId, typing) => presence.typing.set(conversationId, userId, typing),
   });
   const notifications = await createNotifications({ config, stores, messages: messageStore, conversations: conversationStore, presence: presence.tracker, logger });
   const events: EventSink = {

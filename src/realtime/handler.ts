@@ -19,7 +19,7 @@ import { checkDeviceId } from "../auth/validation.ts";
 import { requireUuid } from "../messages/validation.ts";
 import { decodeCursor } from "./cursor.ts";
 import type { RealtimeHub } from "./hub.ts";
-import type { UnaryMessageOps } from "./ports.ts";
+import type { TypingSink, UnaryMessageOps } from "./ports.ts";
 import type { StreamSession } from "./session.ts";
 import { hardCutter } from "./transport.ts";
 
@@ -28,7 +28,7 @@ type RealtimeImpl = Pick<ServiceImpl<typeof MessageService>, "stream" | "subscri
 /** A typing "still typing" is re-announced at most this often per conversation and stream. */
 const TYPING_REPEAT_MS = 3_000;
 
-export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps): RealtimeImpl {
+export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps, typing: TypingSink): RealtimeImpl {
   return {
     async *stream(requests, ctx) {
       const auth = caller(ctx);
@@ -42,7 +42,7 @@ export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps): Real
 
       const s = open(hub, ctx, { userId: auth.userId, sessionId: auth.sessionId, deviceId, kind: "stream" });
       s.start(resume, "hello.resume_token");
-      void readFrames(hub, unary, s, it, ctx);
+      void readFrames(hub, unary, typing, s, it, ctx);
       try {
         for await (const frame of s.frames()) {
           if (frame.case === "heartbeat") continue;
@@ -114,6 +114,7 @@ function tokenExpiry(ctx: HandlerContext): number | null {
 async function readFrames(
   hub: RealtimeHub,
   unary: UnaryMessageOps,
+  typingSink: TypingSink,
   s: StreamSession,
   it: AsyncIterator<StreamRequest>,
   ctx: HandlerContext,
@@ -149,7 +150,7 @@ async function readFrames(
             if (last && last.typing === frame.value.typing && (!frame.value.typing || now - last.at < TYPING_REPEAT_MS)) break;
             typing.set(c, { typing: frame.value.typing, at: now });
             if (typing.size > 1000) typing.delete(typing.keys().next().value!);
-            await hub.publishTyping(c, s.userId, frame.value.typing);
+            await typingSink(c, s.userId, frame.value.typing);
             break;
           }
           case "ack":

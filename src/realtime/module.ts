@@ -14,7 +14,7 @@ import { RealtimeEventSink } from "./sink.ts";
 import { RealtimeHub } from "./hub.ts";
 import { realtimeHandlers } from "./handler.ts";
 import { SqlMemberDirectory } from "./sql-directory.ts";
-import { messageReaderOf, noHooks, type ConversationReader, type StreamHooks, type UnaryMessageOps } from "./ports.ts";
+import { messageReaderOf, noHooks, type ConversationReader, type StreamHooks, type TypingSink, type UnaryMessageOps } from "./ports.ts";
 
 export interface RealtimeModule {
   /** The EventSink every feature announces persisted changes to. */
@@ -40,6 +40,8 @@ export function createRealtime(deps: {
   logger: Logger;
   registry?: Registry;
   hooks?: StreamHooks;
+  /** Where a stream's `typing` frame goes (presence: throttling and expiry); default: straight to the conversation's streams. */
+  typing?: TypingSink;
 }): RealtimeModule {
   const rt = deps.config.realtime;
   const logger = deps.logger.child({ module: "realtime" });
@@ -80,7 +82,7 @@ export function createRealtime(deps: {
     events,
     hub,
     log,
-    handlers: (unary) => realtimeHandlers(hub, unary),
+    handlers: (unary) => realtimeHandlers(hub, unary, deps.typing ?? ((c, userId, typing) => hub.publishTyping(c, userId, typing))),
     async start() {
       await hub.start();
       void maintain();

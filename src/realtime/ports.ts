@@ -63,6 +63,9 @@ export interface UnaryMessageOps {
   markRead(req: MarkReadRequest, ctx: HandlerContext): MessageInitShape<typeof MarkReadResponseSchema> | Promise<MessageInitShape<typeof MarkReadResponseSchema>>;
 }
 
+/** Takes a stream's typing frame (the membership is already checked). */
+export type TypingSink = (conversationId: string, userId: string, typing: boolean) => Promise<void>;
+
 /**
  * Presence (issue 7) plugs in here: a user is online while one of their
  * devices holds a stream that keeps heart-beating.

@@ -64,6 +64,7 @@ export interface SessionDeps {
 /** Delta entries a cursor carries before a new checkpoint is written. */
 export const CHECKPOINT_DELTA_MAX = 16;
 const REPLAY_BATCH = 200;
+const PRESENCE_SEEN_MAX = 10_000;
 const END = Number.MAX_SAFE_INTEGER;
 
 export class StreamSession implements StreamInfo {
@@ -93,6 +94,8 @@ export class StreamSession implements StreamInfo {
   private wake: (() => void) | null = null;
   private spaceWaiters: (() => void)[] = [];
   private state: "open" | "ending" | "closed" = "open";
+  /** userId -> the last presence delivered (created on first use: idle streams stay small). */
+  private presenceSeen: Map<string, string> | null = null;
   private error: AppError | null = null;
 
   constructor(deps: SessionDeps, info: Omit<StreamInfo, "kind"> & { kind: "stream" | "subscribe"; expiresAtMs: number | null }) {
@@ -273,8 +276,20 @@ export class StreamSession implements StreamInfo {
 
   private onEphemeral(c: string, event: Event): void {
     if (!this.positions.has(c)) return;
+    const p = event.payload;
     // Typing of the user's own devices is not news to them.
-    if (event.payload.case === "typingUpdated" && event.payload.value.userId === this.userId) return;
+    if (p.case === "typingUpdated" && p.value.userId === this.userId) return;
+    if (p.case === "presenceUpdated") {
+      // Published once per conversation of that user: deliver each change once,
+      // without a conversation (presence belongs to the user).
+      const key = `${p.value.status}:${p.value.lastSeenAt?.seconds ?? ""}`;
+      this.presenceSeen ??= new Map();
+      if (this.presenceSeen.get(p.value.userId) === key) return;
+      if (this.presenceSeen.size >= PRESENCE_SEEN_MAX) this.presenceSeen.delete(this.presenceSeen.keys().next().value!);
+      this.presenceSeen.set(p.value.userId, key);
+      this.enqueue({ case: "event", value: { ...event, conversationId: "" } });
+      return;
+    }
     this.enqueue({ case: "event", value: event });
   }
 

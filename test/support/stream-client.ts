@@ -71,9 +71,14 @@ export class StreamClient {
     return this.status;
   }
 
-  /** Durable events (those with a cursor), in arrival order. */
+  /** Every event (durable and ephemeral), in arrival order. */
   events(): Event[] {
     return this.frames.flatMap((f) => (f.frame.case === "event" ? [f.frame.value] : []));
+  }
+
+  /** Durable events only (those with a cursor: no typing, no presence). */
+  durable(): Event[] {
+    return this.events().filter((e) => e.cursor !== "");
   }
 
   /** Seqs of message_created events for one conversation, in arrival order. */
@@ -104,6 +109,17 @@ export class StreamClient {
       }
       await new Promise((r) => setTimeout(r, 10));
     }
+  }
+
+  /** Pings every `ms` until the call ends, as apps do at ready.heartbeat_interval. */
+  keepAlive(ms: number): this {
+    const t = setInterval(() => {
+      if (this.status) clearInterval(t);
+      else this.write({ frame: { case: "ping", value: { nonce: "keepalive" } } });
+    }, ms);
+    t.unref();
+    void this.ended.then(() => clearInterval(t));
+    return this;
   }
 
   /** Cancels the call from the client side (as a dropped connection would). */
