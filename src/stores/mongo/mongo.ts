@@ -97,7 +97,10 @@ export async function ensureIndexes(store: MongoStore, collection: string, specs
     if (Object.values(s.key).includes("text") && !caps.textIndex) return false;
     return true;
   });
-  if (usable.length > 0) await store.db.collection(collection).createIndexes(usable);
+  // One index per call: FerretDB 1.24 drops the connection when a createIndexes
+  // naming several already existing indexes is repeated (a second node or a
+  // restart then cannot start); one at a time is idempotent on every server.
+  for (const spec of usable) await store.db.collection(collection).createIndexes([spec]);
 }
 
 /** The TTL fallback: delete documents whose `field` (a Date) has passed. */
