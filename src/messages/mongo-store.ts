@@ -119,11 +119,8 @@ export class MongoMessageStore implements MessageStore {
   }
 
   async init(): Promise<void> {
-    // One index per call: FerretDB 1.24 drops the connection when a
-    // createIndexes with several existing indexes is repeated (a second node,
-    // a restart); one at a time is idempotent everywhere.
-    for (const spec of MESSAGE_INDEXES) await ensureIndexes(this.mongo, "messages", [spec]);
-    for (const spec of REACTION_INDEXES) await ensureIndexes(this.mongo, "reactions", [spec]);
+    await ensureIndexes(this.mongo, "messages", MESSAGE_INDEXES);
+    await ensureIndexes(this.mongo, "reactions", REACTION_INDEXES);
   }
 
   async send(n: NewMessage): Promise<SendResult> {

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ChatMessage } from "../../gen/chat/v1/message_pb.js";
+import { ConversationType } from "../../gen/chat/v1/conversation_pb.js";
 import { forEachBackend } from "../support/backends.ts";
 import { CS, MS, connectViolations, failure, grpcViolations, startMessageHarness, type MessageHarness, type TestUser } from "./e2e-harness.ts";
 
@@ -335,6 +336,30 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       expect((await failure(h.call(bob, MS.addReaction, { messageId: NIL, emoji: "👀" }, { metadata: { "idempotency-key": failedKey } }))).code).toBe(
         grpc.status.NOT_FOUND,
       );
+      const { rows } = await h.servers[0].app.stores.sql.query("SELECT 1 FROM idempotency_keys WHERE key = $1", [failedKey]);
+      expect(rows).toHaveLength(0);
+    });
+
+    it("runs concurrent calls with one key once; all get the same response", async () => {
+      const conv = await h.group(alice, [bob]);
+      const m = await send(alice, conv, { content: "v1" });
+      const key = randomUUID();
+      const all = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          h.call(alice, MS.editMessage, { messageId: m.id, content: "v2" }, { node: i, metadata: { "idempotency-key": key } }).then((r) => r.message!),
+        ),
+      );
+      for (const r of all) expect(r).toEqual(all[0]); // the same edited_at: one execution, the rest replayed
+    });
+
+    it("makes a retried CreateConversation return the first group instead of a second one", async () => {
+      const key = randomUUID();
+      const create = (node: number) =>
+        h.call(alice, CS.createConversation, { type: ConversationType.GROUP, title: "", memberIds: [bob.id] }, { node, metadata: { "idempotency-key": key } });
+      const [a, b] = [await create(0), await create(1)];
+      expect(b.conversation!.id).toBe(a.conversation!.id);
+      const unkeyed = await h.call(alice, CS.createConversation, { type: ConversationType.GROUP, title: "", memberIds: [bob.id] });
+      expect(unkeyed.conversation!.id).not.toBe(a.conversation!.id);
     });
   });
 
