@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Collection } from "mongodb";
+import type { Collection, IndexDescription } from "mongodb";
 import { ensureIndexes, type MongoStore } from "../stores/mongo/mongo.ts";
 import type { NotificationStore } from "./store.ts";
 import { batchKey, MAX_IDS_PER_NOTIFICATION, TYPE_RANK, type BatchEntry, type ListCursor, type Notification, type NotificationType } from "./types.ts";
@@ -53,11 +53,14 @@ export class MongoNotificationStore implements NotificationStore {
   }
 
   static async open(mongo: MongoStore): Promise<MongoNotificationStore> {
-    await ensureIndexes(mongo, "notifications", [
+    // One index per call: FerretDB 1.24 drops the connection when a createIndexes
+    // with several existing indexes is repeated (a second node, a restart).
+    const specs: IndexDescription[] = [
       { key: { batchKey: 1 }, name: "batch_key", unique: true },
       { key: { userId: 1, createdAt: -1, _id: -1 }, name: "user_recent" },
       { key: { batchedAt: 1, windowEndsAt: 1 }, name: "due" },
-    ]);
+    ];
+    for (const spec of specs) await ensureIndexes(mongo, "notifications", [spec]);
     await ensureIndexes(mongo, "notification_entries", [{ key: { batchKey: 1, seq: 1 }, name: "batch_seq" }]);
     return new MongoNotificationStore(mongo);
   }
