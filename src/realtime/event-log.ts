@@ -22,7 +22,7 @@ export interface UnloggedMessage {
 }
 
 /**
- * Asked, under the conversation's log lock, for the messages with
+ * Asked (before the conversation's log lock is taken) for the messages with
  * afterSeq < seq < beforeSeq (at most `limit`, oldest first): the ones a
  * concurrent sender stored but has not logged yet, or whose publisher died.
  */
@@ -42,8 +42,8 @@ export interface EventLog {
    * A message_created for a message already logged is skipped (retries, the
    * gap filler, the repair). When a message_created would jump over message
    * seqs not logged yet, `fill` supplies those messages and they are logged
-   * first, so message_created events follow message seq order. Returns what
-   * was appended.
+   * first, so message_created events follow message seq order (in both
+   * message stores, seq n is stored only after n-1). Returns what was appended.
    */
   append(conversationId: string, events: DomainEvent[], fill?: MessageGapFiller): Promise<LoggedEvent[]>;
   /** Events with afterSeq < event_seq <= uptoSeq, oldest first, at most `limit`. */
@@ -106,6 +106,22 @@ export class SqlEventLog implements EventLog {
 
   async append(conversationId: string, events: DomainEvent[], fill?: MessageGapFiller): Promise<LoggedEvent[]> {
     if (events.length === 0) return [];
+    const createdSeqs = events.flatMap((e) => (e.type === "message_created" ? [e.seq] : []));
+    // Messages that may have to be logged first are fetched before taking the
+    // lock: the filler reads the message store, which may be this very
+    // database (PGlite runs one transaction at a time: a read from inside
+    // would wait for itself). logged_message_seq only grows, so what is
+    // missing under the lock is a subset of what is fetched here.
+    let gap: UnloggedMessage[] = [];
+    if (fill && createdSeqs.length > 0) {
+      const { rows } = await this.sql.query<{ logged_message_seq: number }>(
+        "SELECT logged_message_seq FROM conversation_event_heads WHERE conversation_id = $1",
+        [conversationId],
+      );
+      const logged = Number(rows[0]?.logged_message_seq ?? 0);
+      const top = Math.max(...createdSeqs);
+      if (top > logged + 1) gap = (await fill(conversationId, logged, top, GAP_FILL_MAX)).sort((a, b) => a.seq - b.seq);
+    }
     return this.sql.transaction(async (tx) => {
       // Creates the head on first use and locks it: appends to one conversation
       // are serialised, which is what makes event_seq gapless.
@@ -118,11 +134,10 @@ export class SqlEventLog implements EventLog {
       let seq = Number(rows[0].last_event_seq);
       let logged = Number(rows[0].logged_message_seq);
 
-      const created = events.filter((e) => e.type === "message_created");
       const already = new Set<number>();
-      if (created.length > 0) {
-        const top = Math.max(...created.map((e) => e.seq));
-        const low = Math.min(logged, ...created.map((e) => e.seq - 1));
+      if (createdSeqs.length > 0) {
+        const top = Math.max(...createdSeqs);
+        const low = Math.min(logged, ...createdSeqs.map((q) => q - 1));
         const found = await tx.query<{ message_seq: number }>(
           "SELECT message_seq FROM conversation_events WHERE conversation_id = $1 AND message_seq > $2 AND message_seq <= $3",
           [conversationId, low, top],
@@ -132,22 +147,19 @@ export class SqlEventLog implements EventLog {
 
       const out: DomainEvent[] = [];
       for (const e of events) {
-        if (e.type === "message_created") {
-          if (already.has(e.seq)) continue;
-          if (fill && e.seq > logged + 1) {
-            const gap = await fill(conversationId, logged, e.seq, GAP_FILL_MAX);
-            for (const m of gap.sort((a, b) => a.seq - b.seq)) {
-              if (m.seq <= logged || m.seq >= e.seq || already.has(m.seq)) continue;
-              out.push({ type: "message_created", conversationId, messageId: m.messageId, seq: m.seq });
-              already.add(m.seq);
-            }
-          }
+        if (e.type !== "message_created") {
           out.push(e);
-          already.add(e.seq);
-          logged = Math.max(logged, e.seq);
-        } else {
-          out.push(e);
+          continue;
         }
+        if (already.has(e.seq)) continue;
+        for (const m of gap) {
+          if (m.seq <= logged || m.seq >= e.seq || already.has(m.seq)) continue;
+          out.push({ type: "message_created", conversationId, messageId: m.messageId, seq: m.seq });
+          already.add(m.seq);
+        }
+        out.push(e);
+        already.add(e.seq);
+        logged = Math.max(logged, e.seq);
       }
       if (out.length === 0) return [];
 
