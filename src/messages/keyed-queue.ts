@@ -1,6 +1,7 @@
 // Runs async tasks one at a time per key (and concurrently across keys).
 // The Mongo adapter queues the senders of one conversation on this node, so
-// they take consecutive seqs instead of racing each other for the same one.
+// only one of them at a time waits on the conversation's row lock with a
+// pooled connection.
 
 export class KeyedQueue {
   private readonly tails = new Map<string, Promise<unknown>>();
@@ -23,29 +24,5 @@ export class KeyedQueue {
   /** Keys with queued or running tasks (for tests and metrics). */
   get size(): number {
     return this.tails.size;
-  }
-}
-
-/** A Map that forgets its oldest entries beyond `capacity`. */
-export class BoundedMap<K, V> {
-  private readonly map = new Map<K, V>();
-  private readonly capacity: number;
-
-  constructor(capacity: number) {
-    this.capacity = capacity;
-  }
-
-  get(key: K): V | undefined {
-    return this.map.get(key);
-  }
-
-  set(key: K, value: V): void {
-    this.map.delete(key); // re-insert: most recent last
-    this.map.set(key, value);
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as K);
-  }
-
-  delete(key: K): void {
-    this.map.delete(key);
   }
 }

@@ -1,22 +1,25 @@
 // MessageStore with messages and reactions in MongoDB (the production store;
 // FerretDB in development) while conversations and members stay relational.
 //
-// seq without transactions: a message is inserted with seq = last + 1 under
-// the unique index {conversationId, seq}. Seq n can only be inserted while
-// n-1 exists and n does not (messages are never hard-deleted), so the seqs of a
-// conversation are always exactly 1..max: no gap, no duplicate, on any number
-// of nodes. A duplicate-key error means someone else took n: try n+1. The
-// relational conversations.last_seq is moved along afterwards with GREATEST,
-// so it may lag (never lead) if a node dies in between; see docs/MESSAGES.md.
+// seq: MongoDB (FerretDB) has no multi-document transactions, so the seq is
+// taken from conversations.last_seq in a relational transaction whose row lock
+// is held while the message is inserted into MongoDB under the unique index
+// {conversationId, seq}; the transaction commits only after the insert. Every
+// committed last_seq is therefore a stored message (no gap), the index rules
+// out duplicates, and the row lock queues senders on all nodes in arrival
+// order (fair). If a node dies between insert and commit, last_seq lags (never
+// leads) the stored messages; the next send notices (duplicate seq) and goes
+// on after the stored max under the same lock. See docs/MESSAGES.md.
 
 import { MongoServerError, type Collection, type Filter, type IndexDescription } from "mongodb";
 import type { SqlDatabase } from "../stores/sql/sql.ts";
+import { DEADLOCK_DETECTED, SERIALIZATION_FAILURE, sqlState } from "../stores/sql/sql.ts";
 import { ensureIndexes, type MongoStore } from "../stores/mongo/mongo.ts";
-import { unavailable } from "../shared/errors.ts";
+import { notFound } from "../shared/errors.ts";
 import type { LastMessagePreview } from "../conversations/ports.ts";
 import { previewText, sortReactions, type MessageStore } from "./store.ts";
-import { advanceAfterSend, lastSeqs, markReadSql, memberConversationIds, membersAmongSql, repairLastSeq } from "./sql-ledger.ts";
-import { BoundedMap, KeyedQueue } from "./keyed-queue.ts";
+import { advanceAfterSend, lastSeqs, markReadSql, memberConversationIds, membersAmongSql, repairLastSeq, takeNextSeq } from "./sql-ledger.ts";
+import { KeyedQueue } from "./keyed-queue.ts";
 import { messageIdFor } from "./ids.ts";
 import type {
   Attachment,
@@ -69,7 +72,6 @@ const MESSAGE_INDEXES: IndexDescription[] = [
 const REACTION_INDEXES: IndexDescription[] = [{ key: { messageId: 1, emoji: 1, userId: 1 }, name: "message_emoji_user", unique: true }];
 
 const DUPLICATE_KEY = 11000;
-const MAX_ATTEMPTS = 200;
 const SEARCH_MAX_TIME_MS = 5_000;
 
 function isDuplicateKey(err: unknown): err is MongoServerError {
@@ -99,6 +101,28 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }
 
+function newDoc(id: string, n: NewMessage, seq: number): MessageDoc {
+  return {
+    _id: id,
+    conversationId: n.conversationId,
+    seq,
+    senderId: n.senderId,
+    clientMessageId: n.clientMessageId,
+    content: n.content,
+    parentMessageId: n.parentMessageId,
+    mentions: n.mentions,
+    attachments: n.attachments,
+    replyCount: 0,
+    lastReplyAt: null,
+    createdAt: n.createdAt,
+    editedAt: null,
+    deletedAt: null,
+  };
+}
+
+/** Thrown inside the send transaction to roll back the seq increment of a repeat. */
+class Repeat extends Error {}
+
 export class MongoMessageStore implements MessageStore {
   readonly kind = "mongo" as const;
   private readonly mongo: MongoStore;
@@ -106,9 +130,7 @@ export class MongoMessageStore implements MessageStore {
   private readonly messages: Collection<MessageDoc>;
   private readonly reactionsCol: Collection<ReactionDoc>;
   private readonly queue = new KeyedQueue();
-  /** The last seq this node stored per conversation: the next send's first guess, no round trip. */
-  private readonly lastSeqHint = new BoundedMap<string, number>(10_000);
-  /** Inserts that found their seq taken (by another node, or after a lagging hint): contention, for benchmarks. */
+  /** Inserts that found their seq taken (a lagging last_seq, or a repeat): for tests. */
   readonly stats = { seqConflicts: 0 };
 
   constructor(mongo: MongoStore, sql: SqlDatabase) {
@@ -125,65 +147,65 @@ export class MongoMessageStore implements MessageStore {
 
   async send(n: NewMessage): Promise<SendResult> {
     const id = messageIdFor(n.conversationId, n.senderId, n.clientMessageId);
-    const result = await this.queue.run(n.conversationId, () => this.insertWithNextSeq(id, n));
+    // One send per conversation at a time on this node: the others wait here
+    // instead of each holding a pooled connection while queued on the row lock.
+    const result = await this.queue.run(n.conversationId, () => this.sendUnderRowLock(id, n));
     const m = result.message;
-    // Also on a repeat: if the first attempt died before this write, the retry repairs it.
-    await advanceAfterSend(this.sql, m.conversationId, m.senderId, m.seq, m.createdAt);
-    if (result.created && m.parentMessageId) {
+    if (!result.created) {
+      // The original may be one whose node died between its insert and its
+      // commit: bring the relational side up to it (GREATEST: harmless otherwise).
+      await advanceAfterSend(this.sql, m.conversationId, m.senderId, m.seq, m.createdAt);
+    } else if (m.parentMessageId) {
       await this.messages.updateOne({ _id: m.parentMessageId }, { $inc: { replyCount: 1 }, $max: { lastReplyAt: m.createdAt } });
     }
     return result;
   }
 
-  private async insertWithNextSeq(id: string, n: NewMessage): Promise<SendResult> {
-    let next = (this.lastSeqHint.get(n.conversationId) ?? (await this.relationalLastSeq(n.conversationId))) + 1;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const doc: MessageDoc = {
-        _id: id,
-        conversationId: n.conversationId,
-        seq: next,
-        senderId: n.senderId,
-        clientMessageId: n.clientMessageId,
-        content: n.content,
-        parentMessageId: n.parentMessageId,
-        mentions: n.mentions,
-        attachments: n.attachments,
-        replyCount: 0,
-        lastReplyAt: null,
-        createdAt: n.createdAt,
-        editedAt: null,
-        deletedAt: null,
-      };
+  /**
+   * In one relational transaction: take seq n from conversations.last_seq
+   * (the row lock queues the senders of this conversation on every node, in
+   * arrival order), insert into MongoDB with n, commit. A repeat rolls back.
+   */
+  private async sendUnderRowLock(id: string, n: NewMessage): Promise<SendResult> {
+    for (let attempt = 1; ; attempt++) {
+      let repeat: StoredMessage | null = null;
       try {
-        await this.messages.insertOne(doc);
-        this.lastSeqHint.set(n.conversationId, next);
-        return { message: toMessage(doc), created: true };
-      } catch (err) {
-        if (!isDuplicateKey(err)) throw err;
-        this.stats.seqConflicts++;
-        // Which key? MongoDB says (keyPattern). FerretDB does not, so look the
-        // id up on the first miss and now and then after: an extra round trip
-        // on every miss would let a busier node win every race for the next seq.
-        const mayBeRepeat = err.keyPattern ? !("seq" in err.keyPattern) : attempt === 1 || attempt % 4 === 0;
-        if (mayBeRepeat) {
-          const original = await this.messages.findOne({ _id: id });
-          if (original) {
-            // A driver-level retry of our own insert also lands here: same seq, same timestamp.
-            const ours = original.seq === next && original.createdAt.getTime() === n.createdAt.getTime();
-            if (ours) this.lastSeqHint.set(n.conversationId, next);
-            return { message: toMessage(original), created: ours };
+        return await this.sql.transaction(async (tx) => {
+          const taken = await takeNextSeq(tx, n.conversationId, n.senderId, n.createdAt);
+          if (taken === null) throw notFound("conversation");
+          let seq = taken;
+          for (let tries = 1; ; tries++) {
+            const doc = newDoc(id, n, seq);
+            try {
+              await this.messages.insertOne(doc);
+              // Caught up with a lagging last_seq: record where it really is. (These rows are locked already.)
+              if (seq !== taken) await advanceAfterSend(tx, n.conversationId, n.senderId, seq, n.createdAt);
+              return { message: toMessage(doc), created: true };
+            } catch (err) {
+              if (!isDuplicateKey(err) || tries >= 3) throw err;
+              this.stats.seqConflicts++;
+              // Which key? MongoDB says (keyPattern); FerretDB does not, so look the id up.
+              const seqTaken = err.keyPattern !== undefined && "seq" in err.keyPattern;
+              const original = seqTaken ? null : await this.messages.findOne({ _id: id });
+              if (original) {
+                repeat = toMessage(original);
+                throw new Repeat(); // rolls the increment back
+              }
+              // Seq taken but last_seq said otherwise: a node died between its
+              // insert and its commit. Still holding the lock, continue after
+              // the highest stored seq.
+              seq = (await this.maxSeq(n.conversationId)) + 1;
+            }
           }
-        }
-        // Seq `next` exists (another node took it, or the hint lagged): probe
-        // on; now and then jump to the relational last_seq, and if still
-        // behind, past the max in the messages collection.
-        if (attempt % 16 === 0) next = Math.max(next + 1, (await this.maxSeq(n.conversationId)) + 1);
-        else if (attempt % 4 === 0) next = Math.max(next + 1, (await this.relationalLastSeq(n.conversationId)) + 1);
-        else next += 1;
+        });
+      } catch (err) {
+        if (err instanceof Repeat && repeat) return { message: repeat, created: false };
+        // A deadlock can only come from taking the locks, before the insert: safe to retry.
+        const state = sqlState(err);
+        if ((state === DEADLOCK_DETECTED || state === SERIALIZATION_FAILURE) && attempt < 4) continue;
+        throw err;
       }
     }
-    this.lastSeqHint.delete(n.conversationId);
-    throw unavailable("too much contention on this conversation; retry the send (it is idempotent)");
   }
 
   private async relationalLastSeq(conversationId: string): Promise<number> {
@@ -311,17 +333,20 @@ export class MongoMessageStore implements MessageStore {
       for (const t of terms) clauses.push({ content: { $regex: escapeRegex(t), $options: "i" } });
     }
     if (q.after) {
-      clauses.push({ $or: [{ createdAt: { $lt: q.after.createdAt } }, { createdAt: q.after.createdAt, _id: { $lt: q.after.id } }] });
+      const { createdAt, seq, id } = q.after;
+      clauses.push({
+        $or: [{ createdAt: { $lt: createdAt } }, { createdAt, seq: { $lt: seq } }, { createdAt, seq, _id: { $lt: id } }],
+      });
     }
     const docs = await this.messages
       .find({ $and: clauses })
-      .sort({ createdAt: -1, _id: -1 })
+      .sort({ createdAt: -1, seq: -1, _id: -1 })
       .limit(q.limit + 1)
       .maxTimeMS(SEARCH_MAX_TIME_MS)
       .toArray();
     const page = docs.slice(0, q.limit).map(toMessage);
     const last = page[page.length - 1];
-    return { messages: page, next: docs.length > q.limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+    return { messages: page, next: docs.length > q.limit && last ? { createdAt: last.createdAt, seq: last.seq, id: last.id } : null };
   }
 
   async previews(conversationIds: string[]): Promise<Map<string, LastMessagePreview>> {

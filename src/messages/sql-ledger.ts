@@ -84,6 +84,34 @@ export async function advanceAfterSend(
   );
 }
 
+/**
+ * Takes the next seq of a conversation inside the caller's transaction (the
+ * row lock is held until it ends) and moves what moves with a message: the
+ * conversation's last_message_at (GREATEST), the sender's watermarks,
+ * un-archiving for the other members. Null when there is no such conversation.
+ * For messages stored outside this database (MongoDB): roll back if that store fails.
+ */
+export async function takeNextSeq(tx: SqlExecutor, conversationId: string, senderId: string, createdAt: Date): Promise<number | null> {
+  const { rows } = await tx.query<{ last_seq: number }>(
+    `WITH c AS (
+       UPDATE conversations SET last_seq = last_seq + 1, last_message_at = GREATEST(last_message_at, $3::timestamptz)
+        WHERE id = $1
+        RETURNING last_seq
+     ), r AS (
+       UPDATE conversation_members SET last_read_seq = GREATEST(last_read_seq, c.last_seq), delivered_seq = GREATEST(delivered_seq, c.last_seq)
+         FROM c
+        WHERE conversation_id = $1 AND user_id = $2
+     ), a AS (
+       UPDATE conversation_members SET archived = false, updated_at = now()
+         FROM c
+        WHERE conversation_id = $1 AND user_id <> $2 AND archived
+     )
+     SELECT last_seq FROM c`,
+    [conversationId, senderId, createdAt],
+  );
+  return rows[0] ? Number(rows[0].last_seq) : null;
+}
+
 /** The relational last_seq of many conversations (0 for unknown ids). */
 export async function lastSeqs(sql: SqlExecutor, conversationIds: string[]): Promise<Map<string, number>> {
   if (conversationIds.length === 0) return new Map();

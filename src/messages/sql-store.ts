@@ -256,14 +256,14 @@ export class SqlMessageStore implements MessageStore {
           AND m.deleted_at IS NULL
           AND m.conversation_id IN (SELECT conversation_id FROM conversation_members WHERE user_id = $2)
           AND ($3::uuid IS NULL OR m.conversation_id = $3::uuid)
-          AND ($4::timestamptz IS NULL OR (m.created_at, m.id) < ($4::timestamptz, $5::uuid))
-        ORDER BY m.created_at DESC, m.id DESC
-        LIMIT $6`,
-      [q.text, q.userId, q.conversationId, q.after?.createdAt ?? null, q.after?.id ?? null, q.limit + 1],
+          AND ($4::timestamptz IS NULL OR (m.created_at, m.seq, m.id) < ($4::timestamptz, $5::bigint, $6::uuid))
+        ORDER BY m.created_at DESC, m.seq DESC, m.id DESC
+        LIMIT $7`,
+      [q.text, q.userId, q.conversationId, q.after?.createdAt ?? null, q.after?.seq ?? null, q.after?.id ?? null, q.limit + 1],
     );
     const page = rows.slice(0, q.limit).map(toMessage);
     const last = page[page.length - 1];
-    return { messages: page, next: rows.length > q.limit && last ? { createdAt: last.createdAt, id: last.id } : null };
+    return { messages: page, next: rows.length > q.limit && last ? { createdAt: last.createdAt, seq: last.seq, id: last.id } : null };
   }
 
   async previews(conversationIds: string[]): Promise<Map<string, LastMessagePreview>> {

@@ -76,9 +76,10 @@ export interface ListPage {
   hasMore: boolean;
 }
 
-/** Keyset position in search results (newest first). */
+/** Keyset position in search results: newest first, equal times by seq (then id, across conversations). */
 export interface SearchCursor {
   createdAt: Date;
+  seq: number;
   id: string;
 }
 

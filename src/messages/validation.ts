@@ -131,16 +131,17 @@ export function validatePageSize(size: number): number {
 
 // Search page tokens: opaque to clients, a keyset position to us.
 export function encodeSearchToken(c: SearchCursor): string {
-  return Buffer.from(JSON.stringify({ t: c.createdAt.getTime(), i: c.id })).toString("base64url");
+  return Buffer.from(JSON.stringify({ t: c.createdAt.getTime(), s: c.seq, i: c.id })).toString("base64url");
 }
 
 export function decodeSearchToken(token: string): SearchCursor | null {
   if (token === "") return null;
   try {
     if (token.length > 200) throw new Error("too long");
-    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { t?: unknown; i?: unknown };
-    if (typeof v.t !== "number" || !Number.isSafeInteger(v.t) || typeof v.i !== "string" || !isUuid(v.i)) throw new Error("shape");
-    return { createdAt: new Date(v.t), id: v.i.toLowerCase() };
+    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { t?: unknown; s?: unknown; i?: unknown };
+    const int = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+    if (!int(v.t) || !int(v.s) || typeof v.i !== "string" || !isUuid(v.i)) throw new Error("shape");
+    return { createdAt: new Date(v.t), seq: v.s, id: v.i.toLowerCase() };
   } catch {
     throw invalidArgument("page_token", "is not a token from a previous response");
   }

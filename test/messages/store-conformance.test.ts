@@ -330,10 +330,13 @@ forEachBackend("message store", ["mongo", "postgres", "pglite"] as const, (backe
       mine = await group(alice, bob);
       alsoMine = await group(alice, carol);
       theirs = await group(carol, dave); // alice is not a member
-      await store.send(newMessage(mine, bob, { content: "the Quokka report is ready" }));
-      await store.send(newMessage(theirs, carol, { content: "quokka secrets nobody else may read" }));
-      await store.send(newMessage(mine, alice, { content: "nothing to see" }));
-      for (let i = 0; i < 5; i++) await store.send(newMessage(alsoMine, carol, { content: `quokka number ${i} in the zoo` }));
+      // Distinct times, so "newest first" has one right answer across conversations.
+      let t = Date.now() - 60_000;
+      const at = () => new Date((t += 1000));
+      await store.send(newMessage(mine, bob, { content: "the Quokka report is ready", createdAt: at() }));
+      await store.send(newMessage(theirs, carol, { content: "quokka secrets nobody else may read", createdAt: at() }));
+      await store.send(newMessage(mine, alice, { content: "nothing to see", createdAt: at() }));
+      for (let i = 0; i < 5; i++) await store.send(newMessage(alsoMine, carol, { content: `quokka number ${i} in the zoo`, createdAt: at() }));
     });
     const search = (userId: string, text: string, over: Partial<Parameters<MessageStore["search"]>[0]> = {}) =>
       store.search({ userId, text, conversationId: null, limit: 20, after: null, ...over });
@@ -362,6 +365,9 @@ forEachBackend("message store", ["mongo", "postgres", "pglite"] as const, (backe
     });
 
     it("pages newest first without gaps or duplicates", async () => {
+      // Same-millisecond messages of one conversation page by seq.
+      const tie = new Date(Date.now() - 30_000);
+      for (let i = 0; i < 3; i++) await store.send(newMessage(alsoMine, alice, { content: `tied quokka ${i}`, createdAt: tie }));
       const seen: string[] = [];
       let after = null;
       for (let i = 0; i < 10; i++) {
@@ -370,9 +376,10 @@ forEachBackend("message store", ["mongo", "postgres", "pglite"] as const, (backe
         if (!page.next) break;
         after = page.next;
       }
-      const all = (await search(alice, "quokka", { limit: 100 })).messages.map((m) => m.id);
-      expect(seen).toEqual(all);
-      expect(new Set(seen).size).toBe(6);
+      const all = (await search(alice, "quokka", { limit: 100 })).messages;
+      expect(seen).toEqual(all.map((m) => m.id));
+      expect(new Set(seen).size).toBe(9);
+      expect(all.filter((m) => m.content.startsWith("tied")).map((m) => m.content)).toEqual(["tied quokka 2", "tied quokka 1", "tied quokka 0"]);
     });
 
     it("treats regex and query syntax characters as text", async () => {

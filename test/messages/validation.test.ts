@@ -61,7 +61,7 @@ describe("windows and tokens", () => {
     expect(validateListWindow(0, 7, 200)).toEqual({ direction: "after", seq: 7, limit: 200 });
   });
   it("round-trips search tokens and refuses forged ones", () => {
-    const c = { createdAt: new Date(1_700_000_000_123), id: "0b6f3e7a-5c1d-4e2f-9a8b-7c6d5e4f3a2b" };
+    const c = { createdAt: new Date(1_700_000_000_123), seq: 42, id: "0b6f3e7a-5c1d-4e2f-9a8b-7c6d5e4f3a2b" };
     expect(decodeSearchToken(encodeSearchToken(c))).toEqual(c);
     for (const bad of ["x", "e30", Buffer.from('{"t":"1","i":"x"}').toString("base64url"), "a".repeat(300)]) {
       expect(violation(() => decodeSearchToken(bad))).toBe("page_token");
