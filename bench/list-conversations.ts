@@ -41,7 +41,8 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 
 /**
  * 1,000 conversations for `userId` (DMs, groups, channels; unread state;
- * ~5% archived) plus `noise` other users with 1,000 each, straight in SQL.
+ * ~5% archived; the latest message of each, for previews) plus `noise` other
+ * users with 1,000 each, straight in SQL.
  */
 async function seed(sql: SqlDatabase, userId: string, noise: number): Promise<void> {
   const owners = [userId, ...Array.from({ length: noise }, () => randomUUID())];
@@ -87,6 +88,12 @@ async function seed(sql: SqlDatabase, userId: string, noise: number): Promise<vo
          SELECT conv, peer, 'member', last_seq, last_seq, false, NULL FROM seed`,
         [owner],
       );
+      // The latest message of each conversation, so the previews are real (relational message store).
+      await tx.query(
+        `INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, content, created_at)
+         SELECT gen_random_uuid(), conv, last_seq, peer, 'seed-' || i, 'the latest news in conversation ' || i, now() - interval '1 minute'
+         FROM seed WHERE last_seq > 0`,
+      );
     });
   }
   await sql.query("ANALYZE conversations");
@@ -118,6 +125,7 @@ async function benchSetup(setup: string, env: Record<string, string>): Promise<{
   const first = await list();
   if (first.conversations.length !== 50 || !first.nextPageToken) throw new Error("expected a full first page");
   if (!first.conversations.some((c) => c.unreadCount > 0)) throw new Error("expected unread counts");
+  if (!first.conversations.some((c) => c.lastMessage)) throw new Error("expected message previews");
   const secondToken = first.nextPageToken;
 
   const results: Result[] = [];
