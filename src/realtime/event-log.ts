@@ -106,6 +106,10 @@ export class SqlEventLog implements EventLog {
 
   async append(conversationId: string, events: DomainEvent[], fill?: MessageGapFiller): Promise<LoggedEvent[]> {
     if (events.length === 0) return [];
+    if (events.length === 1) {
+      const fast = await this.appendOne(events[0]);
+      if (fast) return [fast];
+    }
     const createdSeqs = events.flatMap((e) => (e.type === "message_created" ? [e.seq] : []));
     // Messages that may have to be logged first are fetched before taking the
     // lock: the filler reads the message store, which may be this very
@@ -184,6 +188,31 @@ export class SqlEventLog implements EventLog {
       ]);
       return inserted.rows.map(toLogged).sort((a, b) => a.eventSeq - b.eventSeq);
     });
+  }
+
+  /**
+   * The common case in one statement (one round trip, no explicit
+   * transaction): one event, the head exists, and for a message_created the
+   * previous message is already logged. The UPDATE's row lock lasts for the
+   * statement, so numbering stays gapless. Null when the case does not apply
+   * (new head, gap, duplicate): then the general path decides.
+   */
+  private async appendOne(e: DomainEvent): Promise<LoggedEvent | null> {
+    const messageSeq = e.type === "message_created" ? e.seq : null;
+    const { rows } = await this.sql.query<{ event_seq: number; created_at: Date }>(
+      `WITH h AS (
+         UPDATE conversation_event_heads
+            SET last_event_seq = last_event_seq + 1, logged_message_seq = GREATEST(logged_message_seq, COALESCE($5::bigint, 0))
+          WHERE conversation_id = $1 AND ($5::bigint IS NULL OR logged_message_seq = $5::bigint - 1)
+          RETURNING last_event_seq
+       )
+       INSERT INTO conversation_events (conversation_id, event_seq, type, payload, message_seq, subject_user_id)
+       SELECT $1, h.last_event_seq, $2, $3::jsonb, $5::bigint, $4::uuid FROM h
+       RETURNING event_seq, created_at`,
+      [e.conversationId, e.type, JSON.stringify(payloadOf(e)), subjectOf(e), messageSeq],
+    );
+    const r = rows[0];
+    return r ? { eventSeq: Number(r.event_seq), createdAt: r.created_at, event: e } : null;
   }
 
   async read(conversationId: string, afterSeq: number, uptoSeq: number, limit: number): Promise<LoggedEvent[]> {

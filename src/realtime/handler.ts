@@ -119,8 +119,9 @@ async function readFrames(
   it: AsyncIterator<StreamRequest>,
   ctx: HandlerContext,
 ): Promise<void> {
-  const acks = new AckCoalescer(hub, s, ctx);
-  const typing = new Map<string, { typing: boolean; at: number }>();
+  // Created on first use: most streams sit idle, and idle streams should stay small.
+  let acks: AckCoalescer | null = null;
+  let typing: Map<string, { typing: boolean; at: number }> | null = null;
   try {
     for (;;) {
       const r = await it.next();
@@ -145,6 +146,7 @@ async function readFrames(
           case "typing": {
             const c = requireUuid("typing.conversation_id", frame.value.conversationId);
             if (!s.follows(c)) throw notFound("conversation");
+            typing ??= new Map();
             const last = typing.get(c);
             const now = Date.now();
             if (last && last.typing === frame.value.typing && (!frame.value.typing || now - last.at < TYPING_REPEAT_MS)) break;
@@ -154,7 +156,7 @@ async function readFrames(
             break;
           }
           case "ack":
-            acks.offer(frame.value.cursor);
+            (acks ??= new AckCoalescer(hub, s, ctx)).offer(frame.value.cursor);
             break;
           case "ping":
             s.enqueue({ case: "pong", value: { $typeName: "chat.v1.Pong", nonce: frame.value.nonce } });
