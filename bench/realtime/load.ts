@@ -151,6 +151,18 @@ export class Fleet {
     };
   }
 
+  /** Waits until nothing has arrived for two seconds (a backlog from an overloaded step drained). */
+  async quiesce(maxMs = 120_000): Promise<void> {
+    const deadline = now() + maxMs;
+    this.recording = true;
+    let last = -1;
+    while (this.received !== last && now() < deadline) {
+      last = this.received;
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+    this.recording = false;
+  }
+
   close(): void {
     if (this.pinger) clearInterval(this.pinger);
     for (const d of this.devices) d.close();

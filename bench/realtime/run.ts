@@ -19,7 +19,10 @@
 // Other settings: BENCH_STEP_SECONDS (default 5), BENCH_START_RATE (messages/s,
 // default 50), BENCH_MAX_RATE (default 12800), BENCH_CONNECTIONS (HTTP/2
 // connections for the fan-out fleet, default 20), BENCH_PROFILE=1 (CPU profile
-// of the app during the run, summarised at the end), BENCH_ONLY=ceiling|app.
+// of the app during the run, summarised at the end), BENCH_ONLY=ceiling|app,
+// BENCH_IDLE_PER_CONNECTION (streams per HTTP/2 connection in the idle phase,
+// default 100), BENCH_PG_ASYNC_COMMIT=1 (diagnostic: the app's Postgres
+// sessions with synchronous_commit=off, to see what commit flushes cost).
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync, mkdtempSync } from "node:fs";
@@ -45,6 +48,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20);
 const IDLE_PER_CONNECTION = Number(process.env.BENCH_IDLE_PER_CONNECTION ?? 100);
 const PROFILE = process.env.BENCH_PROFILE === "1";
 const ONLY = process.env.BENCH_ONLY ?? "";
+const ASYNC_COMMIT = process.env.BENCH_PG_ASYNC_COMMIT === "1";
 /** A step counts as sustained when this share of the expected deliveries arrived (within the drain time). */
 const SUSTAINED = 0.97;
 const ROOT = join(import.meta.dirname, "../..");
@@ -68,6 +72,35 @@ async function settledMemory(t: Target): Promise<{ rssKb: number; heapUsed: numb
   const line = t.output().slice(seen).split("\n").find((l) => l.includes("gcMemory"))!;
   const m = (JSON.parse(line) as { gcMemory: { heapUsed: number } }).gcMemory;
   return { rssKb: rssKb(t.pid), heapUsed: m.heapUsed };
+}
+
+/** CPU seconds used so far by the server, this process (the load tool), Postgres and Redis processes. */
+function cpuTimes(serverPid: number): Record<string, number> {
+  const ticks = (stat: string) => {
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in USER_HZ (100)
+  };
+  const out: Record<string, number> = { server: 0, "load tool": 0, postgres: 0, redis: 0 };
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    if (Number(pid) === serverPid) out.server += ticks(stat);
+    else if (Number(pid) === process.pid) out["load tool"] += ticks(stat);
+    else if (comm === "postgres") out.postgres += ticks(stat);
+    else if (comm.startsWith("redis-server")) out.redis += ticks(stat);
+  }
+  return out;
+}
+
+function cpuShare(before: Record<string, number>, after: Record<string, number>, seconds: number): string {
+  return Object.keys(after)
+    .map((k) => `${k} ${((100 * (after[k] - (before[k] ?? 0))) / seconds).toFixed(0)}%`)
+    .join(", ");
 }
 
 const rssKb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
@@ -95,35 +128,49 @@ async function main(): Promise<void> {
   const profileDir = mkdtempSync(join(tmpdir(), "rt-prof-"));
   const order: Target["name"][] = ONLY === "app" ? ["app"] : ONLY === "ceiling" ? ["ceiling"] : ["ceiling", "app"];
   for (const name of order) {
-    const target = name === "ceiling" ? await startCeiling() : await startApp(backends.env, profileDir);
-    try {
-      results[name] = { steps: [], saturation: 0, half: null, idle: null };
-      const r = results[name];
-      log(`\n== ${name} (pid ${target.pid}) ==`);
-      const fleet = await Fleet.open(target.address, specs.slice(0, STREAMS), CONNECTIONS);
-      await fleet.run(START_RATE, 2, 1000); // warm-up, not recorded
-      let best = 0;
-      let bestRate = 0;
-      for (let rate = START_RATE; rate <= MAX_RATE; rate *= 2) {
-        const s = await fleet.run(rate, STEP_SECONDS);
-        r.steps.push({ ...s, rate });
-        const ok = s.received >= SUSTAINED * s.expected;
-        log(
-          `  offer ${String(rate).padStart(5)} msg/s -> delivered ${fmt(s.deliveredPerSec, 0).padStart(7)} events/s (${fmt((100 * s.received) / s.expected, 1)}%)  p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  max ${fmt(s.max)} ms  load ${loadavg()[0].toFixed(1)}${ok ? "" : "  <- saturated"}`,
-        );
-        if (!ok) break;
-        best = s.deliveredPerSec;
-        bestRate = rate;
-        // Let a backlog from the previous step drain before the next one.
-        await new Promise((res) => setTimeout(res, 1000));
+    results[name] = { steps: [], saturation: 0, half: null, idle: null };
+    const r = results[name];
+    if (STREAMS > 0) {
+      const target = name === "ceiling" ? await startCeiling() : await startApp(backends.env, profileDir);
+      try {
+        log(`\n== ${name}: ${STREAMS} streams in groups of ${GROUP} (pid ${target.pid}) ==`);
+        const fleet = await Fleet.open(target.address, specs.slice(0, STREAMS), CONNECTIONS);
+        await fleet.run(START_RATE, 2, 1000); // warm-up, not recorded
+        let best = 0;
+        let bestRate = 0;
+        for (let rate = START_RATE; rate <= MAX_RATE; rate *= 2) {
+          const cpu0 = cpuTimes(target.pid);
+          const t0 = performance.now();
+          const s = await fleet.run(rate, STEP_SECONDS);
+          const cpu = cpuShare(cpu0, cpuTimes(target.pid), (performance.now() - t0) / 1000);
+          r.steps.push({ ...s, rate });
+          const ok = s.received >= SUSTAINED * s.expected;
+          log(
+            `  offer ${String(rate).padStart(5)} msg/s -> delivered ${fmt(s.deliveredPerSec, 0).padStart(7)} events/s (${fmt((100 * s.received) / s.expected, 1)}%)  p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  max ${fmt(s.max)} ms  load ${loadavg()[0].toFixed(1)}${ok ? "" : "  <- saturated"}\n      cpu (of one core): ${cpu}`,
+          );
+          if (!ok) break;
+          best = s.deliveredPerSec;
+          bestRate = rate;
+          // Let a backlog from the previous step drain before the next one.
+          await new Promise((res) => setTimeout(res, 1000));
+        }
+        r.saturation = best;
+        await fleet.quiesce();
+        const halfRate = Math.max(1, Math.round(bestRate / 2));
+        r.half = await fleet.run(halfRate, Math.max(STEP_SECONDS, 10));
+        log(`  half of saturation: offer ${halfRate} msg/s -> delivered ${fmt(r.half.deliveredPerSec, 0)} events/s p50 ${fmt(r.half.p50)} ms p99 ${fmt(r.half.p99)} ms max ${fmt(r.half.max)} ms`);
+        fleet.close();
+      } finally {
+        await target.stop();
       }
-      r.saturation = best;
-      const halfRate = Math.max(1, Math.round(bestRate / 2));
-      r.half = await fleet.run(halfRate, Math.max(STEP_SECONDS, 10));
-      log(`  half of saturation: offer ${halfRate} msg/s -> delivered ${fmt(r.half.deliveredPerSec, 0)} events/s p50 ${fmt(r.half.p50)} ms p99 ${fmt(r.half.p99)} ms max ${fmt(r.half.max)} ms`);
-      fleet.close();
-
-      if (IDLE > 0) {
+    }
+    if (IDLE > 0) {
+      // A fresh process: memory already grown under load is not given back to the OS.
+      const target = name === "ceiling" ? await startCeiling() : await startApp(backends.env, null);
+      try {
+        log(`\n== ${name}: ${IDLE} idle streams (pid ${target.pid}) ==`);
+        const warm = await Fleet.open(target.address, specs.slice(0, 200), 2);
+        warm.close();
         await new Promise((res) => setTimeout(res, 2000));
         const before = await settledMemory(target);
         const idleFleet = await Fleet.open(target.address, specs.slice(0, IDLE), Math.ceil(IDLE / IDLE_PER_CONNECTION), 600_000);
@@ -134,9 +181,9 @@ async function main(): Promise<void> {
           `  idle (after a full GC): RSS ${(before.rssKb / 1024).toFixed(1)} MiB -> ${(after.rssKb / 1024).toFixed(1)} MiB with ${IDLE} open streams: ${fmt(r.idle.perStreamKb, 2)} KiB RSS, ${fmt(r.idle.heapPerStreamKb, 2)} KiB JS heap per stream`,
         );
         idleFleet.close();
+      } finally {
+        await target.stop();
       }
-    } finally {
-      await target.stop();
     }
   }
 
@@ -182,11 +229,13 @@ async function fixture(env: Record<string, string>, n: number): Promise<{ users:
   }
 }
 
-async function startApp(env: Record<string, string>, profileDir: string): Promise<Target> {
+async function startApp(env: Record<string, string>, profileDir: string | null): Promise<Target> {
   const server: ServerProcess = await spawnServer(env, {
     MAX_CONCURRENT_STREAMS: "1000",
     NODE_ID: "bench-app",
-    NODE_OPTIONS: `${GC_HOOK}${PROFILE ? ` --cpu-prof --cpu-prof-dir=${profileDir}` : ""}`,
+    NODE_OPTIONS: `${GC_HOOK}${PROFILE && profileDir ? ` --cpu-prof --cpu-prof-dir=${profileDir}` : ""}`,
+    // Diagnostic only (never for production): is Postgres' commit flush the limit?
+    ...(ASYNC_COMMIT && env.DATABASE_URL ? { DATABASE_URL: withOption(env.DATABASE_URL, "-c synchronous_commit=off") } : {}),
   });
   return {
     name: "app",
@@ -197,6 +246,12 @@ async function startApp(env: Record<string, string>, profileDir: string): Promis
       await server.stop();
     },
   };
+}
+
+function withOption(url: string, option: string): string {
+  const u = new URL(url);
+  u.searchParams.set("options", `${u.searchParams.get("options") ?? ""} ${option}`.trim());
+  return u.toString();
 }
 
 async function startCeiling(): Promise<Target> {
