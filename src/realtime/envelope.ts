@@ -1,19 +1,23 @@
 // What travels over the ephemeral store's pub/sub between nodes.
 //
-// `ev:<conversationId>`: one message per event, decoded once per node and
+// `ev:{<conversationId>}`: one message per event, decoded once per node and
 // fanned out in process to that node's streams:
 //   byte 0: 1 = durable (has an event_seq), 2 = ephemeral (typing: no seq)
 //   bytes 1..8: event_seq as a big-endian float64 (0 for ephemeral)
 //   rest: the chat.v1.Event, serialized, with an empty cursor (cursors are per stream)
 //
-// `user:<userId>`: membership changes of that user, so the user's streams on
+// `user:{<userId>}`: membership changes of that user, so the user's streams on
 // every node add or drop the conversation live. JSON, rare.
 
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EventSchema, type Event } from "../../gen/chat/v1/message_pb.js";
 
-export const conversationChannel = (conversationId: string): string => `ev:${conversationId}`;
-export const userChannel = (userId: string): string => `user:${userId}`;
+// Hash-tagged ({…}): on Redis Cluster with sharded pub/sub (SSUBSCRIBE/SPUBLISH)
+// a channel lives on the shard owning its slot, so each conversation's and
+// each user's traffic goes to one shard only (docs/SCALING.md). Plain Redis
+// ignores the braces.
+export const conversationChannel = (conversationId: string): string => `ev:{${conversationId}}`;
+export const userChannel = (userId: string): string => `user:{${userId}}`;
 
 export interface EventEnvelope {
   durable: boolean;

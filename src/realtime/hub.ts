@@ -196,7 +196,7 @@ export class RealtimeHub implements SessionHost {
 
   private dispatch(name: string, ch: Channel, bytes: Uint8Array): void {
     if (ch.sessions.size === 0) return;
-    if (name.startsWith("user:")) {
+    if (name.startsWith("user:{")) {
       const m = decodeMembershipChange(bytes);
       if (!m) return;
       for (const s of ch.sessions) s.offerMembership(m.conversationId, m.eventSeq, m.joined);

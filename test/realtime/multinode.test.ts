@@ -46,7 +46,7 @@ forEachBackend("Stream across three nodes", ["postgres", "mongo"] as const, (var
     await b.until((s) => s.ready());
     await a.until((s) => s.ready());
     for (let i = 1; i <= 30; i++) a.send(conv, `ab-${i}`, `message ${i}`);
-    await b.until((s) => s.createdSeqs(conv).length === 30, 20_000, "30 messages on node B");
+    await b.until((s) => s.createdSeqs(conv).length === 30, 60_000, "30 messages on node B");
     expect(b.createdSeqs(conv)).toEqual(range(1, 30));
   });
 
@@ -63,24 +63,25 @@ forEachBackend("Stream across three nodes", ["postgres", "mongo"] as const, (var
         for (let i = 0; i < 40; i++) {
           s.send(conv, `c-${k}-${i}`, `from ${k}: ${i}`);
           // A few in flight per sender, as a chatty client: wait for the ack of every 5th.
-          if (i % 5 === 4) await s.until((x) => x.frames.filter((f) => f.frame.case === "sendAck").length >= i + 1, 30_000, "acks");
+          if (i % 5 === 4) await s.until((x) => x.frames.filter((f) => f.frame.case === "sendAck").length >= i + 1, 120_000, "acks");
         }
-        await s.until((x) => x.frames.filter((f) => f.frame.case === "sendAck").length === 40, 30_000, "all acks");
+        await s.until((x) => x.frames.filter((f) => f.frame.case === "sendAck").length === 40, 120_000, "all acks");
       })();
     });
 
     // Drop the receiver part-way through the burst.
-    await first.until((s) => s.createdSeqs(conv).length >= 30, 30_000, "first 30 messages");
+    await first.until((s) => s.createdSeqs(conv).length >= 30, 120_000, "first 30 messages");
     first.cancel();
     await first.ended;
     const received = first.createdSeqs(conv);
     // Resume on another node while the senders are still going.
     const second = stream(0, receiver, { resumeToken: first.lastCursor() });
     await Promise.all(sending);
-    await second.until((s) => received.length + s.createdSeqs(conv).length >= 200, 30_000, "the rest after resuming");
+    await second.until((s) => received.length + s.createdSeqs(conv).length >= 200, 120_000, "the rest after resuming");
     // Nothing lost, nothing twice, in order, across the disconnect.
     expect([...received, ...second.createdSeqs(conv)]).toEqual(range(1, 200));
-  });
+    // FerretDB on a busy two-core machine can take a while for 200 sends; correctness is what is asserted.
+  }, 240_000);
 
   it("a send retried on another node after a dropped connection yields one message", async () => {
     const [alice, bob] = await users(nodes[0].baseUrl, 2);
