@@ -118,7 +118,8 @@ function record(variant: string, scenario: string, reports: GhzReport[], withRps
   const calls = reports.reduce((n, r) => n + r.count, 0);
   // Several parallel ghz runs: throughput adds up; latencies are call-weighted.
   const rps = withRps ? reports.reduce((n, r) => n + r.rps, 0) : null;
-  const weighted = (p: number) => reports.reduce((n, r) => n + pct(r, p) * r.count, 0) / Math.max(1, calls);
+  const measured = reports.filter((r) => r.count > 0 && Number.isFinite(pct(r, 50)));
+  const weighted = (p: number) => measured.reduce((n, r) => n + pct(r, p) * r.count, 0) / Math.max(1, measured.reduce((n, r) => n + r.count, 0));
   const row = { variant, scenario, calls, rps, p50: weighted(50), p99: weighted(99), errors: reports.reduce((n, r) => n + errorsOf(r), 0) };
   rows.push(row);
   const errs = reports.flatMap((r) => Object.keys(r.errorDistribution ?? {}));

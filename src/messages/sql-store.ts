@@ -1,9 +1,9 @@
 // MessageStore on the relational store (Postgres or PGlite through SqlDatabase).
 //
-// seq: one transaction increments conversations.last_seq (the row lock
-// serialises the senders of one conversation, on any number of nodes) and
-// inserts the message with the new value; a rollback undoes the increment, so
-// there is never a gap. See docs/MESSAGES.md.
+// seq: one statement locks the conversation row (serialising the senders of
+// one conversation, on any number of nodes), inserts the message with
+// last_seq + 1 and moves last_seq to it; it is atomic, so there is never a
+// gap, and a repeat moves nothing. See docs/MESSAGES.md.
 
 import { randomUUID } from "node:crypto";
 import type { SqlDatabase } from "../stores/sql/sql.ts";
@@ -67,19 +67,24 @@ function toMessage(r: MessageRow): StoredMessage {
   };
 }
 
-// One statement: take the next seq under the conversation's row lock, insert,
-// and move everything that moves with a message. Data-modifying CTEs all run;
-// the ones reading `m` do nothing when the insert hit the idempotency key.
+// One statement, so one round trip and atomic without BEGIN/COMMIT: lock the
+// conversation row (FOR UPDATE queues the senders of this conversation, on
+// every node; a waiter then reads the committed last_seq), insert with
+// last_seq + 1, and only if that inserted a row (not a repeat: ON CONFLICT on
+// the idempotency key) move last_seq and everything else that moves with a
+// message. A repeat changes nothing, so no seq is burnt.
 const SEND_SQL = `
-WITH c AS (
-  UPDATE conversations SET last_seq = last_seq + 1, last_message_at = GREATEST(last_message_at, $9::timestamptz)
-   WHERE id = $2::uuid
-   RETURNING last_seq
+WITH l AS (
+  SELECT last_seq FROM conversations WHERE id = $2::uuid FOR UPDATE
 ), m AS (
   INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, content, parent_message_id, mentions, attachments, created_at)
-  SELECT $1::uuid, $2::uuid, c.last_seq, $3::uuid, $4::text, $5::text, $6::uuid, $7::uuid[], $8::jsonb, $9::timestamptz FROM c
+  SELECT $1::uuid, $2::uuid, l.last_seq + 1, $3::uuid, $4::text, $5::text, $6::uuid, $7::uuid[], $8::jsonb, $9::timestamptz FROM l
   ON CONFLICT (conversation_id, sender_id, client_message_id) DO NOTHING
   RETURNING ${COLS}
+), c AS (
+  UPDATE conversations SET last_seq = m.seq, last_message_at = GREATEST(conversations.last_message_at, m.created_at)
+    FROM m
+   WHERE conversations.id = m.conversation_id
 ), r AS (
   UPDATE conversation_members SET last_read_seq = GREATEST(last_read_seq, m.seq), delivered_seq = GREATEST(delivered_seq, m.seq)
     FROM m
@@ -96,10 +101,7 @@ WITH c AS (
 )
 SELECT * FROM m`;
 
-/** Thrown inside the send transaction to roll back the seq increment of a repeat. */
-class Repeat extends Error {}
-
-const MAX_TX_ATTEMPTS = 4;
+const MAX_ATTEMPTS = 4;
 
 export class SqlMessageStore implements MessageStore {
   readonly kind: "postgres" | "pglite";
@@ -126,21 +128,15 @@ export class SqlMessageStore implements MessageStore {
     ];
     for (let attempt = 1; ; attempt++) {
       try {
-        const row = await this.db.transaction(async (tx) => {
-          const { rows } = await tx.query<MessageRow>(SEND_SQL, params);
-          if (!rows[0]) throw new Repeat();
-          return rows[0];
-        });
-        return { message: toMessage(row), created: true };
+        const { rows } = await this.db.query<MessageRow>(SEND_SQL, params);
+        if (rows[0]) return { message: toMessage(rows[0]), created: true };
+        const original = await this.byClientId(n.conversationId, n.senderId, n.clientMessageId);
+        if (original) return { message: original, created: false };
+        throw notFound("conversation"); // no conversations row to take a seq from
       } catch (err) {
-        if (err instanceof Repeat) {
-          const original = await this.byClientId(n.conversationId, n.senderId, n.clientMessageId);
-          if (original) return { message: original, created: false };
-          throw notFound("conversation"); // no conversations row to take a seq from
-        }
         // Deadlocks with other writers of the same rows are rare and safe to retry.
         const state = sqlState(err);
-        if ((state === DEADLOCK_DETECTED || state === SERIALIZATION_FAILURE) && attempt < MAX_TX_ATTEMPTS) continue;
+        if ((state === DEADLOCK_DETECTED || state === SERIALIZATION_FAILURE) && attempt < MAX_ATTEMPTS) continue;
         throw err;
       }
     }
