@@ -30,6 +30,8 @@ import {
 } from "./envelope.ts";
 
 interface Channel {
+  /** The one copy of the name every session's channel set refers to. */
+  name: string;
   sessions: Set<StreamSession>;
   ready: Promise<void>;
   unsubscribe: (() => Promise<void>) | null;
@@ -160,7 +162,7 @@ export class RealtimeHub implements SessionHost {
   private async join(name: string, s: StreamSession): Promise<void> {
     let ch = this.channels.get(name);
     if (!ch) {
-      const created: Channel = { sessions: new Set(), ready: Promise.resolve(), unsubscribe: null, linger: null };
+      const created: Channel = { name, sessions: new Set(), ready: Promise.resolve(), unsubscribe: null, linger: null };
       created.ready = this.d.ephemeral
         .subscribe(name, (bytes) => this.dispatch(name, created, bytes))
         .then((unsubscribe) => {
@@ -177,7 +179,7 @@ export class RealtimeHub implements SessionHost {
       ch.linger = null;
     }
     ch.sessions.add(s);
-    s.channels.add(name);
+    s.channels.add(ch.name);
     await ch.ready;
   }
 
