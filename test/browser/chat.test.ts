@@ -13,6 +13,8 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chromium, type Browser, type BrowserContext, type Page, type Request } from "playwright-core";
 import { fromBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { AuthService } from "../../gen/chat/v1/auth_pb.js";
 import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import { MessageService, SubscribeRequestSchema } from "../../gen/chat/v1/message_pb.js";
 import { env } from "../support/backends.ts";
@@ -372,11 +374,25 @@ describe.runIf(haveChromium)("web client history", () => {
   it("scrolls back through a long conversation (ListMessages before_seq), each message once, in order", async () => {
     const carol = await registerUser(server.baseUrl, { username: unique("carol") });
     const dave = await registerUser(server.baseUrl, { username: unique("dave") });
-    const conversations = connectClient(ConversationService, "connect", server.baseUrl, carol.accessToken);
-    const messages = connectClient(MessageService, "connect", server.baseUrl, carol.accessToken);
+    // Tokens live 10 s on this server and 130 sends can outlast that on a loaded
+    // machine: refresh on UNAUTHENTICATED, as any client does, and resend.
+    let token = carol.accessToken;
+    let refreshToken = carol.refreshToken;
+    const auth = connectClient(AuthService, "connect", server.baseUrl);
+    const conversations = connectClient(ConversationService, "connect", server.baseUrl, () => token);
+    const messages = connectClient(MessageService, "connect", server.baseUrl, () => token);
     const dm = (await conversations.getOrCreateDirect({ userId: dave.user.id })).conversation!;
     const all = Array.from({ length: 130 }, (_, i) => `history ${String(i + 1).padStart(3, "0")}`);
-    for (const content of all) await messages.sendMessage({ conversationId: dm.id, clientMessageId: crypto.randomUUID(), content });
+    for (const content of all) {
+      const send = () => messages.sendMessage({ conversationId: dm.id, clientMessageId: `h-${content}`, content });
+      await send().catch(async (err) => {
+        if (ConnectError.from(err).code !== Code.Unauthenticated) throw err;
+        const tokens = (await auth.refresh({ refreshToken })).tokens!;
+        token = tokens.accessToken;
+        refreshToken = tokens.refreshToken;
+        return send();
+      });
+    }
 
     const p = await openApp("grpc-web", dave.user.username, "");
     try {
