@@ -215,6 +215,16 @@ run("Stream on one node [postgres + redis]", () => {
     expect(err.frame.case === "error" && err.frame.value.code).toBe(grpc.status.NOT_FOUND);
   });
 
+  it("delivers conversation_updated with the conversation as it is now", async () => {
+    const b = stream(bob);
+    await b.until((s) => s.ready());
+    await conversations(server.baseUrl, alice.token).updateConversation({ conversationId: conv, title: "renamed group" });
+    const ev = await b.until((s) => s.durable().find((e) => e.payload.case === "conversationUpdated"));
+    expect(ev.conversationId).toBe(conv);
+    expect(ev.payload.case === "conversationUpdated" && ev.payload.value.conversation?.title).toBe("renamed group");
+    expect(ev.payload.case === "conversationUpdated" && ev.payload.value.conversation?.id).toBe(conv);
+  });
+
   it("says resync_required (and does not replay) when the gap exceeds the threshold", async () => {
     const [erin, finn] = await users(server.baseUrl, 2);
     const c2 = await group(server.baseUrl, erin, [finn]);
