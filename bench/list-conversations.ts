@@ -15,8 +15,10 @@
 // queries); the client's own work is therefore inside the measured latency.
 
 import { randomBytes, randomUUID } from "node:crypto";
+import { availableParallelism, loadavg } from "node:os";
 import pg from "pg";
 import { ConversationService } from "../gen/chat/v1/conversation_pb.js";
+import { AuthService } from "../gen/chat/v1/auth_pb.js";
 import { GrpcJsClient } from "../test/support/clients.ts";
 import { provisionBackends, startTestServer } from "../test/support/server.ts";
 import { registerUser } from "../test/support/users.ts";
@@ -35,6 +37,8 @@ interface Result {
   p99: number;
   max: number;
   queriesPerCall: number;
+  /** CPU time this process (server + client) spent per call: less sensitive to a busy machine than wall time. */
+  cpuMsPerCall: number;
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -132,18 +136,23 @@ async function benchSetup(setup: string, env: Record<string, string>): Promise<{
   for (const [scenario, call] of [
     ["first page (50 of 1,000, unread counts)", () => list()],
     ["second page (keyset token)", () => list(secondToken)],
+    // The floor under the same conditions: an authenticated RPC doing one row read.
+    ["baseline: AuthService/GetMe", () => client.unary(AuthService.method.getMe, {}, { token: me.accessToken })],
   ] as const) {
     for (let i = 0; i < 200; i++) await call(); // warm-up: JIT, plan cache, buffers
     const latencies: number[] = [];
     const before = queries;
+    const cpuBefore = process.cpuUsage();
     for (let i = 0; i < CALLS; i++) {
       const s = performance.now();
       await call();
       latencies.push(performance.now() - s);
     }
+    const cpu = process.cpuUsage(cpuBefore);
+    const cpuMsPerCall = (cpu.user + cpu.system) / 1000 / CALLS;
     const perCall = (queries - before) / CALLS;
     latencies.sort((a, b) => a - b);
-    results.push({ setup, scenario, calls: CALLS, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1], queriesPerCall: perCall });
+    results.push({ setup, scenario, calls: CALLS, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1], queriesPerCall: perCall, cpuMsPerCall });
   }
 
   // EXPLAIN exactly the statements (and parameters) one first-page call sends:
@@ -193,11 +202,14 @@ async function main(): Promise<void> {
   }
 
   console.log(`\nListConversations, user in 1,000 conversations (+${NOISE_USERS} other users with 1,000 each), page_size 50, ${CALLS} sequential calls per row, grpc-js client, server in-process\n`);
-  console.log("| store | scenario | calls | p50 ms | p99 ms | max ms | SQL statements per call |");
-  console.log("|---|---|---:|---:|---:|---:|---:|");
+  console.log(`load average (1/5/15 min) at the end: ${loadavg().map((l) => l.toFixed(2)).join(" / ")} on ${availableParallelism()} cores\n`);
+  console.log("| store | scenario | calls | p50 ms | p99 ms | max ms | node CPU ms/call | SQL statements per call |");
+  console.log("|---|---|---:|---:|---:|---:|---:|---:|");
   for (const o of out) {
     for (const r of o.results) {
-      console.log(`| ${r.setup} | ${r.scenario} | ${r.calls} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(2)} | ${r.queriesPerCall.toFixed(2)} |`);
+      console.log(
+        `| ${r.setup} | ${r.scenario} | ${r.calls} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(2)} | ${r.cpuMsPerCall.toFixed(2)} | ${r.queriesPerCall.toFixed(2)} |`,
+      );
     }
   }
   for (const o of out) console.log(`\nEXPLAIN ANALYZE (${o.setup}):\n${o.plan}`);
