@@ -155,8 +155,6 @@ export class MongoMessageStore implements MessageStore {
       // The original may be one whose node died between its insert and its
       // commit: bring the relational side up to it (GREATEST: harmless otherwise).
       await advanceAfterSend(this.sql, m.conversationId, m.senderId, m.seq, m.createdAt);
-    } else if (m.parentMessageId) {
-      await this.messages.updateOne({ _id: m.parentMessageId }, { $inc: { replyCount: 1 }, $max: { lastReplyAt: m.createdAt } });
     }
     return result;
   }
@@ -178,6 +176,11 @@ export class MongoMessageStore implements MessageStore {
             const doc = newDoc(id, n, seq);
             try {
               await this.messages.insertOne(doc);
+              // The parent's counters move while this conversation's row lock is held: every reply to
+              // the parent takes that lock, and FerretDB does not make concurrent $inc atomic.
+              if (n.parentMessageId) {
+                await this.messages.updateOne({ _id: n.parentMessageId }, { $inc: { replyCount: 1 }, $max: { lastReplyAt: n.createdAt } });
+              }
               // Caught up with a lagging last_seq: record where it really is. (These rows are locked already.)
               if (seq !== taken) await advanceAfterSend(tx, n.conversationId, n.senderId, seq, n.createdAt);
               return { message: toMessage(doc), created: true };
