@@ -2,6 +2,7 @@
 // throws INVALID_ARGUMENT naming the request field.
 
 import { invalidArgument } from "../shared/errors.ts";
+import { UUID_PATTERN as UUID_RE } from "../shared/ids.ts";
 
 export const USERNAME_RE = /^[a-z0-9_.]{3,32}$/;
 export const PASSWORD_MIN = 8;
@@ -10,7 +11,6 @@ export const DISPLAY_NAME_MAX = 64;
 export const DEVICE_ID_MAX = 128;
 export const DEVICE_NAME_MAX = 128;
 const EMAIL_MAX = 254; // RFC 5321 path limit
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // Control and format characters (incl. bidi overrides) have no place in names.
 const CONTROL_RE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
 

@@ -1,10 +1,5 @@
 import { createHash } from "node:crypto";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUuid(s: string): boolean {
-  return UUID.test(s);
-}
+export { isUuid } from "../shared/ids.ts";
 
 // A fixed namespace for message ids derived from their idempotency key.
 const MESSAGE_NAMESPACE = Buffer.from("6f1c2b0e5d7a4c3e9b8a1f2e3d4c5b6a", "hex");

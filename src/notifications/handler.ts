@@ -13,13 +13,13 @@ import { caller } from "../server/context.ts";
 import { invalidArgument } from "../shared/errors.ts";
 import type { NotificationStore } from "./store.ts";
 import type { ListCursor, Notification, NotificationType } from "./types.ts";
+import { UUID_PATTERN as UUID } from "../shared/ids.ts";
 
 const TYPE_TO_PB: Record<NotificationType, PbType> = {
   mention: PbType.MENTION,
   thread_reply: PbType.THREAD_REPLY,
   direct_message: PbType.DIRECT_MESSAGE,
 };
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function toPb(n: Notification): PbNotification {
   return create(NotificationSchema, {

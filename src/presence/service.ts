@@ -4,8 +4,8 @@ import type { PresenceTracker } from "./tracker.ts";
 import type { TypingIndicators } from "./typing.ts";
 import type { PresenceWatchers } from "./watchers.ts";
 import type { Presence, PresenceStatus } from "./types.ts";
+import { UUID_PATTERN as UUID } from "../shared/ids.ts";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const MAX_PRESENCE_USERS = 500;
 
 function checkUserIds(userIds: string[]): string[] {

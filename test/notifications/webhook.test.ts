@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { pino } from "pino";
 import { signWebhook, WebhookPushSender } from "../../src/notifications/webhook.ts";
 import type { Notification } from "../../src/notifications/types.ts";
+import { until } from "../support/poll.ts";
 
 interface Received {
   headers: http.IncomingHttpHeaders;
@@ -54,13 +55,6 @@ function notification(): Notification {
   };
 }
 
-async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const SECRET = "webhook-test-secret-0123456789";
 const sender = () => new WebhookPushSender({ url, secret: SECRET, maxAttempts: 4, backoffMs: 20 }, pino({ level: "silent" }));

@@ -17,6 +17,7 @@ import { registerUser, DEFAULT_TEST_PASSWORD } from "../support/users.ts";
 import { StreamClient } from "../support/stream-client.ts";
 import { channel } from "../realtime/helpers.ts";
 import { signWebhook } from "../../src/notifications/webhook.ts";
+import { until } from "../support/poll.ts";
 
 const WEBHOOK_SECRET = "presence-e2e-webhook-secret";
 const SETTINGS = {
@@ -64,13 +65,6 @@ function typingOf(s: StreamClient, userId: string): boolean[] {
   });
 }
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = "condition"): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`${what} not met in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 forEachBackend("presence, typing and notifications across nodes", ["postgres"] as const, () => {
   let backends: ProvisionedBackends;

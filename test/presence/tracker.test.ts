@@ -12,6 +12,7 @@ import { createMemoryStore } from "../../src/stores/ephemeral/memory.ts";
 import { PresenceTracker } from "../../src/presence/tracker.ts";
 import type { PresenceSnapshots } from "../../src/presence/snapshots.ts";
 import type { Presence, PresenceFanout, PresenceSettings, PresenceStatus } from "../../src/presence/types.ts";
+import { until } from "../support/poll.ts";
 
 const settings: PresenceSettings = {
   deviceTtlMs: 400,
@@ -47,13 +48,6 @@ class MapSnapshots implements PresenceSnapshots {
   }
 }
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 forEachBackend("presence tracker", ["redis", "memory"] as const, (name) => {
   let storeA: EphemeralStore;

@@ -6,14 +6,8 @@ import { env, forEachBackend, isolatedRedisPrefix } from "../support/backends.ts
 import type { EphemeralStore } from "../../src/stores/ephemeral/ephemeral.ts";
 import { createRedisStore } from "../../src/stores/ephemeral/redis.ts";
 import { createMemoryStore } from "../../src/stores/ephemeral/memory.ts";
+import { until } from "../support/poll.ts";
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 forEachBackend("ephemeral store", ["redis", "memory"] as const, (name) => {
   let store: EphemeralStore;
