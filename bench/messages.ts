@@ -10,7 +10,9 @@
 //     and MessageService with a no-op EventSink: the message module alone;
 //  2. ListMessages latency (p50/p99) on a conversation holding BENCH_LIST_SIZE
 //     messages (default 1,000,000), bulk-loaded straight into the store:
-//     the newest page, and pages before a random seq.
+//     the newest page, pages before / after a random seq; on the bench-only
+//     server, once the app is closed (its background jobs would otherwise
+//     share the CPU, and on FerretDB scan the big collection).
 //
 // For the relational adapter (Postgres) and the MongoDB adapter (MongoDB or
 // FerretDB for messages, Postgres for conversations). Load comes from ghz
@@ -45,6 +47,7 @@ import { SqlMessageStore } from "../src/messages/sql-store.ts";
 import { MongoMessageStore } from "../src/messages/mongo-store.ts";
 import { MessageService as Messages } from "../src/messages/service.ts";
 import { messageHandler } from "../src/messages/handler.ts";
+import type { SqlDatabase } from "../src/stores/sql/sql.ts";
 import { ConversationService, ConversationType, file_chat_v1_conversation } from "../gen/chat/v1/conversation_pb.js";
 import { MessageService, file_chat_v1_message } from "../gen/chat/v1/message_pb.js";
 import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
@@ -130,26 +133,27 @@ function record(variant: string, scenario: string, reports: GhzReport[], withRps
 
 async function runVariant(variant: "postgres" | "mongo"): Promise<void> {
   const backends = await provisionBackends({ sql: "postgres", mongo: variant === "mongo" });
-  let server: TestServer | null = null;
+  let app: TestServer | null = null;
+  let moduleOnly: ModuleServer | null = null;
   try {
-    server = await startTestServer(backends.env, { LOG_LEVEL: "warn", ACCESS_TOKEN_TTL_SEC: "3600", REGISTER_MAX_PER_ADDRESS: "1000" });
-    const target = server.address;
-    const me = await registerUser(server.baseUrl);
-    const peer = await registerUser(server.baseUrl);
-    const conversations = createClient(ConversationService, transportFor("connect", server.baseUrl, [bearer(me.accessToken)]));
+    app = await startTestServer(backends.env, { LOG_LEVEL: "warn", ACCESS_TOKEN_TTL_SEC: "3600", REGISTER_MAX_PER_ADDRESS: "1000" });
+    const me = await registerUser(app.baseUrl);
+    const peer = await registerUser(app.baseUrl);
+    const conversations = createClient(ConversationService, transportFor("connect", app.baseUrl, [bearer(me.accessToken)]));
     const group = async () =>
       (await conversations.createConversation({ type: ConversationType.GROUP, title: "", memberIds: [peer.user.id] })).conversation!.id;
+    // Every conversation up front, while nothing else runs.
+    const convs = { app: await Promise.all(Array.from({ length: SPREAD + 2 }, () => group())), module: await Promise.all(Array.from({ length: SPREAD + 2 }, () => group())) };
+    const big = await group();
     const auth = JSON.stringify({ authorization: `Bearer ${me.accessToken}` });
     const sendData = (conversationId: string) =>
       JSON.stringify({ conversation_id: conversationId, client_message_id: "{{newUUID}}", content: "benchmark message {{.RequestNumber}} with some text in it" });
-    const throughput = async (stack: string, address: string) => {
+
+    const throughput = async (stack: "app" | "module", address: string) => {
+      const [warm, hot, ...spread] = convs[stack];
       const echo = () => ghz(["--call", "grpc.health.v1.Health/Check", "-d", "{}", "-c", String(CONCURRENCY), "-z", DURATION, address]);
       const send = (conversationId: string, c: number) =>
         ghz(["--call", "chat.v1.MessageService/SendMessage", "-m", auth, "-d", sendData(conversationId), "-c", String(c), "-z", DURATION, address]);
-      // Conversations first: under a failing load there may be no connection left to create them.
-      const warm = await group();
-      const hot = await group();
-      const spread = await Promise.all(Array.from({ length: SPREAD }, () => group()));
       // Warm-up (JIT, pools, indexes), not recorded.
       await ghz(["--call", "grpc.health.v1.Health/Check", "-d", "{}", "-c", "10", "-z", "2s", address]);
       await ghz(["--call", "chat.v1.MessageService/SendMessage", "-m", auth, "-d", sendData(warm), "-c", "10", "-z", "2s", address]);
@@ -160,21 +164,20 @@ async function runVariant(variant: "postgres" | "mongo"): Promise<void> {
       record(variant, `${stack}: SendMessage, ${SPREAD} conversations c=${per * SPREAD}`, await Promise.all(spread.map((c) => send(c, per))), true);
       record(variant, `${stack}: echo Health/Check c=${CONCURRENCY} (again)`, [await echo()], true);
     };
-    await throughput("app", target);
-    const moduleOnly = await startModuleServer(backends.env);
-    try {
-      await throughput("module", moduleOnly.address);
-    } finally {
-      await moduleOnly.close();
-    }
+    await throughput("app", app.address);
+    // The app's background jobs (realtime repair, presence sweeps) must not run during the rest.
+    await app.close();
+    app = null;
+    moduleOnly = await startModuleServer(backends.env);
+    await throughput("module", moduleOnly.address);
 
-    // ListMessages on one big conversation.
+    // ListMessages on one big conversation, on the module-only server (same stack, nothing else running).
     const size = variant === "mongo" ? MONGO_LIST_SIZE : LIST_SIZE;
     const calls = variant === "mongo" ? MONGO_LIST_CALLS : LIST_CALLS;
-    const big = await group();
     const t0 = performance.now();
-    await bulkLoad(server, variant, big, me.user.id, size, backends.env.MONGO_URL);
+    await bulkLoad(moduleOnly.sql, variant, big, me.user.id, size, backends.env.MONGO_URL);
     console.log(`${variant.padEnd(9)} bulk-loaded ${size} messages in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const target = moduleOnly.address;
     const list = (data: object) =>
       ghz(["--call", "chat.v1.MessageService/ListMessages", "-m", auth, "-d", JSON.stringify(data), "-c", "1", "-n", String(calls), "-t", "600s", target]);
     const label = size.toLocaleString("en-US");
@@ -187,9 +190,16 @@ async function runVariant(variant: "postgres" | "mongo"): Promise<void> {
     );
     record(variant, `ListMessages 50 after a random seq of ${label} c=1`, [await list({ conversation_id: big, limit: 50, after_seq: `{{randomInt 1 ${size}}}` })], false);
   } finally {
-    await server?.close();
+    await app?.close();
+    await moduleOnly?.close();
     await backends.cleanup();
   }
+}
+
+interface ModuleServer {
+  address: string;
+  sql: SqlDatabase;
+  close(): Promise<void>;
 }
 
 /**
@@ -198,7 +208,7 @@ async function runVariant(variant: "postgres" | "mongo"): Promise<void> {
  * the real stores) but only Health, reflection and MessageService, with a
  * no-op EventSink. Shares the provisioned stores with the app.
  */
-async function startModuleServer(env: Record<string, string>): Promise<{ address: string; close(): Promise<void> }> {
+async function startModuleServer(env: Record<string, string>): Promise<ModuleServer> {
   const config = loadConfig({ ...env, LOG_LEVEL: "warn", ACCESS_TOKEN_TTL_SEC: "3600", NODE_ID: "bench-module" });
   const logger = createLogger(config.logLevel, config.nodeId);
   const stores = await openStores(config, logger);
@@ -220,6 +230,7 @@ async function startModuleServer(env: Record<string, string>): Promise<{ address
   const http = await startHttpServer({ host: "127.0.0.1", port: 0, tls: null, maxConcurrentStreams: config.maxConcurrentStreams }, handler);
   return {
     address: `127.0.0.1:${http.port}`,
+    sql: stores.sql,
     async close() {
       http.stopAccepting();
       http.destroy();
@@ -230,8 +241,7 @@ async function startModuleServer(env: Record<string, string>): Promise<{ address
 }
 
 /** `n` messages straight into the store the server uses, then the conversation row to match. */
-async function bulkLoad(server: TestServer, variant: "postgres" | "mongo", conversationId: string, senderId: string, n: number, mongoUrl?: string): Promise<void> {
-  const sql = server.app.stores.sql;
+async function bulkLoad(sql: SqlDatabase, variant: "postgres" | "mongo", conversationId: string, senderId: string, n: number, mongoUrl?: string): Promise<void> {
   if (variant === "postgres") {
     const batch = 250_000;
     for (let from = 1; from <= n; from += batch) {

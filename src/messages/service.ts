@@ -81,9 +81,14 @@ export class MessageService {
     const mentions = validateMentions(input.mentions);
     const parentMessageId = optionalUuid("parent_message_id", input.parentMessageId);
 
-    await this.requireMember(conversationId, callerId, "conversation");
+    // Reads only, concurrently; nothing is written before the checks pass.
+    const [member, parent, members] = await Promise.all([
+      this.members.getMember(conversationId, callerId),
+      parentMessageId ? this.store.get(parentMessageId) : null,
+      mentions.length > 0 ? this.store.membersAmong(conversationId, mentions) : new Set<string>(),
+    ]);
+    if (!member) throw notFound("conversation");
     if (parentMessageId) {
-      const parent = await this.store.get(parentMessageId);
       if (!parent || parent.conversationId !== conversationId) {
         throw invalidArgument("parent_message_id", "is not a message of this conversation");
       }
@@ -92,7 +97,6 @@ export class MessageService {
     }
     // Mentions of non-members are dropped, not rejected: membership can change
     // while a message is being typed, and the message itself is still valid.
-    const members = mentions.length > 0 ? await this.store.membersAmong(conversationId, mentions) : new Set<string>();
 
     const { message, created } = await this.store.send({
       conversationId,
@@ -148,15 +152,21 @@ export class MessageService {
     const conversationId = requireUuid("conversation_id", input.conversationId);
     const window = validateListWindow(input.beforeSeq, input.afterSeq, input.limit);
     const parentMessageId = optionalUuid("parent_message_id", input.parentMessageId);
-    await this.requireMember(conversationId, callerId, "conversation");
+    // The membership check, the parent and the page are read concurrently (one
+    // round trip of latency instead of three); nothing is returned or written
+    // before the membership check has passed.
+    const [member, parent, page] = await Promise.all([
+      this.members.getMember(conversationId, callerId),
+      parentMessageId ? this.store.get(parentMessageId) : null,
+      this.store.list({ conversationId, parentMessageId, ...window }),
+    ]);
+    if (!member) throw notFound("conversation");
     if (parentMessageId) {
-      const parent = await this.store.get(parentMessageId);
       if (!parent || parent.conversationId !== conversationId) {
         throw invalidArgument("parent_message_id", "is not a message of this conversation");
       }
       if (parent.parentMessageId) throw invalidArgument("parent_message_id", "must be a top-level message");
     }
-    const page = await this.store.list({ conversationId, parentMessageId, ...window });
     return { messages: await this.views(page.messages, callerId), hasMore: page.hasMore };
   }
 
