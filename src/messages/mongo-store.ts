@@ -331,12 +331,16 @@ export class MongoMessageStore implements MessageStore {
       // Quoted terms are ANDed, like the relational adapter's websearch_to_tsquery.
       clauses.push({ $text: { $search: terms.map((t) => `"${t.replace(/"/g, "")}"`).join(" ") } });
     } else {
-      // FerretDB fallback: every term, case-insensitively, at the start of a
-      // word (so "3" does not match inside "c93", and "number" matches
-      // "numbers", as word search would), within the caller's conversations
-      // only; bounded by maxTimeMS. \b is ASCII in both MongoDB's PCRE and
-      // FerretDB's RE2: a term after a non-ASCII letter still matches.
-      for (const t of terms) clauses.push({ content: { $regex: `\\b${escapeRegex(t)}`, $options: "i" } });
+      // FerretDB fallback: every term, case-insensitively, within the caller's
+      // conversations only, bounded by maxTimeMS. A term that starts with a
+      // word character must start a word (so "3" does not match inside "c93",
+      // and "number" matches "numbers", as word search would); one that starts
+      // with punctuation, like "(approx)", is matched as written. \b is ASCII
+      // in both MongoDB's PCRE and FerretDB's RE2.
+      for (const t of terms) {
+        const anchor = /^[A-Za-z0-9_]/.test(t) ? "\\b" : "";
+        clauses.push({ content: { $regex: anchor + escapeRegex(t), $options: "i" } });
+      }
     }
     if (q.after) {
       const { createdAt, seq, id } = q.after;
