@@ -28,7 +28,7 @@
 
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { homedir } from "node:os";
+import { homedir, loadavg } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { MongoClient } from "mongodb";
@@ -48,6 +48,7 @@ import { MongoMessageStore } from "../src/messages/mongo-store.ts";
 import { MessageService as Messages } from "../src/messages/service.ts";
 import { messageHandler } from "../src/messages/handler.ts";
 import type { SqlDatabase } from "../src/stores/sql/sql.ts";
+import type { MessageStore } from "../src/messages/store.ts";
 import { ConversationService, ConversationType, file_chat_v1_conversation } from "../gen/chat/v1/conversation_pb.js";
 import { MessageService, file_chat_v1_message } from "../gen/chat/v1/message_pb.js";
 import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
@@ -189,6 +190,17 @@ async function runVariant(variant: "postgres" | "mongo"): Promise<void> {
       false,
     );
     record(variant, `ListMessages 50 after a random seq of ${label} c=1`, [await list({ conversation_id: big, limit: 50, after_seq: `{{randomInt 1 ${size}}}` })], false);
+    // The store's query alone, in this process (no RPC, auth or membership check).
+    const took: number[] = [];
+    for (let i = 0; i < calls; i++) {
+      const t = performance.now();
+      await moduleOnly.store.list({ conversationId: big, direction: "before", seq: 2 + Math.floor(Math.random() * (size - 1)), limit: 50, parentMessageId: null });
+      took.push(performance.now() - t);
+    }
+    took.sort((a, b) => a - b);
+    const at = (p: number) => took[Math.min(took.length - 1, Math.floor((p / 100) * took.length))];
+    rows.push({ variant, scenario: `store.list 50 before a random seq of ${label} (in process)`, calls, rps: null, p50: at(50), p99: at(99), errors: 0 });
+    console.log(`${variant.padEnd(9)} store.list in process: p50 ${at(50).toFixed(2)} ms p99 ${at(99).toFixed(2)} ms`);
   } finally {
     await app?.close();
     await moduleOnly?.close();
@@ -199,6 +211,7 @@ async function runVariant(variant: "postgres" | "mongo"): Promise<void> {
 interface ModuleServer {
   address: string;
   sql: SqlDatabase;
+  store: MessageStore;
   close(): Promise<void>;
 }
 
@@ -213,7 +226,7 @@ async function startModuleServer(env: Record<string, string>): Promise<ModuleSer
   const logger = createLogger(config.logLevel, config.nodeId);
   const stores = await openStores(config, logger);
   const auth = await createAuthModule(config, stores, logger);
-  const store = stores.mongo ? new MongoMessageStore(stores.mongo, stores.sql) : new SqlMessageStore(stores.sql);
+  const store: MessageStore = stores.mongo ? new MongoMessageStore(stores.mongo, stores.sql) : new SqlMessageStore(stores.sql);
   await store.init();
   const messages = new Messages({ store, members: new SqlConversationStore(stores.sql), events: { publish: async () => {} }, limits: config.limits });
   const health = new HealthState([MessageService.typeName], () => stores.ping());
@@ -231,6 +244,7 @@ async function startModuleServer(env: Record<string, string>): Promise<ModuleSer
   return {
     address: `127.0.0.1:${http.port}`,
     sql: stores.sql,
+    store,
     async close() {
       http.stopAccepting();
       http.destroy();
@@ -295,7 +309,13 @@ async function bulkLoad(sql: SqlDatabase, variant: "postgres" | "mongo", convers
 const variants: ("postgres" | "mongo")[] = [];
 if (ONLY !== "mongo") variants.push("postgres");
 if (ONLY !== "postgres" && process.env.TEST_MONGO_URL) variants.push("mongo");
-for (const v of variants) await runVariant(v);
+// The machine is shared: say how busy it was.
+const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
+console.log(`load average before: ${load()}`);
+for (const v of variants) {
+  await runVariant(v);
+  console.log(`load average after ${v}: ${load()}`);
+}
 
 console.log("\n| store | scenario | calls | throughput (rps) | p50 (ms) | p99 (ms) | errors |\n|---|---|---:|---:|---:|---:|---:|");
 for (const r of rows) {

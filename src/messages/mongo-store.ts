@@ -240,27 +240,48 @@ export class MongoMessageStore implements MessageStore {
   }
 
   async edit(messageId: string, content: string, editedAt: Date): Promise<StoredMessage | null> {
-    const d = await this.messages.findOneAndUpdate(
-      { _id: messageId, deletedAt: null },
-      { $set: { content, editedAt } },
-      { returnDocument: "after" },
-    );
-    return d ? toMessage(d) : null;
+    return this.underConversationLock(messageId, async () => {
+      const d = await this.messages.findOneAndUpdate(
+        { _id: messageId, deletedAt: null },
+        { $set: { content, editedAt } },
+        { returnDocument: "after" },
+      );
+      return d ? toMessage(d) : null;
+    });
   }
 
   async softDelete(messageId: string, deletedAt: Date): Promise<{ message: StoredMessage; changed: boolean } | null> {
-    const d = await this.messages.findOneAndUpdate(
-      { _id: messageId, deletedAt: null },
-      { $set: { content: "", attachments: [], mentions: [], deletedAt } },
-      { returnDocument: "after" },
-    );
-    if (d) {
-      // Tombstones show no reactions whether or not this cleanup ran.
-      await this.reactionsCol.deleteMany({ messageId });
-      return { message: toMessage(d), changed: true };
-    }
-    const existing = await this.get(messageId);
-    return existing ? { message: existing, changed: false } : null;
+    return this.underConversationLock(messageId, async () => {
+      const d = await this.messages.findOneAndUpdate(
+        { _id: messageId, deletedAt: null },
+        { $set: { content: "", attachments: [], mentions: [], deletedAt } },
+        { returnDocument: "after" },
+      );
+      if (d) {
+        // Tombstones show no reactions whether or not this cleanup ran.
+        await this.reactionsCol.deleteMany({ messageId });
+        return { message: toMessage(d), changed: true };
+      }
+      const existing = await this.get(messageId);
+      return existing ? { message: existing, changed: false } : null;
+    });
+  }
+
+  /**
+   * Runs an update of a message while holding its conversation's relational
+   * row lock, like sends (and their reply counters) do. FerretDB rewrites the
+   * whole document on update without isolation, so two updates of one message
+   * can undo each other (an edit racing a delete brought the content back);
+   * under the lock every write to a conversation's messages is serialised.
+   * On MongoDB the lock costs one round trip and changes nothing.
+   */
+  private async underConversationLock<T>(messageId: string, fn: () => Promise<T | null>): Promise<T | null> {
+    const found = await this.messages.findOne({ _id: messageId }, { projection: { conversationId: 1 } });
+    if (!found) return null;
+    return this.sql.transaction(async (tx) => {
+      await tx.query("SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE", [found.conversationId]);
+      return fn();
+    });
   }
 
   async addReaction(message: StoredMessage, userId: string, emoji: string, at: Date): Promise<boolean> {
