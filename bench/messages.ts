@@ -106,7 +106,8 @@ function ghz(args: string[]): Promise<GhzReport> {
     child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
     child.on("error", reject);
-    child.on("exit", (code) => {
+    // "close", not "exit": the JSON (with every call's details) can still be in the pipe at exit.
+    child.on("close", (code) => {
       try {
         resolve(JSON.parse(out) as GhzReport);
       } catch {
@@ -182,6 +183,8 @@ async function runVariant(variant: "postgres" | "mongo"): Promise<void> {
     const list = (data: object) =>
       ghz(["--call", "chat.v1.MessageService/ListMessages", "-m", auth, "-d", JSON.stringify(data), "-c", "1", "-n", String(calls), "-t", "600s", target]);
     const label = size.toLocaleString("en-US");
+    // The floor for one call at a time on this stack: the bare echo, c=1.
+    record(variant, "echo Health/Check c=1", [await ghz(["--call", "grpc.health.v1.Health/Check", "-d", "{}", "-c", "1", "-n", String(calls), target])], false);
     record(variant, `ListMessages newest 50 of ${label} c=1`, [await list({ conversation_id: big, limit: 50 })], false);
     record(
       variant,
