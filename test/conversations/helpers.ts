@@ -6,14 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID, randomBytes } from "node:crypto";
-import { fromBinary } from "@bufbuild/protobuf";
-import { anyUnpack } from "@bufbuild/protobuf/wkt";
-import { ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import type { SqlBackendName } from "../support/backends.ts";
 import { isolatedPostgres } from "../support/backends.ts";
-import type { GrpcError } from "../support/clients.ts";
 import type { SqlDatabase, SqlExecutor } from "../../src/stores/sql/sql.ts";
 import { createPostgres } from "../../src/stores/sql/postgres.ts";
 import { createPglite } from "../../src/stores/sql/pglite.ts";
@@ -55,27 +49,4 @@ export async function insertUsers(db: SqlExecutor, n: number): Promise<string[]>
   return ids;
 }
 
-/** Awaits a call that must fail; returns the error. */
-export async function failure<E = unknown>(call: Promise<unknown>): Promise<E> {
-  try {
-    await call;
-  } catch (err) {
-    return err as E;
-  }
-  throw new Error("expected the call to fail, it succeeded");
-}
-
-/** Field names of the BadRequest detail of a grpc-js error. */
-export function grpcViolations(err: GrpcError): string[] {
-  const bin = err.metadata?.get("grpc-status-details-bin")?.[0];
-  if (!bin) return [];
-  const status = fromBinary(StatusSchema, typeof bin === "string" ? Buffer.from(bin, "base64") : bin);
-  return status.details.flatMap((d) => anyUnpack(d, BadRequestSchema)?.fieldViolations.map((v) => v.field) ?? []);
-}
-
-/** Field names of the BadRequest detail of a Connect error. */
-export function connectViolations(err: unknown): string[] {
-  return ConnectError.from(err)
-    .findDetails(BadRequestSchema)
-    .flatMap((d) => d.fieldViolations.map((v) => v.field));
-}
+export { failure, grpcViolations, connectViolations } from "../support/errors.ts";

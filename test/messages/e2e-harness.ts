@@ -2,13 +2,9 @@
 // real clients for the message end-to-end tests.
 
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import { fromBinary } from "@bufbuild/protobuf";
-import { anyUnpack } from "@bufbuild/protobuf/wkt";
-import { ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createClient, type Client } from "@connectrpc/connect";
 import { ConversationService, ConversationType } from "../../gen/chat/v1/conversation_pb.js";
 import { MessageService } from "../../gen/chat/v1/message_pb.js";
-import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { bearer, GrpcJsClient, type GrpcError } from "../support/clients.ts";
@@ -85,27 +81,8 @@ export async function startMessageHarness(variant: Variant, nodes = 1): Promise<
   return h;
 }
 
-/** Awaits a call that must fail; returns the error. */
-export async function failure<E = GrpcError>(call: Promise<unknown>): Promise<E> {
-  try {
-    await call;
-  } catch (err) {
-    return err as E;
-  }
-  throw new Error("expected the call to fail, it succeeded");
-}
+import { failure as failureOf } from "../support/errors.ts";
+export { grpcViolations, connectViolations } from "../support/errors.ts";
 
-/** Field names of the google.rpc.BadRequest detail of a grpc-js error. */
-export function grpcViolations(err: GrpcError): string[] {
-  const bin = err.metadata?.get("grpc-status-details-bin")?.[0];
-  if (!bin) return [];
-  const status = fromBinary(StatusSchema, typeof bin === "string" ? Buffer.from(bin, "base64") : bin);
-  return status.details.flatMap((d) => anyUnpack(d, BadRequestSchema)?.fieldViolations.map((v) => v.field) ?? []);
-}
-
-/** Field names of the BadRequest detail of a Connect error. */
-export function connectViolations(err: unknown): string[] {
-  return ConnectError.from(err)
-    .findDetails(BadRequestSchema)
-    .flatMap((d) => d.fieldViolations.map((v) => v.field));
-}
+/** Awaits a call that must fail; these tests read it as a grpc-js error by default. */
+export const failure = <E = GrpcError>(call: Promise<unknown>): Promise<E> => failureOf<E>(call);
