@@ -9,6 +9,8 @@ import { SqlConversationStore } from "../../src/conversations/sql-store.ts";
 import { ChannelNameTaken, UnknownUsers } from "../../src/conversations/store.ts";
 import { directKey } from "../../src/conversations/types.ts";
 import { failure, insertUsers, openMigratedSql } from "./helpers.ts";
+import { SqlMessageStore } from "../../src/messages/sql-store.ts";
+import { advanceAfterSend, takeNextSeq } from "../../src/messages/sql-ledger.ts";
 
 const audit = (actorId: string, action = "test") => ({ actorId, action });
 
@@ -159,6 +161,49 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
     await db.query("UPDATE conversations SET last_seq = 42 WHERE id = $1", [c.id]);
     await store.mutate(c.id, (l) => l.addMembers([late], "member"));
     expect(await store.getMember(c.id, late)).toEqual({ role: "member", lastReadSeq: 42, deliveredSeq: 42, mutedUntil: null, archived: false });
+  });
+
+  it("keeps each member's activity copy equal to the conversation's while it is small, and none once it is big", async () => {
+    const users = await insertUsers(db, 36);
+    const [owner, ...others] = users;
+    const c = await store.createConversation(
+      { type: "group", title: "", description: "", visibility: "private", ownerId: owner },
+      [{ userId: owner, role: "owner" }, { userId: others[0], role: "member" }],
+      audit(owner),
+    );
+    const messages = new SqlMessageStore(db);
+    let n = 0;
+    const send = (sender: string) =>
+      messages.send({ conversationId: c.id, senderId: sender, clientMessageId: `m${n++}`, content: "hi", parentMessageId: null, mentions: [], attachments: [], createdAt: new Date(Date.now() + n) });
+    // Every member row against the rule: activity_at = last_message_at while member_count <= 32, else null.
+    const check = async (members: number) => {
+      const { rows } = await db.query<{ member_count: number; ok: boolean; n: number }>(
+        `SELECT c.member_count, count(*)::int AS n,
+                bool_and(m.activity_at IS NOT DISTINCT FROM CASE WHEN c.member_count <= 32 THEN c.last_message_at END) AS ok
+           FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id WHERE c.id = $1 GROUP BY c.member_count`,
+        [c.id],
+      );
+      expect(rows[0]).toEqual({ member_count: members, n: members, ok: true });
+    };
+    await check(2);
+    await send(owner); // the send statement
+    await check(2);
+    await db.transaction((tx) => takeNextSeq(tx, c.id, others[0], new Date(Date.now() + 1000))); // the MongoDB path's ledger
+    await check(2);
+    await store.mutate(c.id, (l) => l.addMembers(others.slice(1, 30), "member"));
+    await check(31);
+    await store.mutate(c.id, (l) => l.addMembers(others.slice(30), "member")); // 31 -> 36 crosses the limit
+    await check(36);
+    const { rows: before } = await db.query<{ last_message_at: Date }>("SELECT last_message_at FROM conversations WHERE id = $1", [c.id]);
+    await send(others[3]);
+    await advanceAfterSend(db, c.id, others[4], 1000, new Date(Date.now() + 5000));
+    await check(36);
+    const { rows: after } = await db.query<{ last_message_at: Date }>("SELECT last_message_at FROM conversations WHERE id = $1", [c.id]);
+    expect(after[0].last_message_at.getTime()).toBeGreaterThan(before[0].last_message_at.getTime());
+    for (const u of others.slice(31)) await store.mutate(c.id, (l) => l.removeMember(u)); // back to 32
+    await check(32);
+    await send(owner);
+    await check(32);
   });
 
   it("keeps owner_id on a current owner", async () => {
