@@ -169,7 +169,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     // Stream/Subscribe/AckEvents are realtime's; a `send` frame goes through the same SendMessage handler.
     router.service(MessageService, {
       ...messageRpcs,
-      ...realtime.handlers({ sendMessage: messageRpcs.sendMessage!, markRead: messageRpcs.markRead! }),
+      ...realtime.handlers({ sendMessage: messageRpcs.sendMessage!, markRead: messageRpcs.markRead! }, verifier),
     });
     router.service(PresenceService, presenceHandler(presence.domain));
     router.service(NotificationService, notificationHandler(notifications.store));

@@ -200,7 +200,7 @@ export function loadConfig(env: Env = process.env): Config {
       // random per-process one (restarts then cost clients a Refresh); see app.ts.
       accessTokenSecret: secret ?? "",
       accessTokenSecretGenerated: secretGenerated,
-      accessTokenTtlSec: int(env, "ACCESS_TOKEN_TTL_SEC", 15 * 60, 10, 24 * 3600),
+      accessTokenTtlSec: int(env, "ACCESS_TOKEN_TTL_SEC", 15 * 60, 5, 24 * 3600),
       refreshIdleTtlSec: int(env, "REFRESH_IDLE_TTL_SEC", 14 * 24 * 3600, 60, 365 * 24 * 3600),
       sessionAbsoluteTtlSec: int(env, "SESSION_ABSOLUTE_TTL_SEC", 90 * 24 * 3600, 60, 3650 * 24 * 3600),
       argon2: {

@@ -4,6 +4,7 @@
 
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { decodeJwt } from "jose";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type {
   ChatMessage,
   MessageService,
@@ -19,7 +20,7 @@ import { checkDeviceId } from "../auth/validation.ts";
 import { requireUuid } from "../messages/validation.ts";
 import { decodeCursor } from "./cursor.ts";
 import type { RealtimeHub } from "./hub.ts";
-import type { TypingSink, UnaryMessageOps } from "./ports.ts";
+import type { AccessTokenCheck, TypingSink, UnaryMessageOps } from "./ports.ts";
 import type { StreamSession } from "./session.ts";
 import { hardCutter } from "./transport.ts";
 
@@ -28,7 +29,7 @@ type RealtimeImpl = Pick<ServiceImpl<typeof MessageService>, "stream" | "subscri
 /** A typing "still typing" is re-announced at most this often per conversation and stream. */
 const TYPING_REPEAT_MS = 3_000;
 
-export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps, typing: TypingSink): RealtimeImpl {
+export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps, typing: TypingSink, tokens: AccessTokenCheck): RealtimeImpl {
   return {
     async *stream(requests, ctx) {
       const auth = caller(ctx);
@@ -42,7 +43,7 @@ export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps, typin
 
       const s = open(hub, ctx, { userId: auth.userId, sessionId: auth.sessionId, deviceId, kind: "stream" });
       s.start(resume, "hello.resume_token");
-      void readFrames(hub, unary, typing, s, it, ctx);
+      void readFrames(hub, unary, typing, tokens, s, it, ctx);
       try {
         for await (const frame of s.frames()) {
           if (frame.case === "heartbeat") continue;
@@ -85,7 +86,7 @@ function open(
   ctx: HandlerContext,
   info: { userId: string; sessionId: string; deviceId: string; kind: "stream" | "subscribe" },
 ): StreamSession {
-  const s = hub.createSession({ ...info, expiresAtMs: tokenExpiry(ctx) });
+  const s = hub.createSession({ ...info, expiresAtMs: tokenExpiry(bearerToken(ctx)) });
   const cut = hardCutter(ctx);
   s.hardCut = cut
     ? () => {
@@ -98,9 +99,12 @@ function open(
   return s;
 }
 
-/** Expiry of the access token the call was authenticated with (already verified by the auth interceptor). */
-function tokenExpiry(ctx: HandlerContext): number | null {
-  const token = /^Bearer\s+(\S+)$/i.exec(ctx.requestHeader.get("authorization") ?? "")?.[1];
+function bearerToken(ctx: HandlerContext): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(ctx.requestHeader.get("authorization") ?? "")?.[1];
+}
+
+/** Expiry of an access token already verified (by the auth interceptor, or refreshAuth below). */
+function tokenExpiry(token: string | undefined): number | null {
   if (!token) return null;
   try {
     const { exp } = decodeJwt(token);
@@ -115,6 +119,7 @@ async function readFrames(
   hub: RealtimeHub,
   unary: UnaryMessageOps,
   typingSink: TypingSink,
+  tokens: AccessTokenCheck,
   s: StreamSession,
   it: AsyncIterator<StreamRequest>,
   ctx: HandlerContext,
@@ -161,6 +166,9 @@ async function readFrames(
           case "ping":
             s.enqueue({ case: "pong", value: { $typeName: "chat.v1.Pong", nonce: frame.value.nonce } });
             break;
+          case "refreshAuth":
+            await refreshAuth(tokens, s, frame.value.accessToken);
+            break;
           case "hello":
             throw invalidArgument("hello", "only the first frame may be hello");
           default:
@@ -174,6 +182,28 @@ async function readFrames(
     // Reading failed: the client is gone; the transport ends the call.
     s.close();
   }
+}
+
+/**
+ * `refresh_auth`: a fresh access token for the same user and session moves the
+ * stream's expiry (never back); anything else fails the frame (an error frame:
+ * the stream keeps its old expiry and ends UNAUTHENTICATED then).
+ */
+async function refreshAuth(tokens: AccessTokenCheck, s: StreamSession, token: string): Promise<void> {
+  if (token === "") throw invalidArgument("refresh_auth.access_token", "is required");
+  const who = await tokens.verify(token); // UNAUTHENTICATED: bad, expired or revoked
+  if (who.userId !== s.userId || who.sessionId !== s.sessionId) {
+    throw invalidArgument("refresh_auth.access_token", "is not a token of this stream's user and session");
+  }
+  const exp = tokenExpiry(token);
+  if (s.expiresAtMs !== null) s.expiresAtMs = exp === null ? null : Math.max(s.expiresAtMs, exp);
+  s.enqueue({
+    case: "authRefreshed",
+    value: {
+      $typeName: "chat.v1.AuthRefreshed",
+      expiresAt: s.expiresAtMs === null ? undefined : timestampFromMs(s.expiresAtMs),
+    },
+  });
 }
 
 /**

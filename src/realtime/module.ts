@@ -14,14 +14,15 @@ import { RealtimeEventSink } from "./sink.ts";
 import { RealtimeHub } from "./hub.ts";
 import { realtimeHandlers } from "./handler.ts";
 import { SqlMemberDirectory } from "./sql-directory.ts";
-import { messageReaderOf, noHooks, type ConversationReader, type StreamHooks, type TypingSink, type UnaryMessageOps } from "./ports.ts";
+import { messageReaderOf, noHooks, type AccessTokenCheck, type ConversationReader, type StreamHooks, type TypingSink, type UnaryMessageOps } from "./ports.ts";
 
 export interface RealtimeModule {
   /** The EventSink every feature announces persisted changes to. */
   events: RealtimeEventSink;
   hub: RealtimeHub;
   log: EventLog;
-  handlers(unary: UnaryMessageOps): Pick<ServiceImpl<typeof MessageService>, "stream" | "subscribe" | "ackEvents">;
+  /** `tokens`: checks the access token of a `refresh_auth` frame (the auth interceptor's verifier). */
+  handlers(unary: UnaryMessageOps, tokens: AccessTokenCheck): Pick<ServiceImpl<typeof MessageService>, "stream" | "subscribe" | "ackEvents">;
   /** Subscribes to revocations, starts the timers, runs the maintenance job once. */
   start(): Promise<void>;
   /** Shutdown step one: GoAway to every stream, wait (up to waitMs) until they ended. */
@@ -82,7 +83,8 @@ export function createRealtime(deps: {
     events,
     hub,
     log,
-    handlers: (unary) => realtimeHandlers(hub, unary, deps.typing ?? ((c, userId, typing) => hub.publishTyping(c, userId, typing))),
+    handlers: (unary, tokens) =>
+      realtimeHandlers(hub, unary, deps.typing ?? ((c, userId, typing) => hub.publishTyping(c, userId, typing)), tokens),
     async start() {
       await hub.start();
       void maintain();

@@ -84,3 +84,11 @@ export interface StreamInfo {
 }
 
 export const noHooks: StreamHooks = { opened() {}, heartbeat() {}, closed() {} };
+
+/**
+ * Verifies a fresh access token handed over a stream (`refresh_auth`): the
+ * same check as the auth interceptor's (signature, expiry, revocation).
+ */
+export interface AccessTokenCheck {
+  verify(token: string): Promise<{ userId: string; sessionId: string }>;
+}

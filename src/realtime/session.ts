@@ -13,8 +13,8 @@
 // with RESOURCE_EXHAUSTED and the client resumes from its last cursor.
 
 import { randomUUID } from "node:crypto";
-import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { Event, GoAway, Heartbeat, Pong, Ready, ResyncRequired, SendAck, StreamError } from "../../gen/chat/v1/message_pb.js";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { AuthRefreshed, Event, GoAway, Heartbeat, Pong, Ready, ResyncRequired, SendAck, StreamError } from "../../gen/chat/v1/message_pb.js";
 import { AppError, invalidArgument, resourceExhausted, unavailable } from "../shared/errors.ts";
 import { encodeCursor, type CursorValue } from "./cursor.ts";
 import type { Checkpoint, EventLog } from "./event-log.ts";
@@ -29,7 +29,8 @@ export type OutFrame =
   | { case: "heartbeat"; value: Heartbeat }
   | { case: "sendAck"; value: SendAck }
   | { case: "error"; value: StreamError }
-  | { case: "pong"; value: Pong };
+  | { case: "pong"; value: Pong }
+  | { case: "authRefreshed"; value: AuthRefreshed };
 
 type InboxItem =
   | { k: "event"; c: string; seq: number; event: Event }
@@ -72,8 +73,8 @@ export class StreamSession implements StreamInfo {
   readonly sessionId: string;
   readonly deviceId: string;
   readonly kind: "stream" | "subscribe";
-  /** Access token expiry (ms since epoch); the hub closes the stream then. */
-  readonly expiresAtMs: number | null;
+  /** Access token expiry (ms since epoch); the hub closes the stream then. A `refresh_auth` frame moves it (extend()). */
+  expiresAtMs: number | null;
   lastClientFrameAt = Date.now();
   lastHeartbeatAt = Date.now();
   /** Called when the stream must be cut at the transport (the client stopped reading). */
@@ -201,6 +202,7 @@ export class StreamSession implements StreamInfo {
           resumeToken: this.cursor(),
           heartbeatInterval: durationFromMs(settings.heartbeatIntervalMs),
           sessionId: this.sessionId,
+          accessTokenExpiresAt: this.expiresAtMs === null ? undefined : timestampFromMs(this.expiresAtMs),
         },
       },
       true,

@@ -1272,6 +1272,12 @@ export declare type StreamRequest = Message<"chat.v1.StreamRequest"> & {
      */
     value: Ping;
     case: "ping";
+  } | {
+    /**
+     * @generated from field: chat.v1.RefreshAuth refresh_auth = 7;
+     */
+    value: RefreshAuth;
+    case: "refreshAuth";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1308,6 +1314,11 @@ export declare type StreamRequestJson = {
    * @generated from field: chat.v1.Ping ping = 6;
    */
   ping?: PingJson;
+
+  /**
+   * @generated from field: chat.v1.RefreshAuth refresh_auth = 7;
+   */
+  refreshAuth?: RefreshAuthJson;
 };
 
 /**
@@ -1315,6 +1326,42 @@ export declare type StreamRequestJson = {
  * Use `create(StreamRequestSchema)` to create a new message.
  */
 export declare const StreamRequestSchema: GenMessage<StreamRequest, {jsonType: StreamRequestJson}>;
+
+/**
+ * RefreshAuth hands the stream a fresh access token (from AuthService.Refresh)
+ * for the same user and session, so the stream outlives the token it was
+ * opened with. Answered by `auth_refreshed`, or by an `error` frame (the
+ * stream then still ends UNAUTHENTICATED when the current token expires).
+ *
+ * @generated from message chat.v1.RefreshAuth
+ */
+export declare type RefreshAuth = Message<"chat.v1.RefreshAuth"> & {
+  /**
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+};
+
+/**
+ * RefreshAuth hands the stream a fresh access token (from AuthService.Refresh)
+ * for the same user and session, so the stream outlives the token it was
+ * opened with. Answered by `auth_refreshed`, or by an `error` frame (the
+ * stream then still ends UNAUTHENTICATED when the current token expires).
+ *
+ * @generated from message chat.v1.RefreshAuth
+ */
+export declare type RefreshAuthJson = {
+  /**
+   * @generated from field: string access_token = 1;
+   */
+  accessToken?: string;
+};
+
+/**
+ * Describes the message chat.v1.RefreshAuth.
+ * Use `create(RefreshAuthSchema)` to create a new message.
+ */
+export declare const RefreshAuthSchema: GenMessage<RefreshAuth, {jsonType: RefreshAuthJson}>;
 
 /**
  * Ready answers hello once replay is about to start.
@@ -1340,6 +1387,15 @@ export declare type Ready = Message<"chat.v1.Ready"> & {
    * @generated from field: string session_id = 3;
    */
   sessionId: string;
+
+  /**
+   * When the access token the stream was opened with expires: the stream ends
+   * UNAUTHENTICATED then unless a `refresh_auth` frame extends it first
+   * (Subscribe: open the next Subscribe before then). Unset: no expiry.
+   *
+   * @generated from field: google.protobuf.Timestamp access_token_expires_at = 4;
+   */
+  accessTokenExpiresAt?: Timestamp | undefined;
 };
 
 /**
@@ -1366,6 +1422,15 @@ export declare type ReadyJson = {
    * @generated from field: string session_id = 3;
    */
   sessionId?: string;
+
+  /**
+   * When the access token the stream was opened with expires: the stream ends
+   * UNAUTHENTICATED then unless a `refresh_auth` frame extends it first
+   * (Subscribe: open the next Subscribe before then). Unset: no expiry.
+   *
+   * @generated from field: google.protobuf.Timestamp access_token_expires_at = 4;
+   */
+  accessTokenExpiresAt?: TimestampJson;
 };
 
 /**
@@ -1631,6 +1696,12 @@ export declare type StreamResponse = Message<"chat.v1.StreamResponse"> & {
      */
     value: GoAway;
     case: "goAway";
+  } | {
+    /**
+     * @generated from field: chat.v1.AuthRefreshed auth_refreshed = 8;
+     */
+    value: AuthRefreshed;
+    case: "authRefreshed";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1672,6 +1743,11 @@ export declare type StreamResponseJson = {
    * @generated from field: chat.v1.GoAway go_away = 7;
    */
   goAway?: GoAwayJson;
+
+  /**
+   * @generated from field: chat.v1.AuthRefreshed auth_refreshed = 8;
+   */
+  authRefreshed?: AuthRefreshedJson;
 };
 
 /**
@@ -1679,6 +1755,38 @@ export declare type StreamResponseJson = {
  * Use `create(StreamResponseSchema)` to create a new message.
  */
 export declare const StreamResponseSchema: GenMessage<StreamResponse, {jsonType: StreamResponseJson}>;
+
+/**
+ * AuthRefreshed answers `refresh_auth`: the stream now lives until the new
+ * token's expiry.
+ *
+ * @generated from message chat.v1.AuthRefreshed
+ */
+export declare type AuthRefreshed = Message<"chat.v1.AuthRefreshed"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 1;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * AuthRefreshed answers `refresh_auth`: the stream now lives until the new
+ * token's expiry.
+ *
+ * @generated from message chat.v1.AuthRefreshed
+ */
+export declare type AuthRefreshedJson = {
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 1;
+   */
+  expiresAt?: TimestampJson;
+};
+
+/**
+ * Describes the message chat.v1.AuthRefreshed.
+ * Use `create(AuthRefreshedSchema)` to create a new message.
+ */
+export declare const AuthRefreshedSchema: GenMessage<AuthRefreshed, {jsonType: AuthRefreshedJson}>;
 
 /**
  * @generated from message chat.v1.SubscribeRequest
