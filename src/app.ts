@@ -79,8 +79,17 @@ const PUBLIC_ROUTES = new Set([
 ]);
 
 export async function startApp(config: Config, logger: Logger): Promise<App> {
-  const stores = await openStores(config, logger);
   const metrics = createMetrics();
+  const storeLog = logger.child({ module: "stores" });
+  const stores = await openStores(config, logger, {
+    connectionLost(store, err) {
+      metrics.storeConnectionErrors.inc({ store });
+      storeLog.warn({ store, err: String((err as Error)?.message ?? err) }, "store connection lost; calls using it get UNAVAILABLE, reconnecting");
+    },
+    poolExhausted(store, reason) {
+      metrics.storePoolExhausted.inc({ store, reason });
+    },
+  });
   const shutdown = new AbortController();
   // Messages live in MongoDB when it is configured, else in the relational store.
   const messageStore: MessageStore = stores.mongo ? new MongoMessageStore(stores.mongo, stores.sql) : new SqlMessageStore(stores.sql);

@@ -23,6 +23,14 @@ export interface Config {
   tlsCertFile: string | null;
   tlsKeyFile: string | null;
   databaseUrl: string | null;
+  /** The Postgres connection pool (DATABASE_URL): its size, and how its exhaustion is answered. */
+  databasePool: {
+    max: number;
+    /** How long a call waits for a free connection before UNAVAILABLE (with a retry hint). */
+    waitMs: number;
+    /** Calls that may wait for a connection at once; beyond, UNAVAILABLE (with a retry hint) at once. */
+    queueMax: number;
+  };
   mongoUrl: string | null;
   redisUrl: string | null;
   /** Prefix for every Redis key and channel, so deployments can share one Redis. */
@@ -183,6 +191,11 @@ export function loadConfig(env: Env = process.env): Config {
     tlsCertFile,
     tlsKeyFile,
     databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
+    databasePool: {
+      max: int(env, "DB_POOL_MAX", 20, 1, 1_000),
+      waitMs: int(env, "DB_POOL_WAIT_MS", 5_000, 1, 600_000),
+      queueMax: int(env, "DB_POOL_QUEUE_MAX", 500, 0, 1_000_000),
+    },
     mongoUrl: url(env, "MONGO_URL", ["mongodb:", "mongodb+srv:"]),
     redisUrl: url(env, "REDIS_URL", ["redis:", "rediss:"]),
     redisPrefix: str(env, "REDIS_PREFIX", "chat:"),

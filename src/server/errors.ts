@@ -2,7 +2,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { BadRequestSchema, RetryInfoSchema, BadRequest_FieldViolationSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { AppError, type ErrorKind } from "../shared/errors.ts";
+import { AppError, unavailable, type ErrorKind } from "../shared/errors.ts";
+import { isStoreConnectionError, STORE_RETRY_AFTER_MS } from "../stores/faults.ts";
 
 const CODES: Record<ErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -22,6 +23,8 @@ const CODES: Record<ErrorKind, Code> = {
  * `unexpected` is called for those so the edge can log the real error.
  */
 export function toConnectError(err: unknown, requestId: string, unexpected: (err: unknown) => void): ConnectError {
+  // A store driver's "could not reach it" that no adapter mapped (MongoDB operations): UNAVAILABLE, retry.
+  if (isStoreConnectionError(err)) err = unavailable("database unavailable", err, STORE_RETRY_AFTER_MS);
   if (err instanceof AppError) {
     const details = [];
     if (err.violations.length > 0) {

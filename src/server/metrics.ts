@@ -6,6 +6,8 @@ export interface ServerMetrics {
   rpcTotal: Counter<"service" | "method" | "code">;
   rpcDuration: Histogram<"service" | "method" | "code">;
   activeStreams: Gauge<"method">;
+  storeConnectionErrors: Counter<"store">;
+  storePoolExhausted: Counter<"store" | "reason">;
 }
 
 export function createMetrics(): ServerMetrics {
@@ -30,6 +32,18 @@ export function createMetrics(): ServerMetrics {
       name: "rpc_active_streams",
       help: "Streaming RPCs currently open, by method",
       labelNames: ["method"],
+      registers: [registry],
+    }),
+    storeConnectionErrors: new Counter({
+      name: "store_connection_errors_total",
+      help: "Store connections lost or failing (Postgres clients, Redis connections, MongoDB pool clears), by store",
+      labelNames: ["store"],
+      registers: [registry],
+    }),
+    storePoolExhausted: new Counter({
+      name: "store_pool_exhausted_total",
+      help: "Calls answered UNAVAILABLE because the connection pool was exhausted (queue_full: wait queue at DB_POOL_QUEUE_MAX; wait_timeout: no connection within DB_POOL_WAIT_MS)",
+      labelNames: ["store", "reason"],
       registers: [registry],
     }),
   };

@@ -40,4 +40,5 @@ export const unauthenticated = (message = "authentication required"): AppError =
 export const failedPrecondition = (message: string): AppError => new AppError("failed_precondition", message);
 export const resourceExhausted = (message: string, retryAfterMs?: number): AppError =>
   new AppError("resource_exhausted", message, { retryAfterMs });
-export const unavailable = (message: string, cause?: unknown): AppError => new AppError("unavailable", message, { cause });
+export const unavailable = (message: string, cause?: unknown, retryAfterMs?: number): AppError =>
+  new AppError("unavailable", message, { cause, retryAfterMs });

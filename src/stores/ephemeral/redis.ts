@@ -2,13 +2,14 @@ import { Redis } from "ioredis";
 import { RateLimiterRedis } from "rate-limiter-flexible";
 import { HandlerSet, type EphemeralStore } from "./ephemeral.ts";
 import { unavailable } from "../../shared/errors.ts";
+import { IGNORE_FAULTS, STORE_RETRY_AFTER_MS, type StoreFaults } from "../faults.ts";
 
 /**
  * Redis adapter. Two connections: one for commands, one in subscriber mode.
  * Every key and channel gets `prefix`, so deployments (and test files) can
  * share one Redis.
  */
-export async function createRedisStore(url: string, prefix: string): Promise<EphemeralStore> {
+export async function createRedisStore(url: string, prefix: string, faults: StoreFaults = IGNORE_FAULTS): Promise<EphemeralStore> {
   const opts = {
     lazyConnect: true,
     maxRetriesPerRequest: 2,
@@ -17,9 +18,19 @@ export async function createRedisStore(url: string, prefix: string): Promise<Eph
   };
   const cmd = new Redis(url, opts);
   const sub = new Redis(url, opts);
-  // ioredis reconnects by itself; without listeners an error event would crash the process.
-  cmd.on("error", () => {});
-  sub.on("error", () => {});
+  // ioredis reconnects by itself (the subscriber resubscribes its channels);
+  // without a listener an 'error' event would crash the process. A command
+  // that fails meanwhile gets UNAVAILABLE (guard, below). Each loss is
+  // reported once, not once per reconnect attempt.
+  for (const conn of [cmd, sub]) {
+    let up = true;
+    conn.on("error", (err) => {
+      if (!up) return;
+      up = false;
+      faults.connectionLost("redis", err);
+    });
+    conn.on("ready", () => (up = true));
+  }
   await Promise.all([cmd.connect(), sub.connect()]);
 
   const handlers = new HandlerSet();
@@ -31,7 +42,7 @@ export async function createRedisStore(url: string, prefix: string): Promise<Eph
     try {
       return await op();
     } catch (err) {
-      throw unavailable("redis unavailable", err);
+      throw unavailable("redis unavailable", err, STORE_RETRY_AFTER_MS);
     }
   };
   const k = (key: string) => prefix + key;

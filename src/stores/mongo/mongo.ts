@@ -1,5 +1,6 @@
 import { MongoClient, type Db, type IndexDescription } from "mongodb";
 import type { Logger } from "pino";
+import { IGNORE_FAULTS, type StoreFaults } from "../faults.ts";
 
 /**
  * What the connected MongoDB-protocol server can do. Real MongoDB 6+ can do
@@ -32,7 +33,7 @@ export interface MongoStore {
   close(): Promise<void>;
 }
 
-export async function connectMongo(url: string, logger: Logger): Promise<MongoStore> {
+export async function connectMongo(url: string, logger: Logger, faults: StoreFaults = IGNORE_FAULTS): Promise<MongoStore> {
   const client = new MongoClient(url, {
     serverSelectionTimeoutMS: 5_000,
     connectTimeoutMS: 5_000,
@@ -40,6 +41,13 @@ export async function connectMongo(url: string, logger: Logger): Promise<MongoSt
     // The database names the deployment; a URL without one uses "chat".
     appName: "chat-backend",
   });
+  // The driver emits no 'error' on the client: an operation on a lost
+  // connection rejects (MongoNetworkError and kin, answered UNAVAILABLE at the
+  // edge: isStoreConnectionError) and the pool is cleared and refilled. A
+  // cleared pool is what a loss looks like from here; count it.
+  // Topology errors (an incompatible server after a failover) are re-emitted here as 'error'.
+  client.on("error", (err) => faults.connectionLost("mongo", err));
+  client.on("connectionPoolCleared", (ev) => faults.connectionLost("mongo", new Error(`pool for ${ev.address} cleared`)));
   await client.connect();
   const db = client.db(new URL(url).pathname.replace(/^\//, "") || "chat");
   const capabilities = await detectCapabilities(db);

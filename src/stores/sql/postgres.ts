@@ -1,6 +1,7 @@
 import pg from "pg";
 import type { QueryResult, SqlDatabase, SqlExecutor } from "./sql.ts";
-import { unavailable } from "../../shared/errors.ts";
+import { AppError, unavailable } from "../../shared/errors.ts";
+import { IGNORE_FAULTS, STORE_RETRY_AFTER_MS, type StoreFaults } from "../faults.ts";
 
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
@@ -23,19 +24,27 @@ function isConnectionError(err: unknown): boolean {
   );
 }
 
-function wrap(err: unknown): never {
-  if (isConnectionError(err)) throw unavailable("database unavailable", err);
-  throw err;
+/** The retry hint (google.rpc.RetryInfo) on UNAVAILABLE from a lost connection or an exhausted pool. */
+const DB_RETRY_AFTER_MS = STORE_RETRY_AFTER_MS;
+
+function isPoolWaitTimeout(err: unknown): boolean {
+  return /timeout exceeded when trying to connect/i.test(String((err as Error)?.message));
 }
 
 export interface PostgresOptions {
+  /** Connections in the pool. */
   max?: number;
-  /** Milliseconds to wait for a pooled connection before failing with UNAVAILABLE. */
+  /** Milliseconds a call waits for a pooled connection before failing with UNAVAILABLE (and a retry hint). */
   connectionTimeoutMillis?: number;
+  /** Calls that may wait for a connection at once; one more fails at once with UNAVAILABLE (and a retry hint). */
+  queueMax?: number;
   statementTimeoutMillis?: number;
+  faults?: StoreFaults;
 }
 
 export function createPostgres(connectionString: string, opts: PostgresOptions = {}): SqlDatabase {
+  const faults = opts.faults ?? IGNORE_FAULTS;
+  const queueMax = opts.queueMax ?? 1_000;
   const pool = new pg.Pool({
     connectionString,
     max: opts.max ?? 20,
@@ -44,20 +53,43 @@ export function createPostgres(connectionString: string, opts: PostgresOptions =
     statement_timeout: opts.statementTimeoutMillis ?? 15_000,
     types,
   });
-  // An idle client that loses its connection emits here; without a listener
-  // the process would crash. The next query reconnects.
-  pool.on("error", () => {});
+  // An idle client that loses its connection emits here (the pool drops it;
+  // the next query opens a new one). Without a listener the process would crash.
+  pool.on("error", (err) => faults.connectionLost("postgres", err));
+
+  const wrap = (err: unknown): never => {
+    if (isPoolWaitTimeout(err)) {
+      faults.poolExhausted("postgres", "wait_timeout");
+      throw unavailable("database busy: no connection free in time", err, DB_RETRY_AFTER_MS);
+    }
+    if (isConnectionError(err)) throw unavailable("database unavailable", err, DB_RETRY_AFTER_MS);
+    // statement_timeout (a saturated database, a long lock wait): a retry may well succeed.
+    if ((err as { code?: string })?.code === "57014") throw unavailable("database busy: statement timed out", err, DB_RETRY_AFTER_MS);
+    throw err;
+  };
+  // A bounded wait: beyond queueMax waiting calls, refuse at once instead of
+  // piling up promises (and memory) behind a saturated pool.
+  const admit = () => {
+    if (pool.waitingCount >= queueMax) {
+      faults.poolExhausted("postgres", "queue_full");
+      throw unavailable("database busy: too many calls waiting for a connection", undefined, DB_RETRY_AFTER_MS);
+    }
+  };
 
   const exec = (client: pg.Pool | pg.PoolClient): SqlExecutor => ({
     async query<R>(text: string, params?: unknown[]): Promise<QueryResult<R>> {
+      if (client === pool) admit();
       try {
         const res = await client.query(text, params as unknown[]);
         return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
       } catch (err) {
+        // Inside a transaction the transaction reports the loss (once); here, the pool's query.
+        if (client === pool && isConnectionError(err)) faults.connectionLost("postgres", err);
         return wrap(err);
       }
     },
     async exec(script: string): Promise<void> {
+      if (client === pool) admit();
       try {
         await client.query(script);
       } catch (err) {
@@ -72,23 +104,39 @@ export function createPostgres(connectionString: string, opts: PostgresOptions =
     query: root.query,
     exec: root.exec,
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      admit();
       let client: pg.PoolClient;
       try {
         client = await pool.connect();
       } catch (err) {
         return wrap(err);
       }
+      // A checked-out client is not watched by the pool: when its backend dies
+      // (failover, pg_terminate_backend, idle-in-transaction timeout, a reset)
+      // it emits 'error', which without this listener kills the process. The
+      // statement in flight (or the next one) then fails and the call gets UNAVAILABLE.
+      let lost: Error | null = null;
+      const onError = (err: Error) => {
+        if (lost) return;
+        lost = err;
+        faults.connectionLost("postgres", err);
+      };
+      client.on("error", onError);
       try {
         await client.query("BEGIN");
         const result = await fn(exec(client));
         await client.query("COMMIT");
         return result;
       } catch (err) {
-        await client.query("ROLLBACK").catch(() => {});
-        if (isConnectionError(err)) throw unavailable("database unavailable", err);
+        // A statement that failed for the connection's sake (already mapped to UNAVAILABLE by exec).
+        if (isConnectionError(err) || (err instanceof AppError && isConnectionError(err.cause))) onError(err as Error);
+        if (!lost) await client.query("ROLLBACK").catch(() => {});
+        if (lost) throw unavailable("database unavailable", err, DB_RETRY_AFTER_MS);
         throw err;
       } finally {
-        client.release();
+        client.removeListener("error", onError);
+        // With an error, the pool destroys the client instead of reusing a dead connection.
+        client.release(lost ?? undefined);
       }
     },
     async ping() {
