@@ -135,12 +135,12 @@ export class AuthService implements AccessTokenVerifier {
         login: key,
         reason: user ? "wrong_password" : "unknown_account",
       });
-      throw unauthenticated(INVALID_LOGIN);
+      throw unauthenticated("LOGIN_FAILED", INVALID_LOGIN);
     }
     if (user.status !== "active") {
       // Said only after the right password, so it reveals nothing to a guesser.
       await this.audit(user.id, "auth.login.failed", "user", user.id, meta, { login: key, reason: "suspended" });
-      throw permissionDenied("account suspended");
+      throw permissionDenied("ACCOUNT_SUSPENDED", "account suspended");
     }
     await this.d.rateLimits.loginSucceeded(accountKey, meta.clientAddress);
     if (this.d.hasher.needsRehash(user.passwordHash)) {
@@ -163,7 +163,7 @@ export class AuthService implements AccessTokenVerifier {
 
   async refresh(refreshToken: string, meta: RequestMeta): Promise<TokenPair> {
     if (refreshToken === "") throw invalidArgument("refresh_token", "is required");
-    if (refreshToken.length > 512) throw unauthenticated("invalid refresh token");
+    if (refreshToken.length > 512) throw unauthenticated("REFRESH_TOKEN_INVALID", "invalid refresh token");
     const now = this.now();
     const next = this.newRefresh(now);
     const outcome = await this.d.store.rotateRefreshToken(hashRefreshToken(refreshToken), { hash: next.hash, expiresAt: next.expiresAt }, now);
@@ -171,7 +171,7 @@ export class AuthService implements AccessTokenVerifier {
       case "rotated":
         return this.pair(outcome.user, outcome.session.id, next.token, outcome.session.idleExpiresAt, now);
       case "unknown":
-        throw unauthenticated("invalid refresh token");
+        throw unauthenticated("REFRESH_TOKEN_INVALID", "invalid refresh token");
       case "reused": {
         // A used token came back: either the client or a thief holds a copy.
         // We cannot tell which, so the whole session ends (RFC 9700 4.14.2).
@@ -182,10 +182,10 @@ export class AuthService implements AccessTokenVerifier {
           user_id: s.userId,
           session_was_live: revoked.length > 0,
         });
-        throw unauthenticated("refresh token already used; session revoked");
+        throw unauthenticated("REFRESH_TOKEN_REUSED", "refresh token already used; session revoked");
       }
       case "ended":
-        throw unauthenticated(outcome.reason === "suspended" ? "account suspended" : `session ${outcome.reason}`);
+        throw unauthenticated("SESSION_REVOKED", outcome.reason === "suspended" ? "account suspended" : `session ${outcome.reason}`, { cause: outcome.reason });
     }
   }
 
@@ -203,7 +203,7 @@ export class AuthService implements AccessTokenVerifier {
 
   async getMe(caller: AuthContext): Promise<UserRecord> {
     const user = await this.d.store.getUser(caller.userId);
-    if (!user) throw unauthenticated("account no longer exists");
+    if (!user) throw unauthenticated("ACCOUNT_GONE", "account no longer exists");
     return user;
   }
 
@@ -216,7 +216,7 @@ export class AuthService implements AccessTokenVerifier {
     const sessionId = v.checkUuid("session_id", sessionIdRaw);
     const session = await this.d.store.getSession(sessionId);
     // Someone else's session is "not found": never confirm that it exists.
-    if (!session || session.userId !== caller.userId) throw notFound("session");
+    if (!session || session.userId !== caller.userId) throw notFound("SESSION_NOT_FOUND", "session not found");
     const ended = await this.d.store.revokeSessions(caller.userId, { sessionIds: [sessionId] }, "revoked", this.now());
     await this.d.revocations.revoked(caller.userId, [sessionId], "revoked");
     await this.audit(caller.userId, "auth.session.revoked", "session", sessionId, meta, { was_live: ended.length > 0, by_session: caller.sessionId });
@@ -225,7 +225,7 @@ export class AuthService implements AccessTokenVerifier {
   async updateProfile(caller: AuthContext, displayName: string | undefined): Promise<UserRecord> {
     if (displayName === undefined) return this.getMe(caller);
     const user = await this.d.store.setDisplayName(caller.userId, v.normalizeDisplayName("display_name", displayName));
-    if (!user) throw unauthenticated("account no longer exists");
+    if (!user) throw unauthenticated("ACCOUNT_GONE", "account no longer exists");
     return user;
   }
 
@@ -238,7 +238,7 @@ export class AuthService implements AccessTokenVerifier {
     await this.d.rateLimits.beginLogin(`user:${user.id}`, meta.clientAddress);
     if (!(await this.d.hasher.verify(user.passwordHash, current))) {
       await this.audit(user.id, "auth.password.change_failed", "user", user.id, meta, {});
-      throw invalidArgument("current_password", "is incorrect");
+      throw invalidArgument("current_password", "is incorrect", "PASSWORD_INCORRECT");
     }
     await this.d.rateLimits.loginSucceeded(`user:${user.id}`, meta.clientAddress);
     await this.d.store.setPasswordHash(user.id, await this.d.hasher.hash(next));
@@ -282,10 +282,10 @@ export class AuthService implements AccessTokenVerifier {
     const asked = new Set<Role>(["user", ...roles]);
     const wanted = ROLE_ORDER.filter((r) => asked.has(r));
     if (userId === caller.userId && !wanted.includes("admin")) {
-      throw failedPrecondition("an admin cannot remove their own admin role");
+      throw failedPrecondition("SELF_ADMIN_CHANGE", "an admin cannot remove their own admin role");
     }
     const res = await this.d.store.setRoles(userId, wanted);
-    if (!res) throw notFound("user");
+    if (!res) throw notFound("USER_NOT_FOUND", "user not found");
     const now = this.now();
     // Their access tokens carry the old roles: make them refresh.
     const live = await this.d.store.listLiveSessions(userId, now);
@@ -300,9 +300,9 @@ export class AuthService implements AccessTokenVerifier {
   async setUserStatus(caller: AuthContext, userIdRaw: string, status: UserStatus, meta: RequestMeta): Promise<UserRecord> {
     requireAdmin(caller);
     const userId = v.checkUuid("user_id", userIdRaw);
-    if (userId === caller.userId && status !== "active") throw failedPrecondition("an admin cannot suspend themselves");
+    if (userId === caller.userId && status !== "active") throw failedPrecondition("SELF_ADMIN_CHANGE", "an admin cannot suspend themselves");
     const res = await this.d.store.setStatus(userId, status);
-    if (!res) throw notFound("user");
+    if (!res) throw notFound("USER_NOT_FOUND", "user not found");
     let ended: string[] = [];
     if (status === "suspended") {
       ended = await this.d.store.revokeSessions(userId, { all: true }, "suspended", this.now());
@@ -358,5 +358,5 @@ export class AuthService implements AccessTokenVerifier {
 }
 
 function requireAdmin(caller: AuthContext): void {
-  if (!caller.roles.includes("admin")) throw permissionDenied("admin role required");
+  if (!caller.roles.includes("admin")) throw permissionDenied("ADMIN_REQUIRED", "admin role required");
 }

@@ -193,7 +193,7 @@ export class SqlAuthStore implements AuthStore {
         // Some drivers do not report the constraint: look which one is taken.
         field = (await this.findUserByEmail(user.emailNormalized)) ? "email" : "username";
       }
-      throw alreadyExists(field === "email" ? "email is already registered" : "username is already taken");
+      throw field === "email" ? alreadyExists("EMAIL_TAKEN", "email is already registered") : alreadyExists("USERNAME_TAKEN", "username is already taken");
     }
   }
 

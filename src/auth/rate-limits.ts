@@ -57,8 +57,8 @@ async function consume(limiter: RateLimiterAbstract, key: string, message: strin
   } catch (err) {
     // rate-limiter-flexible rejects with a RateLimiterRes when over the limit,
     // and with an Error when its store fails.
-    if (err instanceof RateLimiterRes) throw resourceExhausted(message, Math.max(1000, Math.ceil(err.msBeforeNext)));
-    throw unavailable("rate limiter unavailable", err);
+    if (err instanceof RateLimiterRes) throw resourceExhausted("RATE_LIMITED", message, Math.max(1000, Math.ceil(err.msBeforeNext)));
+    throw unavailable("STORE_UNAVAILABLE", "rate limiter unavailable", err, undefined, { store: "rate_limiter" });
   }
 }
 
@@ -66,6 +66,6 @@ async function guard(op: () => Promise<unknown>): Promise<void> {
   try {
     await op();
   } catch (err) {
-    throw unavailable("rate limiter unavailable", err);
+    throw unavailable("STORE_UNAVAILABLE", "rate limiter unavailable", err, undefined, { store: "rate_limiter" });
   }
 }

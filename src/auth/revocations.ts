@@ -68,16 +68,16 @@ export class SessionRevocations {
   async check(claims: AccessClaims): Promise<void> {
     const cachedUntil = this.local.get(claims.sessionId);
     if (cachedUntil !== undefined) {
-      if (cachedUntil > Date.now()) throw unauthenticated("session revoked");
+      if (cachedUntil > Date.now()) throw unauthenticated("SESSION_REVOKED", "session revoked");
       this.local.delete(claims.sessionId);
     }
     const marker = await this.ephemeral.get(key(claims.sessionId));
     if (marker === null) return;
     if (marker === REVOKED) {
       this.remember(claims.sessionId);
-      throw unauthenticated("session revoked");
+      throw unauthenticated("SESSION_REVOKED", "session revoked");
     }
-    if (claims.issuedAtMs < Number(marker)) throw unauthenticated("access token outdated; refresh it");
+    if (claims.issuedAtMs < Number(marker)) throw unauthenticated("TOKEN_OUTDATED", "access token outdated; refresh it");
   }
 
   /**

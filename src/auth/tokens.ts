@@ -57,12 +57,12 @@ export class AccessTokens {
         clockTolerance: CLOCK_TOLERANCE_SEC,
       }));
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw unauthenticated("access token expired");
-      throw unauthenticated("invalid access token");
+      if (err instanceof joseErrors.JWTExpired) throw unauthenticated("TOKEN_EXPIRED", "access token expired");
+      throw unauthenticated("TOKEN_INVALID", "invalid access token");
     }
     const { sub, sid, roles, iat_ms: iatMs, iat } = payload as Record<string, unknown>;
     if (typeof sub !== "string" || typeof sid !== "string" || !Array.isArray(roles) || !roles.every((r) => typeof r === "string")) {
-      throw unauthenticated("invalid access token");
+      throw unauthenticated("TOKEN_INVALID", "invalid access token");
     }
     return { userId: sub, sessionId: sid, roles: roles as string[], issuedAtMs: typeof iatMs === "number" ? iatMs : Number(iat) * 1000 };
   }

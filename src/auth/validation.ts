@@ -93,9 +93,9 @@ const COMMON_PASSWORDS = new Set([
  */
 export function checkPasswordNotGuessable(field: string, password: string, context: { username: string; email: string }): void {
   const p = password.toLowerCase();
-  if (COMMON_PASSWORDS.has(p) || /^(.)\1*$/su.test(p)) throw invalidArgument(field, "is too common or easy to guess");
+  if (COMMON_PASSWORDS.has(p) || /^(.)\1*$/su.test(p)) throw invalidArgument(field, "is too common or easy to guess", "PASSWORD_TOO_WEAK");
   const local = context.email.toLowerCase().split("@")[0] ?? "";
   for (const word of [context.username.toLowerCase(), local]) {
-    if (word.length >= 3 && p.includes(word)) throw invalidArgument(field, "must not contain your username or email address");
+    if (word.length >= 3 && p.includes(word)) throw invalidArgument(field, "must not contain your username or email address", "PASSWORD_TOO_WEAK");
   }
 }

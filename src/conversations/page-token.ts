@@ -14,7 +14,7 @@ function encode(kind: string, body: string): string {
 }
 
 function decode(kind: string, token: string): string {
-  const bad = () => invalidArgument("page_token", "malformed or foreign page token; pass next_page_token from the previous page unchanged");
+  const bad = () => invalidArgument("page_token", "malformed or foreign page token; pass next_page_token from the previous page unchanged", "PAGE_TOKEN_INVALID");
   if (token.length > 512 || !/^[A-Za-z0-9_-]+$/.test(token)) throw bad();
   const text = Buffer.from(token, "base64url").toString("utf8");
   if (!text.startsWith(`${kind}:`)) throw bad();
@@ -28,7 +28,7 @@ export function encodeActivityToken(c: ActivityCursor): string {
 export function decodeActivityToken(token: string): ActivityCursor {
   const body = decode("conv1", token);
   const [micros, id, ...rest] = body.split(":");
-  if (rest.length > 0 || !MICROS.test(micros ?? "") || !UUID.test(id ?? "")) throw invalidArgument("page_token", "malformed page token");
+  if (rest.length > 0 || !MICROS.test(micros ?? "") || !UUID.test(id ?? "")) throw invalidArgument("page_token", "malformed page token", "PAGE_TOKEN_INVALID");
   return { activityMicros: Number(micros), id };
 }
 
@@ -38,7 +38,7 @@ export function encodeMemberToken(userId: string): string {
 
 export function decodeMemberToken(token: string): string {
   const id = decode("mem1", token);
-  if (!UUID.test(id)) throw invalidArgument("page_token", "malformed page token");
+  if (!UUID.test(id)) throw invalidArgument("page_token", "malformed page token", "PAGE_TOKEN_INVALID");
   return id;
 }
 
@@ -48,6 +48,6 @@ export function encodeChannelToken(nameKey: string): string {
 
 export function decodeChannelToken(token: string): string {
   const key = decode("chan1", token);
-  if (!NAME_KEY.test(key)) throw invalidArgument("page_token", "malformed page token");
+  if (!NAME_KEY.test(key)) throw invalidArgument("page_token", "malformed page token", "PAGE_TOKEN_INVALID");
   return key;
 }

@@ -4,7 +4,7 @@
 
 import type { Logger } from "pino";
 import type { DomainEvent, EventSink } from "../events/events.ts";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated, type AppError } from "../shared/errors.ts";
+import { AppError, alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../shared/errors.ts";
 import type { LastMessagePreviews } from "./ports.ts";
 import {
   decodeActivityToken,
@@ -62,7 +62,7 @@ export interface Page<T> {
   nextPageToken: string;
 }
 
-const conversationNotFound = (): AppError => notFound("conversation");
+const conversationNotFound = (): AppError => notFound("CONVERSATION_NOT_FOUND", "conversation not found");
 
 function isPublicChannel(c: ConversationRecord): boolean {
   return c.type === "channel" && c.visibility === "public";
@@ -75,16 +75,16 @@ function isPublicChannel(c: ConversationRecord): boolean {
  */
 function requireMember(c: ConversationRecord, member: MemberRecord | null): MemberRecord {
   if (member) return member;
-  if (isPublicChannel(c)) throw permissionDenied("join the channel first");
+  if (isPublicChannel(c)) throw permissionDenied("JOIN_REQUIRED", "join the channel first");
   throw conversationNotFound();
 }
 
 function requireRole(member: MemberRecord, min: MemberRole, what: string): void {
-  if (ROLE_RANK[member.role] < ROLE_RANK[min]) throw permissionDenied(`only ${min === "owner" ? "owners" : "owners and admins"} may ${what}`);
+  if (ROLE_RANK[member.role] < ROLE_RANK[min]) throw permissionDenied("ROLE_INSUFFICIENT", `only ${min === "owner" ? "owners" : "owners and admins"} may ${what}`);
 }
 
 function notDirect(c: ConversationRecord, what: string): void {
-  if (c.type === "direct") throw failedPrecondition(`a direct conversation cannot ${what}`);
+  if (c.type === "direct") throw failedPrecondition("DIRECT_CONVERSATION_IMMUTABLE", `a direct conversation cannot ${what}`);
 }
 
 function maxMembers(c: ConversationRecord, limits: ConversationLimits): number {
@@ -119,7 +119,7 @@ export class Conversations {
     const visibility: Visibility = isChannel ? (input.visibility === "private" ? "private" : "public") : "private";
     const others = v.uuidList("member_ids", input.memberIds, this.limits.addMembersMaxBatch).filter((id) => id !== actor.userId);
     const max = isChannel ? this.limits.channelMaxMembers : this.limits.groupMaxMembers;
-    if (others.length + 1 > max) throw failedPrecondition(`a ${input.type} has at most ${max} members`);
+    if (others.length + 1 > max) throw failedPrecondition("MEMBER_LIMIT_REACHED", `a ${input.type} has at most ${max} members`, { limit: String(max) });
 
     let conversation: ConversationRecord;
     try {
@@ -129,7 +129,7 @@ export class Conversations {
         { actorId: actor.userId, action: "conversation.created", clientAddress: actor.clientAddress, metadata: { type: input.type, memberIds: others } },
       );
     } catch (err) {
-      if (err instanceof ChannelNameTaken) throw alreadyExists(`a channel named "${title}" already exists`);
+      if (err instanceof ChannelNameTaken) throw alreadyExists("CHANNEL_NAME_TAKEN", `a channel named "${title}" already exists`);
       throw this.unknownUsers(err, "member_ids");
     }
     await this.announce([
@@ -196,7 +196,7 @@ export class Conversations {
       const c = locked.conversation;
       const me = requireMember(c, await locked.member(actor.userId));
       notDirect(c, "be renamed");
-      if (input.visibility !== "unspecified" && c.type !== "channel") throw invalidArgument("visibility", "only channels have a visibility");
+      if (input.visibility !== "unspecified" && c.type !== "channel") throw invalidArgument("visibility", "only channels have a visibility", "VISIBILITY_NOT_APPLICABLE");
       // Asking for any change needs the role, even when the value happens to be the same.
       requireRole(me, "admin", "change the title or description");
       if (input.visibility !== "unspecified") requireRole(me, "owner", "change the visibility");
@@ -214,7 +214,7 @@ export class Conversations {
       try {
         await locked.update(patch);
       } catch (err) {
-        if (err instanceof ChannelNameTaken) throw alreadyExists(`a channel named "${patch.title}" already exists`);
+        if (err instanceof ChannelNameTaken) throw alreadyExists("CHANNEL_NAME_TAKEN", `a channel named "${patch.title}" already exists`);
         throw err;
       }
       await locked.audit({
@@ -243,9 +243,9 @@ export class Conversations {
       const fresh = userIds.filter((u) => !existing.has(u));
       if (fresh.length === 0) return { me, added: [] as string[] };
       const unknown = await locked.unknownUsers(fresh);
-      if (unknown.length > 0) throw invalidArgument("user_ids", `unknown user ${unknown[0]}`);
+      if (unknown.length > 0) throw new AppError("USER_UNKNOWN", `user_ids: unknown user ${unknown[0]}`, { violations: [{ field: "user_ids", description: `unknown user ${unknown[0]}` }], metadata: { user_id: unknown[0] } });
       const max = maxMembers(c, this.limits);
-      if (c.memberCount + fresh.length > max) throw failedPrecondition(`a ${c.type} has at most ${max} members`);
+      if (c.memberCount + fresh.length > max) throw failedPrecondition("MEMBER_LIMIT_REACHED", `a ${c.type} has at most ${max} members`, { limit: String(max) });
       const added = await locked.addMembers(fresh, "member");
       await locked.audit({ actorId: actor.userId, action: "conversation.members.added", clientAddress: actor.clientAddress, metadata: { userIds: added } });
       return { me, added };
@@ -273,7 +273,7 @@ export class Conversations {
       requireRole(me, "admin", "remove members");
       const them = await locked.member(target);
       if (!them) return false; // already gone: removing is idempotent
-      if (ROLE_RANK[them.role] > ROLE_RANK[me.role]) throw permissionDenied("admins cannot remove owners");
+      if (ROLE_RANK[them.role] > ROLE_RANK[me.role]) throw permissionDenied("ROLE_INSUFFICIENT", "admins cannot remove owners");
       await locked.removeMember(target);
       if (them.role === "owner") await locked.refreshOwner();
       await locked.audit({
@@ -300,7 +300,7 @@ export class Conversations {
       if (existing) return { me: existing, joined: false }; // idempotent
       // Groups are invite-only and private channels unlisted: same answer as a nonexistent id.
       if (!isPublicChannel(c)) throw conversationNotFound();
-      if (c.memberCount + 1 > this.limits.channelMaxMembers) throw failedPrecondition(`a channel has at most ${this.limits.channelMaxMembers} members`);
+      if (c.memberCount + 1 > this.limits.channelMaxMembers) throw failedPrecondition("MEMBER_LIMIT_REACHED", `a channel has at most ${this.limits.channelMaxMembers} members`, { limit: String(this.limits.channelMaxMembers) });
       // A channel whose owners all left gets its next member as owner, so it is never unmanageable.
       const role: MemberRole = c.ownerId === null ? "owner" : "member";
       await locked.addMembers([actor.userId], role);
@@ -309,7 +309,7 @@ export class Conversations {
       return { me: (await locked.member(actor.userId))!, joined: true };
     }).catch((err) => {
       // Only the caller is inserted here: a token outliving its account.
-      throw err instanceof UnknownUsers ? unauthenticated("account no longer exists") : err;
+      throw err instanceof UnknownUsers ? unauthenticated("ACCOUNT_GONE", "account no longer exists") : err;
     });
     if (out.result.joined) {
       await this.announce([
@@ -334,7 +334,7 @@ export class Conversations {
       }
       notDirect(c, "be left (archive it instead)");
       if (me.role === "owner" && c.memberCount > 1 && (await locked.countOwners()) === 1) {
-        throw failedPrecondition("the last owner must make another member owner (SetMemberRole) before leaving");
+        throw failedPrecondition("LAST_OWNER", "the last owner must make another member owner (SetMemberRole) before leaving");
       }
       await locked.removeMember(actor.userId);
       if (me.role === "owner") await locked.refreshOwner();
@@ -370,13 +370,13 @@ export class Conversations {
       notDirect(c, "have roles");
       requireRole(me, "admin", "change roles");
       const them = await locked.member(target);
-      if (!them) throw notFound("member");
+      if (!them) throw notFound("MEMBER_NOT_FOUND", "member not found");
       if (them.role === role) return { member: them, from: role };
       // You may act on members at or below your rank and grant at most your own rank.
-      if (ROLE_RANK[them.role] > ROLE_RANK[me.role]) throw permissionDenied("admins cannot change an owner's role");
-      if (ROLE_RANK[role] > ROLE_RANK[me.role]) throw permissionDenied("only owners may make owners");
+      if (ROLE_RANK[them.role] > ROLE_RANK[me.role]) throw permissionDenied("ROLE_INSUFFICIENT", "admins cannot change an owner's role");
+      if (ROLE_RANK[role] > ROLE_RANK[me.role]) throw permissionDenied("ROLE_INSUFFICIENT", "only owners may make owners");
       if (them.role === "owner" && (await locked.countOwners()) === 1) {
-        throw failedPrecondition("the last owner must make another member owner first");
+        throw failedPrecondition("LAST_OWNER", "the last owner must make another member owner first");
       }
       const member = (await locked.setRole(target, role))!;
       await locked.refreshOwner();
@@ -437,7 +437,7 @@ export class Conversations {
   }
 
   private unknownUsers(err: unknown, field: string): unknown {
-    if (err instanceof UnknownUsers) return invalidArgument(field, err.userIds.length ? `unknown user ${err.userIds[0]}` : "unknown user");
+    if (err instanceof UnknownUsers) return new AppError("USER_UNKNOWN", `${field}: unknown user`, { violations: [{ field, description: err.userIds.length ? `unknown user ${err.userIds[0]}` : "unknown user" }], metadata: err.userIds.length ? { user_id: err.userIds[0] } : {} });
     return err;
   }
 

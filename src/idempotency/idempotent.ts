@@ -54,7 +54,7 @@ export function idempotent<S extends DescService>(
     out[localName] = async (req: unknown, ctx: HandlerContext) => {
       const key = ctx.requestHeader.get(IDEMPOTENCY_HEADER);
       if (key === null) return inner(req, ctx);
-      if (!KEY.test(key)) throw invalidArgument(IDEMPOTENCY_HEADER, "must be 1 to 255 visible ASCII characters");
+      if (!KEY.test(key)) throw invalidArgument(IDEMPOTENCY_HEADER, "must be 1 to 255 visible ASCII characters", "IDEMPOTENCY_KEY_INVALID");
       const userId = caller(ctx).userId;
       const requestHash = createHash("sha256")
         .update(toBinary(input, req as never))
@@ -62,14 +62,14 @@ export function idempotent<S extends DescService>(
       const deadline = Date.now() + waitMs;
       for (;;) {
         const claim = await store.claim(userId, name, key, requestHash);
-        if (claim.state === "mismatch") throw invalidArgument(IDEMPOTENCY_HEADER, "was already used with a different request");
+        if (claim.state === "mismatch") throw invalidArgument(IDEMPOTENCY_HEADER, "was already used with a different request", "IDEMPOTENCY_KEY_REUSED");
         if (claim.state === "done") {
           ctx.responseHeader.set(REPLAYED_HEADER, "true");
           return fromBinary(output, claim.response);
         }
         if (claim.state === "claimed") break;
         // pending: the first call is still running, here or on another node
-        if (Date.now() >= deadline) throw unavailable("a call with this idempotency key is still running; retry later");
+        if (Date.now() >= deadline) throw unavailable("IDEMPOTENT_CALL_IN_PROGRESS", "a call with this idempotency key is still running; retry later");
         await new Promise((r) => setTimeout(r, pollMs));
       }
       let res: unknown;

@@ -170,7 +170,7 @@ export class MongoMessageStore implements MessageStore {
       try {
         return await this.sql.transaction(async (tx) => {
           const taken = await takeNextSeq(tx, n.conversationId, n.senderId, n.createdAt);
-          if (taken === null) throw notFound("conversation");
+          if (taken === null) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
           let seq = taken;
           for (let tries = 1; ; tries++) {
             const doc = newDoc(id, n, seq);

@@ -87,13 +87,13 @@ export class MessageService {
       parentMessageId ? this.store.get(parentMessageId) : null,
       mentions.length > 0 ? this.store.membersAmong(conversationId, mentions) : new Set<string>(),
     ]);
-    if (!member) throw notFound("conversation");
+    if (!member) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
     if (parentMessageId) {
       if (!parent || parent.conversationId !== conversationId) {
-        throw invalidArgument("parent_message_id", "is not a message of this conversation");
+        throw invalidArgument("parent_message_id", "is not a message of this conversation", "PARENT_NOT_IN_CONVERSATION");
       }
-      if (parent.parentMessageId) throw invalidArgument("parent_message_id", "must be a top-level message (threads are one level deep)");
-      if (isDeleted(parent)) throw failedPrecondition("the thread's parent message was deleted");
+      if (parent.parentMessageId) throw invalidArgument("parent_message_id", "must be a top-level message (threads are one level deep)", "THREAD_TOO_DEEP");
+      if (isDeleted(parent)) throw failedPrecondition("THREAD_PARENT_DELETED", "the thread's parent message was deleted");
     }
     // Mentions of non-members are dropped, not rejected: membership can change
     // while a message is being typed, and the message itself is still valid.
@@ -125,11 +125,11 @@ export class MessageService {
     const id = requireUuid("message_id", messageId);
     validateContent(content, this.maxChars, true); // shape first; emptiness once attachments are known
     const { message } = await this.loadVisible(callerId, id);
-    if (message.senderId !== callerId) throw permissionDenied("only the sender can edit a message");
-    if (isDeleted(message)) throw failedPrecondition("the message was deleted");
+    if (message.senderId !== callerId) throw permissionDenied("NOT_SENDER", "only the sender can edit a message");
+    if (isDeleted(message)) throw failedPrecondition("MESSAGE_DELETED", "the message was deleted");
     validateContent(content, this.maxChars, message.attachments.length > 0);
     const edited = await this.store.edit(id, content, this.now());
-    if (!edited) throw failedPrecondition("the message was deleted");
+    if (!edited) throw failedPrecondition("MESSAGE_DELETED", "the message was deleted");
     await this.events.publish([{ type: "message_edited", conversationId: edited.conversationId, messageId: id, seq: edited.seq }]);
     return this.viewOne(edited, callerId);
   }
@@ -138,10 +138,10 @@ export class MessageService {
     const id = requireUuid("message_id", messageId);
     const { message, member } = await this.loadVisible(callerId, id);
     if (message.senderId !== callerId && member.role !== "owner" && member.role !== "admin") {
-      throw permissionDenied("only the sender or a conversation owner or admin can delete a message");
+      throw permissionDenied("NOT_SENDER", "only the sender or a conversation owner or admin can delete a message");
     }
     const res = await this.store.softDelete(id, this.now());
-    if (!res) throw notFound("message");
+    if (!res) throw notFound("MESSAGE_NOT_FOUND", "message not found");
     if (res.changed) {
       await this.events.publish([{ type: "message_deleted", conversationId: message.conversationId, messageId: id, seq: message.seq }]);
     }
@@ -160,12 +160,12 @@ export class MessageService {
       parentMessageId ? this.store.get(parentMessageId) : null,
       this.store.list({ conversationId, parentMessageId, ...window }),
     ]);
-    if (!member) throw notFound("conversation");
+    if (!member) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
     if (parentMessageId) {
       if (!parent || parent.conversationId !== conversationId) {
-        throw invalidArgument("parent_message_id", "is not a message of this conversation");
+        throw invalidArgument("parent_message_id", "is not a message of this conversation", "PARENT_NOT_IN_CONVERSATION");
       }
-      if (parent.parentMessageId) throw invalidArgument("parent_message_id", "must be a top-level message");
+      if (parent.parentMessageId) throw invalidArgument("parent_message_id", "must be a top-level message", "THREAD_TOO_DEEP");
     }
     return { messages: await this.views(page.messages, callerId), hasMore: page.hasMore };
   }
@@ -174,7 +174,7 @@ export class MessageService {
     const id = requireUuid("message_id", messageId);
     const key = validateEmoji(emoji);
     const { message } = await this.loadVisible(callerId, id);
-    if (isDeleted(message)) throw failedPrecondition("the message was deleted");
+    if (isDeleted(message)) throw failedPrecondition("MESSAGE_DELETED", "the message was deleted");
     if (await this.store.addReaction(message, callerId, key, this.now())) {
       await this.events.publish([
         { type: "reaction_updated", conversationId: message.conversationId, messageId: id, emoji: key, userId: callerId, added: true },
@@ -199,7 +199,7 @@ export class MessageService {
     const convId = requireUuid("conversation_id", conversationId);
     const upTo = validateSeq("seq", seq);
     const res = await this.store.markRead(convId, callerId, upTo);
-    if (!res) throw notFound("conversation");
+    if (!res) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
     if (res.changed) {
       await this.events.publish([
         { type: "receipt_updated", conversationId: convId, userId: callerId, deliveredSeq: res.deliveredSeq, readSeq: res.lastReadSeq },
@@ -218,10 +218,10 @@ export class MessageService {
     return { messages: await this.views(page.messages, callerId), nextPageToken: page.next ? encodeSearchToken(page.next) : "" };
   }
 
-  private async requireMember(conversationId: string, userId: string, what: string): Promise<MemberState> {
+  private async requireMember(conversationId: string, userId: string, what: "conversation" | "message"): Promise<MemberState> {
     const member = await this.members.getMember(conversationId, userId);
     // Not a member answers like "does not exist", so existence never leaks.
-    if (!member) throw notFound(what);
+    if (!member) throw what === "message" ? notFound("MESSAGE_NOT_FOUND", "message not found") : notFound("CONVERSATION_NOT_FOUND", "conversation not found");
     return member;
   }
 
@@ -229,7 +229,7 @@ export class MessageService {
   private async loadVisible(callerId: string, messageId: string): Promise<{ message: StoredMessage; member: MemberState }> {
     const id = requireUuid("message_id", messageId);
     const message = await this.store.get(id);
-    if (!message) throw notFound("message");
+    if (!message) throw notFound("MESSAGE_NOT_FOUND", "message not found");
     const member = await this.requireMember(message.conversationId, callerId, "message");
     return { message, member };
   }

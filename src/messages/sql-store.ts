@@ -132,7 +132,7 @@ export class SqlMessageStore implements MessageStore {
         if (rows[0]) return { message: toMessage(rows[0]), created: true };
         const original = await this.byClientId(n.conversationId, n.senderId, n.clientMessageId);
         if (original) return { message: original, created: false };
-        throw notFound("conversation"); // no conversations row to take a seq from
+        throw notFound("CONVERSATION_NOT_FOUND", "conversation not found"); // no conversations row to take a seq from
       } catch (err) {
         // Deadlocks with other writers of the same rows are rare and safe to retry.
         const state = sqlState(err);

@@ -143,6 +143,6 @@ export function decodeSearchToken(token: string): SearchCursor | null {
     if (!int(v.t) || !int(v.s) || typeof v.i !== "string" || !isUuid(v.i)) throw new Error("shape");
     return { createdAt: new Date(v.t), seq: v.s, id: v.i.toLowerCase() };
   } catch {
-    throw invalidArgument("page_token", "is not a token from a previous response");
+    throw invalidArgument("page_token", "is not a token from a previous response", "PAGE_TOKEN_INVALID");
   }
 }

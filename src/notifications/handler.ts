@@ -50,7 +50,7 @@ function decodeToken(token: string): ListCursor | null {
   } catch {
     // fall through
   }
-  throw invalidArgument("page_token", "is not a token from a previous page");
+  throw invalidArgument("page_token", "is not a token from a previous page", "PAGE_TOKEN_INVALID");
 }
 
 export function notificationHandler(store: NotificationStore): Partial<ServiceImpl<typeof NotificationService>> {

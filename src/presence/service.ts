@@ -42,7 +42,7 @@ export class PresenceDomain {
 
   async sendTyping(userId: string, conversationId: string, typing: boolean): Promise<void> {
     if (!UUID.test(conversationId)) throw invalidArgument("conversation_id", "must be a conversation id");
-    if (!(await this.members.getMember(conversationId, userId))) throw notFound("conversation");
+    if (!(await this.members.getMember(conversationId, userId))) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
     await this.typing.set(conversationId, userId, typing);
   }
 

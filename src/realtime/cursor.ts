@@ -42,7 +42,7 @@ export function encodeCursor(c: CursorValue): string {
 
 /** Decodes a cursor; INVALID_ARGUMENT naming `field` when it is not one. */
 export function decodeCursor(field: string, text: string): CursorValue {
-  const bad = () => invalidArgument(field, "is not a cursor issued by this server");
+  const bad = () => invalidArgument(field, "is not a cursor issued by this server", "CURSOR_INVALID");
   if (text.length > MAX_CURSOR_CHARS || !/^[A-Za-z0-9_-]+$/.test(text)) throw bad();
   const b = Buffer.from(text, "base64url");
   if (b.length < 18 || b[0] !== VERSION) throw bad();

@@ -15,6 +15,7 @@ import type {
 } from "../../gen/chat/v1/message_pb.js";
 import { caller, kLogger, kRequestId } from "../server/context.ts";
 import { toConnectError } from "../server/errors.ts";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AppError, invalidArgument, notFound } from "../shared/errors.ts";
 import { checkDeviceId } from "../auth/validation.ts";
 import { requireUuid } from "../messages/validation.ts";
@@ -37,7 +38,7 @@ export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps, typin
       const first = await it.next();
       if (first.done) return;
       const hello = first.value.frame;
-      if (hello.case !== "hello") throw invalidArgument("hello", "the first frame of a stream must be hello");
+      if (hello.case !== "hello") throw invalidArgument("hello", "the first frame of a stream must be hello", "STREAM_FRAME_UNEXPECTED");
       const resume = hello.value.resumeToken ? decodeCursor("hello.resume_token", hello.value.resumeToken) : null;
       const deviceId = checkDeviceId("hello.device_id", hello.value.deviceId);
 
@@ -150,7 +151,7 @@ async function readFrames(
             break;
           case "typing": {
             const c = requireUuid("typing.conversation_id", frame.value.conversationId);
-            if (!s.follows(c)) throw notFound("conversation");
+            if (!s.follows(c)) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
             typing ??= new Map();
             const last = typing.get(c);
             const now = Date.now();
@@ -170,9 +171,9 @@ async function readFrames(
             await refreshAuth(tokens, s, frame.value.accessToken);
             break;
           case "hello":
-            throw invalidArgument("hello", "only the first frame may be hello");
+            throw invalidArgument("hello", "only the first frame may be hello", "STREAM_FRAME_UNEXPECTED");
           default:
-            throw invalidArgument("frame", "empty or unknown frame");
+            throw invalidArgument("frame", "empty or unknown frame", "STREAM_FRAME_UNEXPECTED");
         }
       } catch (err) {
         s.enqueue({ case: "error", value: streamError(err, frame.case === "send" ? frame.value.clientMessageId : "", ctx) });
@@ -252,11 +253,19 @@ function streamError(err: unknown, clientMessageId: string, ctx: HandlerContext)
   const log = ctx.values.get(kLogger);
   const ce = toConnectError(err, ctx.values.get(kRequestId), (e) => log?.error({ err: e }, "stream frame failed"));
   const violations = err instanceof AppError ? err.violations : [];
+  const info = ce.findDetails(ErrorInfoSchema)[0];
   return {
     $typeName: "chat.v1.StreamError",
     clientMessageId,
     code: ce.code as number,
     message: ce.rawMessage,
-    fieldViolations: violations.map((v) => ({ $typeName: "google.rpc.BadRequest.FieldViolation", field: v.field, description: v.description })),
+    fieldViolations: violations.map((v) => ({
+      $typeName: "google.rpc.BadRequest.FieldViolation",
+      field: v.field,
+      description: v.description,
+      reason: v.reason ?? "",
+    })),
+    reason: info?.reason ?? "",
+    metadata: info?.metadata ?? {},
   } as StreamError;
 }

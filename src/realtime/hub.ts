@@ -87,7 +87,7 @@ export class RealtimeHub implements SessionHost {
   async start(): Promise<void> {
     this.stopRevocations = await SessionRevocations.subscribe(this.d.ephemeral, (m) => {
       for (const id of m.sessionIds) {
-        for (const s of this.bySessionId.get(id) ?? []) this.closeSession(s, unauthenticated(`session ended (${m.reason})`), "revoked");
+        for (const s of this.bySessionId.get(id) ?? []) this.closeSession(s, unauthenticated("SESSION_REVOKED", `session ended (${m.reason})`, { cause: m.reason }), "revoked");
       }
     });
     const hb = this.d.settings.heartbeatIntervalMs;
@@ -170,7 +170,7 @@ export class RealtimeHub implements SessionHost {
         })
         .catch((err: unknown) => {
           if (this.channels.get(name) === created) this.channels.delete(name);
-          throw unavailable("event fan-out unavailable", err);
+          throw unavailable("STORE_UNAVAILABLE", "event fan-out unavailable", err, undefined, { store: "fanout" });
         });
       this.channels.set(name, (ch = created));
     }
@@ -235,11 +235,11 @@ export class RealtimeHub implements SessionHost {
   async acknowledge(userId: string, cursor: CursorValue, field: string, seen?: Map<string, number>): Promise<void> {
     const cp = await this.checkpoint(cursor.checkpointId);
     if (!cp) return; // expired with the retention period: nothing left to mark
-    if (cp.userId !== userId) throw invalidArgument(field, "is not a cursor of this user");
+    if (cp.userId !== userId) throw invalidArgument(field, "is not a cursor of this user", "CURSOR_INVALID");
     const positions = new Map<string, number>();
     cp.conversationIds.forEach((c, i) => positions.set(c, cp.seqs[i]));
     for (const [index, seq] of cursor.delta) {
-      if (index >= cp.conversationIds.length) throw invalidArgument(field, "is not a cursor issued by this server");
+      if (index >= cp.conversationIds.length) throw invalidArgument(field, "is not a cursor issued by this server", "CURSOR_INVALID");
       positions.set(cp.conversationIds[index], seq);
     }
     if (seen) for (const [c, seq] of positions) if (seen.get(c) === seq) positions.delete(c);
@@ -260,9 +260,9 @@ export class RealtimeHub implements SessionHost {
     const hb = this.d.settings.heartbeatIntervalMs;
     for (const s of this.sessions) {
       if (s.expiresAtMs !== null && now >= s.expiresAtMs) {
-        this.closeSession(s, unauthenticated("access token expired: refresh it and resume from the last cursor"), "token_expired");
+        this.closeSession(s, unauthenticated("TOKEN_EXPIRED", "access token expired: refresh it and resume from the last cursor"), "token_expired");
       } else if (s.kind === "stream" && now - s.lastClientFrameAt > SILENT_INTERVALS * hb) {
-        this.closeSession(s, unavailable(`no frame from the client for ${SILENT_INTERVALS} heartbeat intervals`), "silent");
+        this.closeSession(s, unavailable("STREAM_SILENT", `no frame from the client for ${SILENT_INTERVALS} heartbeat intervals`), "silent");
       } else if (s.kind === "subscribe" && now - s.lastHeartbeatAt >= hb) {
         s.lastHeartbeatAt = now;
         s.enqueue({ case: "heartbeat", value: { $typeName: "chat.v1.Heartbeat" } }, true);
@@ -296,7 +296,7 @@ export class RealtimeHub implements SessionHost {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    for (const s of [...this.sessions]) s.close(unavailable("server stopping"));
+    for (const s of [...this.sessions]) s.close(unavailable("SERVER_STOPPING", "server stopping"));
     await this.stopRevocations?.().catch(() => {});
     for (const ch of this.channels.values()) if (ch.linger) clearTimeout(ch.linger);
     await Promise.allSettled([...this.channels.values()].map((ch) => ch.ready.then(() => ch.unsubscribe?.())));

@@ -140,12 +140,12 @@ export class StreamSession implements StreamInfo {
     await host.watch(this, ids);
 
     const cp = resume ? await host.checkpoint(resume.checkpointId) : null;
-    if (cp && cp.userId !== this.userId) throw invalidArgument(field, "is not a cursor of this user");
+    if (cp && cp.userId !== this.userId) throw invalidArgument(field, "is not a cursor of this user", "CURSOR_INVALID");
     const before = new Map<string, number>();
     if (cp && resume) {
       cp.conversationIds.forEach((c, i) => before.set(c, cp.seqs[i]));
       for (const [index, seq] of resume.delta) {
-        if (index >= cp.conversationIds.length) throw invalidArgument(field, "is not a cursor issued by this server");
+        if (index >= cp.conversationIds.length) throw invalidArgument(field, "is not a cursor issued by this server", "CURSOR_INVALID");
         before.set(cp.conversationIds[index], seq);
       }
     }
@@ -414,7 +414,7 @@ export class StreamSession implements StreamInfo {
   }
 
   private overflow(): void {
-    this.close(resourceExhausted("stream fell behind: resume from the last cursor processed"));
+    this.close(resourceExhausted("STREAM_TOO_SLOW", "stream fell behind: resume from the last cursor processed"));
     // The transport is stuck behind unread data, so the status cannot reach the
     // client in band: reset the HTTP/2 stream (ENHANCE_YOUR_CALM is
     // RESOURCE_EXHAUSTED to gRPC clients) so nothing more is buffered for it.
@@ -495,5 +495,5 @@ export class StreamSession implements StreamInfo {
 
 function asAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
-  return unavailable("stream interrupted; resume from the last cursor", err);
+  return unavailable("STREAM_INTERRUPTED", "stream interrupted; resume from the last cursor", err);
 }

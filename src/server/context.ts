@@ -18,6 +18,6 @@ export const kLogger = createContextKey<Logger | undefined>(undefined, { descrip
 /** The authenticated caller; throws UNAUTHENTICATED on a public route (a wiring bug). */
 export function caller(ctx: HandlerContext): AuthContext {
   const auth = ctx.values.get(kAuth);
-  if (!auth) throw unauthenticated();
+  if (!auth) throw unauthenticated("TOKEN_MISSING", "authentication required");
   return auth;
 }

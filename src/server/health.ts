@@ -1,5 +1,5 @@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { notFound } from "../shared/errors.ts";
 import { create } from "@bufbuild/protobuf";
 import {
   Health,
@@ -70,7 +70,7 @@ async function sleep(ms: number, signal: AbortSignal): Promise<void> {
 export function registerHealth(router: ConnectRouter, state: HealthState, watchIntervalMs = 1000): void {
   router.service(Health, {
     async check(req) {
-      if (!state.knows(req.service)) throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
+      if (!state.knows(req.service)) throw notFound("SERVICE_UNKNOWN", `unknown service ${req.service}`);
       return response(await state.status());
     },
     async *watch(req, ctx: HandlerContext) {

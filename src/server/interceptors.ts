@@ -87,7 +87,7 @@ export function authInterceptor(verifier: AccessTokenVerifier, publicRoutes: Set
     if (publicRoutes.has(svc) || publicRoutes.has(`${svc}/${req.method.name}`)) return next(req);
     const header = req.header.get("authorization") ?? "";
     const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw unauthenticated("missing bearer access token");
+    if (!match) throw unauthenticated("TOKEN_MISSING", "missing bearer access token");
     req.contextValues.set(kAuth, await verifier.verify(match[1]));
     return next(req);
   };

@@ -1506,6 +1506,21 @@ export declare type StreamError = Message<"chat.v1.StreamError"> & {
    * @generated from field: repeated google.rpc.BadRequest.FieldViolation field_violations = 4;
    */
   fieldViolations: BadRequest_FieldViolation[];
+
+  /**
+   * The same stable UPPER_SNAKE reason a unary call would carry in
+   * google.rpc.ErrorInfo (domain `chat.v1`); see docs/ERRORS.md.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * ErrorInfo.metadata of the same error.
+   *
+   * @generated from field: map<string, string> metadata = 6;
+   */
+  metadata: { [key: string]: string };
 };
 
 /**
@@ -1535,6 +1550,21 @@ export declare type StreamErrorJson = {
    * @generated from field: repeated google.rpc.BadRequest.FieldViolation field_violations = 4;
    */
   fieldViolations?: BadRequest_FieldViolationJson[];
+
+  /**
+   * The same stable UPPER_SNAKE reason a unary call would carry in
+   * google.rpc.ErrorInfo (domain `chat.v1`); see docs/ERRORS.md.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason?: string;
+
+  /**
+   * ErrorInfo.metadata of the same error.
+   *
+   * @generated from field: map<string, string> metadata = 6;
+   */
+  metadata?: { [key: string]: string };
 };
 
 /**

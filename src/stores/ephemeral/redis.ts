@@ -42,7 +42,7 @@ export async function createRedisStore(url: string, prefix: string, faults: Stor
     try {
       return await op();
     } catch (err) {
-      throw unavailable("redis unavailable", err, STORE_RETRY_AFTER_MS);
+      throw unavailable("STORE_UNAVAILABLE", "redis unavailable", err, STORE_RETRY_AFTER_MS, { store: "redis" });
     }
   };
   const k = (key: string) => prefix + key;

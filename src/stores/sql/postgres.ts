@@ -60,11 +60,11 @@ export function createPostgres(connectionString: string, opts: PostgresOptions =
   const wrap = (err: unknown): never => {
     if (isPoolWaitTimeout(err)) {
       faults.poolExhausted("postgres", "wait_timeout");
-      throw unavailable("database busy: no connection free in time", err, DB_RETRY_AFTER_MS);
+      throw unavailable("STORE_BUSY", "database busy: no connection free in time", err, DB_RETRY_AFTER_MS, { store: "sql" });
     }
-    if (isConnectionError(err)) throw unavailable("database unavailable", err, DB_RETRY_AFTER_MS);
+    if (isConnectionError(err)) throw unavailable("STORE_UNAVAILABLE", "database unavailable", err, DB_RETRY_AFTER_MS, { store: "sql" });
     // statement_timeout (a saturated database, a long lock wait): a retry may well succeed.
-    if ((err as { code?: string })?.code === "57014") throw unavailable("database busy: statement timed out", err, DB_RETRY_AFTER_MS);
+    if ((err as { code?: string })?.code === "57014") throw unavailable("STORE_BUSY", "database busy: statement timed out", err, DB_RETRY_AFTER_MS, { store: "sql" });
     throw err;
   };
   // A bounded wait: beyond queueMax waiting calls, refuse at once instead of
@@ -72,7 +72,7 @@ export function createPostgres(connectionString: string, opts: PostgresOptions =
   const admit = () => {
     if (pool.waitingCount >= queueMax) {
       faults.poolExhausted("postgres", "queue_full");
-      throw unavailable("database busy: too many calls waiting for a connection", undefined, DB_RETRY_AFTER_MS);
+      throw unavailable("STORE_BUSY", "database busy: too many calls waiting for a connection", undefined, DB_RETRY_AFTER_MS, { store: "sql" });
     }
   };
 
@@ -131,7 +131,7 @@ export function createPostgres(connectionString: string, opts: PostgresOptions =
         // A statement that failed for the connection's sake (already mapped to UNAVAILABLE by exec).
         if (isConnectionError(err) || (err instanceof AppError && isConnectionError(err.cause))) onError(err as Error);
         if (!lost) await client.query("ROLLBACK").catch(() => {});
-        if (lost) throw unavailable("database unavailable", err, DB_RETRY_AFTER_MS);
+        if (lost) throw unavailable("STORE_UNAVAILABLE", "database unavailable", err, DB_RETRY_AFTER_MS, { store: "sql" });
         throw err;
       } finally {
         client.removeListener("error", onError);
