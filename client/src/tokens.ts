@@ -177,6 +177,7 @@ export function isTransient(err: unknown): boolean {
   return (
     code === Code.Unavailable ||
     code === Code.Unknown ||
+    code === Code.Canceled ||
     code === Code.DeadlineExceeded ||
     code === Code.Aborted ||
     code === Code.ResourceExhausted ||

@@ -131,12 +131,13 @@ describe("Timeline", () => {
   });
 });
 
-describe("reconnect backoff", () => {
-  it("grows exponentially with jitter and is capped", () => {
-    expect(backoffMs(0, 0)).toBe(250);
-    expect(backoffMs(0, 1)).toBe(500);
-    expect(backoffMs(3, 1)).toBe(4000);
-    expect(backoffMs(50, 1)).toBe(15_000);
-    expect(backoffMs(50, 0)).toBe(7_500);
+describe("reconnect backoff (the SDK's full jitter)", () => {
+  it("is uniform in [0, min(cap, 500 ms * 2^attempt)), growing exponentially and capped", () => {
+    expect(backoffMs(0, 0)).toBe(0);
+    expect(backoffMs(0, 0.5)).toBe(250);
+    expect(backoffMs(0, 0.999)).toBe(499);
+    expect(backoffMs(3, 0.5)).toBe(2000);
+    expect(backoffMs(50, 0.5)).toBe(7_500);
+    expect(backoffMs(50, 0.9999)).toBe(14_998);
   });
 });

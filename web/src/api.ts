@@ -4,13 +4,25 @@
 // the URL, so a script injected into another page of the origin, or a reload,
 // cannot pick them up. A reload therefore means logging in again.
 
-import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
-import { AuthService, type TokenPair, type User } from "../../gen/chat/v1/auth_pb.js";
-import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
-import { MessageService } from "../../gen/chat/v1/message_pb.js";
-import { PresenceService } from "../../gen/chat/v1/presence_pb.js";
+import { Code, ConnectError, type Client, type Transport } from "@connectrpc/connect";
+import type { AuthService, User } from "../../gen/chat/v1/auth_pb.js";
+import type { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
+import type { MessageService } from "../../gen/chat/v1/message_pb.js";
+import type { PresenceService } from "../../gen/chat/v1/presence_pb.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
+import {
+  authInterceptor,
+  createApi,
+  isTransient,
+  SessionEndedError,
+  TokenManager,
+  tokensFromPair,
+  webTransport,
+  type ChatApi,
+  type ChatTransport,
+} from "../../client/src/web.ts";
+
+export { isTransient, SessionEndedError };
 
 export type TransportKind = "connect" | "grpc-web";
 export const TRANSPORTS: { kind: TransportKind; label: string }[] = [
@@ -18,46 +30,63 @@ export const TRANSPORTS: { kind: TransportKind; label: string }[] = [
   { kind: "grpc-web", label: "gRPC-Web" },
 ];
 
-/** Calls that must go out without a bearer token (and never trigger a refresh). */
-const PUBLIC = new Set(["Register", "Login", "Refresh"]);
-
-export class SessionEndedError extends Error {
-  override name = "SessionEndedError";
-}
-
+/**
+ * The SDK's clients and token manager (client/), over the protocol picked in
+ * the UI. Switching protocol swaps the transport under the same clients
+ * (streams are told to reconnect over the new one).
+ */
 export class Api {
   readonly baseUrl: string;
   transport: TransportKind;
-  auth!: Client<typeof AuthService>;
-  conversations!: Client<typeof ConversationService>;
-  messages!: Client<typeof MessageService>;
-  presence!: Client<typeof PresenceService>;
-  /** In memory only. */
-  private tokens: TokenPair | null = null;
-  private refreshing: Promise<void> | null = null;
-  private readonly onSessionEnded: () => void;
+  readonly tokens: TokenManager;
+  /** What the SDK's realtime link is built on (delegates to the current protocol). */
+  readonly chatTransport: ChatTransport;
+  auth: Client<typeof AuthService>;
+  conversations: Client<typeof ConversationService>;
+  messages: Client<typeof MessageService>;
+  presence: Client<typeof PresenceService>;
+  private readonly api: ChatApi;
   private readonly onTransportChanged = new Set<() => void>();
 
   constructor(opts: { baseUrl: string; transport: TransportKind; onSessionEnded: () => void }) {
     this.baseUrl = opts.baseUrl;
     this.transport = opts.transport;
-    this.onSessionEnded = opts.onSessionEnded;
-    this.build();
+    this.tokens = new TokenManager({
+      refresh: (refreshToken) => this.api.auth.refresh({ refreshToken }),
+      onSessionEnded: () => opts.onSessionEnded(),
+    });
+    const byKind = new Map<TransportKind, Transport>();
+    const current = (interceptors: Parameters<ChatTransport["create"]>[0]): Transport => {
+      let t = byKind.get(this.transport);
+      if (!t) byKind.set(this.transport, (t = webTransport({ baseUrl: this.baseUrl, protocol: this.transport }).create(interceptors)));
+      return t;
+    };
+    this.chatTransport = {
+      bidi: false,
+      get protocol() {
+        return "web";
+      },
+      create: (interceptors) => ({
+        unary: (...a) => current(interceptors).unary(...a),
+        stream: (...a) => current(interceptors).stream(...a),
+      }),
+    };
+    this.api = createApi(this.chatTransport.create([authInterceptor(this.tokens)]));
+    ({ auth: this.auth, conversations: this.conversations, messages: this.messages, presence: this.presence } = this.api);
   }
 
   get signedIn(): boolean {
-    return this.tokens !== null;
+    return this.tokens.signedIn;
   }
 
   get sessionId(): string {
-    return this.tokens?.sessionId ?? "";
+    return this.tokens.current?.sessionId ?? "";
   }
 
   /** Switches protocol; open streams are told to reconnect over the new one. */
   setTransport(kind: TransportKind): void {
     if (kind === this.transport) return;
     this.transport = kind;
-    this.build();
     for (const f of this.onTransportChanged) f();
   }
 
@@ -68,81 +97,32 @@ export class Api {
 
   async register(input: { email: string; username: string; password: string; displayName: string; deviceId: string }): Promise<User> {
     const res = await this.auth.register({ ...input, deviceName: deviceName() });
-    this.tokens = res.tokens ?? null;
+    this.tokens.set(tokensFromPair(res.tokens!));
     return res.user!;
   }
 
   async login(input: { login: string; password: string; deviceId: string }): Promise<User> {
     const res = await this.auth.login({ ...input, deviceName: deviceName() });
-    this.tokens = res.tokens ?? null;
+    this.tokens.set(tokensFromPair(res.tokens!));
     return res.user!;
   }
 
   async logout(): Promise<void> {
     try {
-      if (this.tokens) await this.auth.logout({ allSessions: false });
+      if (this.tokens.signedIn) await this.auth.logout({ allSessions: false });
     } finally {
-      this.tokens = null;
+      this.tokens.clear();
     }
   }
 
-  /**
-   * Rotates the refresh token. Single flight: concurrent callers that saw the
-   * same expired access token share one Refresh, because presenting a refresh
-   * token twice counts as reuse and ends the session.
-   */
-  refresh(staleAccessToken: string): Promise<void> {
-    if (!this.tokens) return Promise.reject(new SessionEndedError("signed out"));
-    if (this.tokens.accessToken !== staleAccessToken) return Promise.resolve(); // someone already did
-    this.refreshing ??= (async () => {
-      try {
-        const res = await this.auth.refresh({ refreshToken: this.tokens!.refreshToken });
-        this.tokens = res.tokens ?? null;
-      } catch (err) {
-        const code = ConnectError.from(err).code;
-        if (code === Code.Unauthenticated || code === Code.PermissionDenied) {
-          this.tokens = null;
-          this.onSessionEnded();
-          throw new SessionEndedError("session ended");
-        }
-        throw err; // offline or server trouble: keep the session, try again later
-      } finally {
-        this.refreshing = null;
-      }
-    })();
-    return this.refreshing;
+  /** Single flight (the SDK's token manager): concurrent callers holding the same stale token share one Refresh. */
+  async refresh(staleAccessToken: string): Promise<void> {
+    await this.tokens.refresh(staleAccessToken);
   }
 
   /** The current access token, for streams that handle UNAUTHENTICATED themselves. */
   accessToken(): string {
-    return this.tokens?.accessToken ?? "";
-  }
-
-  private build(): void {
-    // Adds the bearer token; on UNAUTHENTICATED, refreshes once and retries once.
-    const auth: Interceptor = (next) => async (req) => {
-      if (PUBLIC.has(req.method.name)) return next(req);
-      const token = this.accessToken();
-      if (!token) throw new SessionEndedError("signed out");
-      req.header.set("authorization", `Bearer ${token}`);
-      try {
-        return await next(req);
-      } catch (err) {
-        // Streams report UNAUTHENTICATED while being read; the stream owner retries.
-        if (req.stream || ConnectError.from(err).code !== Code.Unauthenticated) throw err;
-        await this.refresh(token);
-        req.header.set("authorization", `Bearer ${this.accessToken()}`);
-        return next(req);
-      }
-    };
-    const transport: Transport =
-      this.transport === "grpc-web"
-        ? createGrpcWebTransport({ baseUrl: this.baseUrl, interceptors: [auth] })
-        : createConnectTransport({ baseUrl: this.baseUrl, interceptors: [auth] });
-    this.auth = createClient(AuthService, transport);
-    this.conversations = createClient(ConversationService, transport);
-    this.messages = createClient(MessageService, transport);
-    this.presence = createClient(PresenceService, transport);
+    return this.tokens.current?.accessToken ?? "";
   }
 }
 
@@ -173,11 +153,4 @@ export function describeError(err: unknown): ErrorView {
     [Code.ResourceExhausted]: "Too many attempts. Wait a little and try again.",
   };
   return { message: friendly[ce.code] ?? (ce.rawMessage || "Something went wrong."), fields, code: ce.code };
-}
-
-/** Errors worth retrying later with the same request (offline, server restarting). */
-export function isTransient(err: unknown): boolean {
-  if (err instanceof SessionEndedError) return false;
-  const code = ConnectError.from(err).code;
-  return code === Code.Unavailable || code === Code.Unknown || code === Code.DeadlineExceeded || code === Code.Aborted || code === Code.Canceled;
 }

@@ -7,10 +7,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { User } from "../../gen/chat/v1/auth_pb.js";
 import { ConversationType, type Conversation } from "../../gen/chat/v1/conversation_pb.js";
-import type { ChatMessage, Event as ChatEvent, SubscribeResponse } from "../../gen/chat/v1/message_pb.js";
+import type { ChatMessage, Event as ChatEvent } from "../../gen/chat/v1/message_pb.js";
 import { PresenceStatus, type WatchPresenceResponse } from "../../gen/chat/v1/presence_pb.js";
 import { describeError, isTransient, SessionEndedError, type Api } from "./api.ts";
-import { ResilientStream, backoffMs, type LinkState } from "./stream.ts";
+import { ResilientStream, type LinkState } from "./stream.ts";
+import { Outbox, RealtimeStream, type LinkState as SdkLinkState } from "../../client/src/web.ts";
 import { Timeline, type MessageData, type ReactionView } from "./timeline.ts";
 import { uuid } from "./uuid.ts";
 
@@ -48,9 +49,20 @@ const PRESENCE_NAMES: Partial<Record<PresenceStatus, PresenceName>> = {
   [PresenceStatus.OFFLINE]: "offline",
 };
 
-interface SendJob {
-  clientMessageId: string;
-  content: string;
+/** The SDK's link states, as the status line shows them. */
+function linkStateOf(s: SdkLinkState, everLive: boolean): LinkState {
+  switch (s) {
+    case "live":
+      return "live";
+    case "connecting":
+      return everLive ? "reconnecting" : "connecting";
+    case "waiting":
+      return navigator.onLine ? "reconnecting" : "offline";
+    case "unavailable":
+      return "unavailable";
+    default:
+      return "stopped";
+  }
 }
 
 export class Chat {
@@ -73,7 +85,10 @@ export class Chat {
   private readonly deviceId: string;
   private readonly timelines = new Map<string, Timeline>();
   private readonly listeners = new Set<(scope: ChangeScope) => void>();
-  private readonly events: ResilientStream<SubscribeResponse>;
+  /** The SDK's realtime link (Subscribe: browsers cannot stream both ways). */
+  private readonly events: RealtimeStream;
+  /** The SDK's outbox: in order, retried with the same client_message_id, each settled once. */
+  private readonly outbox: Outbox;
   private readonly presenceStream: ResilientStream<WatchPresenceResponse>;
   /** WatchPresence answered UNIMPLEMENTED. */
   private watchUnavailable = false;
@@ -81,14 +96,8 @@ export class Chat {
   private presenceUnavailable = false;
   private watchTimer: ReturnType<typeof setTimeout> | undefined;
   private watchedUsers: string[] = [];
-  /** The last event cursor processed: where a new Subscribe resumes. */
-  private cursor = "";
-  private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private firstReady: Promise<void>;
   private resolveFirstReady!: () => void;
-  private readonly outboxes = new Map<string, SendJob[]>();
-  private readonly draining = new Set<string>();
-  private readonly retryWake = new Set<() => void>();
   private readonly pendingConversation = new Map<string, Promise<ConversationView | null>>();
   private readonly pendingUsers = new Set<string>();
   private userFetchTimer: ReturnType<typeof setTimeout> | undefined;
@@ -97,9 +106,13 @@ export class Chat {
   private readonly typingSent = new Map<string, { at: number; idle: ReturnType<typeof setTimeout> }>();
   private typingSweep: ReturnType<typeof setInterval> | undefined;
   private readonly onVisibility = () => this.maybeMarkRead();
+  // Back online: reconnect and retry sends now rather than after the backoff.
   private readonly onOnline = () => {
-    for (const wake of [...this.retryWake]) wake();
+    this.events.reconnectNow();
+    this.outbox.wake();
   };
+  private readonly onOffline = () => this.events.reconnectNow();
+  private unsubscribeTransport: (() => void) | null = null;
   private stopped = false;
 
   constructor(api: Api, me: User, deviceId: string) {
@@ -108,15 +121,26 @@ export class Chat {
     this.me = { id: me.id, username: me.username, displayName: me.displayName || me.username };
     this.users.set(me.id, this.me);
     this.firstReady = new Promise((resolve) => (this.resolveFirstReady = resolve));
-    this.events = new ResilientStream<SubscribeResponse>({
-      api,
-      open: (signal) => api.messages.subscribe({ resumeToken: this.cursor, deviceId: this.deviceId }, { signal }),
-      onMessage: (res, ctl) => this.onSubscribeFrame(res, ctl),
+    let everLive = false;
+    this.events = new RealtimeStream({
+      transport: api.chatTransport,
+      tokens: api.tokens,
+      deviceId,
+      onEvent: (ev) => this.applyEvent(ev),
+      onResync: async (ids) => {
+        for (const id of ids === "all" ? [...this.conversations.keys()] : ids) await this.resync(id);
+      },
       onState: (state) => {
-        this.link = state;
+        if (state === "live") {
+          everLive = true;
+          this.resolveFirstReady();
+          this.outbox.wake();
+        }
+        this.link = linkStateOf(state, everLive);
         this.emit("status");
       },
     });
+    this.outbox = new Outbox({ messages: api.messages });
     this.presenceStream = new ResilientStream<WatchPresenceResponse>({
       api,
       open: (signal) => api.presence.watchPresence({ userIds: this.watchedUsers }, { signal }),
@@ -144,8 +168,10 @@ export class Chat {
   /** Subscribes first, then loads: anything stored after `ready` arrives as an event, so nothing falls in between. */
   async start(): Promise<void> {
     this.events.start();
+    this.unsubscribeTransport = this.api.onTransportChange(() => this.events.reconnectNow());
     document.addEventListener("visibilitychange", this.onVisibility);
     window.addEventListener("online", this.onOnline);
+    window.addEventListener("offline", this.onOffline);
     this.typingSweep = setInterval(() => this.sweepTyping(), 1_000);
     await Promise.race([this.firstReady, new Promise((r) => setTimeout(r, 5_000))]);
     await this.loadConversations();
@@ -153,18 +179,19 @@ export class Chat {
 
   stop(): void {
     this.stopped = true;
-    this.events.stop();
+    void this.events.stop();
+    this.outbox.close(new SessionEndedError("signed out"));
+    this.unsubscribeTransport?.();
     this.presenceStream.stop();
     document.removeEventListener("visibilitychange", this.onVisibility);
     window.removeEventListener("online", this.onOnline);
+    window.removeEventListener("offline", this.onOffline);
     clearInterval(this.typingSweep);
-    clearTimeout(this.ackTimer);
     clearTimeout(this.markReadTimer);
     clearTimeout(this.userFetchTimer);
     clearTimeout(this.watchTimer);
     for (const t of this.refreshTimers.values()) clearTimeout(t);
     for (const s of this.typingSent.values()) clearTimeout(s.idle);
-    for (const wake of [...this.retryWake]) wake();
   }
 
   // ---- reading state -------------------------------------------------------
@@ -301,10 +328,9 @@ export class Chat {
     if (!text) return;
     const clientMessageId = uuid();
     this.timeline(conversationId).addPending(this.me.id, clientMessageId, text);
-    this.outbox(conversationId).push({ clientMessageId, content: text });
     this.stopTyping(conversationId);
     this.emit("messages");
-    void this.drain(conversationId);
+    this.enqueue(conversationId, clientMessageId, text);
   }
 
   retry(conversationId: string, clientMessageId: string): void {
@@ -314,9 +340,8 @@ export class Chat {
     if (!item || item.state !== "failed") return;
     this.timeline(conversationId).setSendState(this.me.id, clientMessageId, "pending", null);
     // The same client_message_id: if the first attempt was stored after all, this returns it.
-    this.outbox(conversationId).push({ clientMessageId, content: item.content });
     this.emit("messages");
-    void this.drain(conversationId);
+    this.enqueue(conversationId, clientMessageId, item.content);
   }
 
   discard(conversationId: string, clientMessageId: string): void {
@@ -386,38 +411,6 @@ export class Chat {
   }
 
   // ---- events ----------------------------------------------------------------
-
-  private async onSubscribeFrame(res: SubscribeResponse, ctl: { connected(): void; expectHeartbeat(ms: number): void; reconnectAfter(ms: number): void }): Promise<void> {
-    switch (res.frame.case) {
-      case "ready": {
-        const ready = res.frame.value;
-        // Keep our own cursor when resuming: ready comes before the replay.
-        if (!this.cursor) this.cursor = ready.resumeToken;
-        const hb = ready.heartbeatInterval;
-        if (hb) ctl.expectHeartbeat(Number(hb.seconds) * 1000 + Math.round(hb.nanos / 1e6));
-        ctl.connected();
-        this.resolveFirstReady();
-        break;
-      }
-      case "event":
-        await this.applyEvent(res.frame.value);
-        if (res.frame.value.cursor) {
-          this.cursor = res.frame.value.cursor;
-          this.scheduleAck();
-        }
-        break;
-      case "resyncRequired":
-        for (const id of res.frame.value.conversationIds) await this.resync(id);
-        break;
-      case "goAway": {
-        const d = res.frame.value.reconnectAfter;
-        ctl.reconnectAfter(d ? Number(d.seconds) * 1000 + Math.round(d.nanos / 1e6) : 0);
-        break;
-      }
-      case "heartbeat":
-        break;
-    }
-  }
 
   private async applyEvent(ev: ChatEvent): Promise<void> {
     const convId = ev.conversationId;
@@ -533,14 +526,6 @@ export class Chat {
     if (!tl.loadedLatest) return void (await this.reloadConversation(conversationId));
     await this.fillGap(conversationId, tl.newestSeq, Number.MAX_SAFE_INTEGER);
     await this.reloadConversation(conversationId);
-  }
-
-  private scheduleAck(): void {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = setTimeout(() => {
-      const cursor = this.cursor;
-      if (cursor) this.api.messages.ackEvents({ cursor }).catch(() => {});
-    }, 1_000);
   }
 
   private scheduleMessageRefresh(conversationId: string, messageId: string, delayMs: number): void {
@@ -777,52 +762,16 @@ export class Chat {
 
   // ---- sending -------------------------------------------------------------------
 
-  private outbox(conversationId: string): SendJob[] {
-    let q = this.outboxes.get(conversationId);
-    if (!q) this.outboxes.set(conversationId, (q = []));
-    return q;
-  }
-
-  private async drain(conversationId: string): Promise<void> {
-    if (this.draining.has(conversationId)) return;
-    this.draining.add(conversationId);
-    const q = this.outbox(conversationId);
-    const tl = this.timeline(conversationId);
-    let attempt = 0;
-    try {
-      while (q.length && !this.stopped) {
-        const job = q[0]!;
-        try {
-          const res = await this.api.messages.sendMessage({ conversationId, clientMessageId: job.clientMessageId, content: job.content });
-          if (res.message) this.ingest(toData(res.message), false);
-          q.shift();
-          attempt = 0;
-        } catch (err) {
-          if (isTransient(err)) {
-            // Offline or the server is restarting: same client_message_id later, so never twice.
-            await this.waitToRetry(backoffMs(attempt++));
-            continue;
-          }
-          tl.setSendState(this.me.id, job.clientMessageId, "failed", describeError(err).message);
-          q.shift();
-          this.emit("messages");
-        }
-      }
-    } finally {
-      this.draining.delete(conversationId);
-    }
-  }
-
-  private waitToRetry(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        this.retryWake.delete(done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.retryWake.add(done);
-    });
+  /** Through the SDK's outbox: the result lands in the timeline (confirmed), or marks the message failed. */
+  private enqueue(conversationId: string, clientMessageId: string, content: string): void {
+    this.outbox.send({ conversationId, clientMessageId, content }).then(
+      (m) => this.ingest(toData(m), false),
+      (err: unknown) => {
+        if (this.stopped) return;
+        this.timeline(conversationId).setSendState(this.me.id, clientMessageId, "failed", describeError(err).message);
+        this.emit("messages");
+      },
+    );
   }
 
   private report(err: unknown): void {

@@ -1,4 +1,5 @@
-// A server stream that stays up: reconnects with jittered exponential backoff
+// WatchPresence's link (the chat events go through the SDK's RealtimeStream,
+// client/src/realtime.ts). A server stream that stays up: reconnects with jittered exponential backoff
 // after errors, at once when the browser comes back online or the transport
 // changes, refreshes the access token on UNAUTHENTICATED, and treats a stream
 // that stays silent past a few heartbeats as dead (a half-open connection
@@ -7,6 +8,7 @@
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import { SessionEndedError, type Api } from "./api.ts";
+import { fullJitterMs } from "../../client/src/web.ts";
 
 export type LinkState = "connecting" | "live" | "reconnecting" | "offline" | "stopped" | "unavailable";
 
@@ -31,9 +33,9 @@ export interface ResilientStreamOptions<T> {
 const MAX_BACKOFF_MS = 15_000;
 const OFFLINE_RETRY_MS = 30_000;
 
+/** The SDK's reconnect delay: full jitter, 500 ms doubling up to 15 s. */
 export function backoffMs(attempt: number, random = Math.random()): number {
-  const base = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempt, 10));
-  return Math.round(base * (0.5 + random / 2));
+  return fullJitterMs(attempt, { baseMs: 500, maxMs: MAX_BACKOFF_MS }, () => random);
 }
 
 export class ResilientStream<T> {
