@@ -2,8 +2,9 @@
 // (bidirectional Stream through connect-node), Connect and gRPC-Web
 // (Subscribe + unary, as a browser does).
 //
-// - a server killed (SIGKILL) and restarted mid-conversation: nothing lost,
-//   nothing doubled, every queued send resolved once;
+// - a server killed (SIGKILL) and restarted mid-conversation, then stopped
+//   gracefully (go_away) and restarted: nothing lost, nothing doubled, every
+//   queued send resolved once;
 // - ACCESS_TOKEN_TTL_SEC=5 for 60 s: the Stream stays open (refresh_auth in
 //   band), Subscribe rolls over to the next call before each expiry, and the
 //   events are complete and in order on all three;
@@ -94,7 +95,7 @@ run("SDK: a server killed and restarted mid-conversation [postgres, spawned serv
     await backends?.cleanup();
   });
 
-  it("loses nothing and doubles nothing on Stream (gRPC) and Subscribe (Connect, gRPC-Web); every send resolves once", async () => {
+  it("loses nothing and doubles nothing on Stream (gRPC) and Subscribe (Connect, gRPC-Web) across a crash and a graceful restart; every send resolves once", async () => {
     const port = await freePort();
     server = await spawnServer(backends.env, { PORT: String(port), STREAM_HEARTBEAT_INTERVAL_MS: "2000" });
     const baseUrl = `http://127.0.0.1:${port}`;
@@ -122,21 +123,34 @@ run("SDK: a server killed and restarted mid-conversation [postgres, spawned serv
     expect(results.map((r) => r.status)).toEqual(Array(10).fill("fulfilled"));
     sent.push(...results.map((r) => (r as PromiseFulfilledResult<ChatMessage>).value));
     for (let i = 21; i <= 25; i++) sent.push(await sender.client.send(conv, `after ${i}`));
-
-    // The sender's view: 25 distinct messages, seqs 1..25, in the order sent.
-    expect(sent.map((m) => Number(m.seq))).toEqual(range(1, 25));
-    expect(sent.map((m) => m.content)).toEqual([...range(1, 10).map((i) => `before ${i}`), ...range(11, 20).map((i) => `during ${i}`), ...range(21, 25).map((i) => `after ${i}`)]);
-    const listed = await sender.client.api.messages.listMessages({ conversationId: conv, limit: 100 });
-    expect(listed.messages.length).toBe(25);
-
-    // Every receiver: exactly 1..25, in order, none twice, across the reconnect.
     await until(() => receivers.every((r) => (r.seqs.get(conv)?.length ?? 0) >= 25), 60_000, "25 messages on every receiver");
-    for (const r of receivers) {
-      expect(r.seqs.get(conv)).toEqual(range(1, 25));
-      expect(r.client.realtime!.stats.reconnects).toBeGreaterThanOrEqual(1);
-    }
+    for (const r of receivers) expect(r.client.realtime!.stats.reconnects).toBeGreaterThanOrEqual(1);
+
+    // A graceful restart (SIGTERM): go_away, the call ends with status OK, and the clients come back
+    // after reconnect_after (not taking "OK" for "done").
+    const stopping = server.stop();
+    const more = range(26, 30).map((i) => sender.client.send(conv, `restart ${i}`));
+    expect(await stopping).toBe(0);
+    server = await spawnServer(backends.env, { PORT: String(port), STREAM_HEARTBEAT_INTERVAL_MS: "2000" });
+    sent.push(...(await Promise.all(more)));
+    for (const r of receivers) expect(r.client.realtime!.stats.goAways).toBeGreaterThanOrEqual(1);
+
+    // The sender's view: 30 distinct messages, seqs 1..30, in the order sent.
+    expect(sent.map((m) => Number(m.seq))).toEqual(range(1, 30));
+    expect(sent.map((m) => m.content)).toEqual([
+      ...range(1, 10).map((i) => `before ${i}`),
+      ...range(11, 20).map((i) => `during ${i}`),
+      ...range(21, 25).map((i) => `after ${i}`),
+      ...range(26, 30).map((i) => `restart ${i}`),
+    ]);
+    const listed = await sender.client.api.messages.listMessages({ conversationId: conv, limit: 100 });
+    expect(listed.messages.length).toBe(30);
+
+    // Every receiver: exactly 1..30, in order, none twice, across both restarts.
+    await until(() => receivers.every((r) => (r.seqs.get(conv)?.length ?? 0) >= 30), 60_000, "30 messages on every receiver");
+    for (const r of receivers) expect(r.seqs.get(conv)).toEqual(range(1, 30));
     expect(sender.client.pendingSends).toEqual([]);
-  });
+  }, 180_000);
 });
 
 const runTtl = env.postgres ? describe : describe.skip;
