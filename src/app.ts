@@ -15,7 +15,7 @@ import { applyCors } from "./server/cors.ts";
 import { staticSite } from "./server/static.ts";
 import { startHttpServer } from "./server/http.ts";
 import { startAdminServer } from "./server/admin.ts";
-import { kClientAddress } from "./server/context.ts";
+import { kClientAddress, kDraining } from "./server/context.ts";
 import { createAuthModule } from "./auth/module.ts";
 import { authHandler } from "./auth/handler.ts";
 import type { EventSink } from "./events/events.ts";
@@ -91,6 +91,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     },
   });
   const shutdown = new AbortController();
+  // Aborted as shutdown begins (before the grace period): calls that only end when the client leaves end now.
+  const draining = new AbortController();
   // Messages live in MongoDB when it is configured, else in the relational store.
   const messageStore: MessageStore = stores.mongo ? new MongoMessageStore(stores.mongo, stores.sql) : new SqlMessageStore(stores.sql);
   await messageStore.init().catch(async (err) => {
@@ -192,7 +194,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     shutdownSignal: shutdown.signal,
     // Anything that is not an RPC: the web client (web/dist), when enabled.
     ...(config.webDir === null ? {} : { fallback: staticSite(config.webDir) }),
-    contextValues: (req) => createContextValues().set(kClientAddress, req.socket?.remoteAddress ?? "").set(kNodeRequest, req),
+    contextValues: (req) =>
+      createContextValues().set(kClientAddress, req.socket?.remoteAddress ?? "").set(kNodeRequest, req).set(kDraining, draining.signal),
   });
 
   const http = await startHttpServer(
@@ -220,6 +223,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       closing ??= (async () => {
         health.markShuttingDown();
         http.stopAccepting();
+        draining.abort();
         // Streams never finish by themselves: tell them to reconnect elsewhere and end them.
         await realtime.goAway(Math.min(config.shutdownGraceMs, 5_000));
         const deadline = Date.now() + config.shutdownGraceMs;

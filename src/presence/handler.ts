@@ -9,7 +9,7 @@ import {
   PresenceStatus as PbStatus,
   type Presence as PbPresence,
 } from "../../gen/chat/v1/presence_pb.js";
-import { caller } from "../server/context.ts";
+import { caller, untilDraining } from "../server/context.ts";
 import type { PresenceDomain } from "./service.ts";
 import type { Presence, PresenceStatus } from "./types.ts";
 
@@ -52,7 +52,8 @@ export function presenceHandler(domain: PresenceDomain): Partial<ServiceImpl<typ
       return {};
     },
     async *watchPresence(req, ctx) {
-      for await (const p of domain.watch(req.userIds, ctx.signal)) yield { presence: presenceToPb(p) };
+      // Ends cleanly when the node drains (clients re-watch elsewhere), not at the end of the grace period.
+      for await (const p of domain.watch(req.userIds, untilDraining(ctx))) yield { presence: presenceToPb(p) };
     },
   };
 }

@@ -14,6 +14,17 @@ export const kAuth = createContextKey<AuthContext | undefined>(undefined, { desc
 export const kRequestId = createContextKey<string>("", { description: "request id" });
 export const kClientAddress = createContextKey<string>("", { description: "client address" });
 export const kLogger = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
+/**
+ * Aborted when the node starts shutting down. Calls that would otherwise run
+ * until the client leaves (reflection streams, WatchPresence) end at once on
+ * it, instead of holding shutdown for the whole grace period.
+ */
+export const kDraining = createContextKey<AbortSignal>(new AbortController().signal, { description: "node shutting down" });
+
+/** The call's own signal, also aborted when the node starts shutting down. */
+export function untilDraining(ctx: HandlerContext): AbortSignal {
+  return AbortSignal.any([ctx.signal, ctx.values.get(kDraining)]);
+}
 
 /** The authenticated caller; throws UNAUTHENTICATED on a public route (a wiring bug). */
 export function caller(ctx: HandlerContext): AuthContext {

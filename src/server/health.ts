@@ -1,6 +1,7 @@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { notFound } from "../shared/errors.ts";
 import { create } from "@bufbuild/protobuf";
+import { untilDraining } from "./context.ts";
 import {
   Health,
   HealthCheckResponseSchema,
@@ -77,9 +78,12 @@ export function registerHealth(router: ConnectRouter, state: HealthState, watchI
       // Per the health protocol, an unknown service is reported as SERVICE_UNKNOWN, not an error.
       if (!state.knows(req.service)) {
         yield response(Status.SERVICE_UNKNOWN);
-        await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+        const until = untilDraining(ctx);
+        await new Promise((resolve) => (until.aborted ? resolve(null) : until.addEventListener("abort", resolve, { once: true })));
         return;
       }
+      // At shutdown the watcher gets NOT_SERVING as the last word and the stream ends at once.
+      const draining = untilDraining(ctx);
       let previous: Status | null = null;
       while (!ctx.signal.aborted) {
         const now = await state.status();
@@ -87,7 +91,8 @@ export function registerHealth(router: ConnectRouter, state: HealthState, watchI
           yield response(now);
           previous = now;
         }
-        await sleep(watchIntervalMs, ctx.signal);
+        if (draining.aborted) return;
+        await sleep(watchIntervalMs, draining);
       }
     },
     async list() {

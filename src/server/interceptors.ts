@@ -1,5 +1,7 @@
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
+import http2 from "node:http2";
+import { kNodeRequest, type NodeRequest } from "../realtime/transport.ts";
 import type { Logger } from "pino";
 import { kAuth, kLogger, kRequestId, type AuthContext } from "./context.ts";
 import { toConnectError } from "./errors.ts";
@@ -37,7 +39,7 @@ export function edgeInterceptor(logger: Logger, metrics: ServerMetrics): Interce
       else log.info(line, "rpc");
     };
     const mapError = (err: unknown) =>
-      toConnectError(err, requestId, (e) => log.error({ err: e }, "unexpected error"));
+      clientLeft(req.signal, err) ? CANCELED : toConnectError(err, requestId, (e) => log.error({ err: e }, "unexpected error"));
 
     let res: UnaryResponse | StreamResponse;
     try {
@@ -64,12 +66,54 @@ export function edgeInterceptor(logger: Logger, metrics: ServerMetrics): Interce
         failure = mapError(err);
         throw failure;
       } finally {
-        metrics.activeStreams.dec({ method: req.method.name });
-        finish(failure);
+        // Settled when the HTTP/2 stream has closed: a client that cancels (grpc-js, grpc-go) half-closes
+        // and then resets, so the handler may have ended "normally" a moment before the reset arrives.
+        // A client that cancelled or went away is a cancel, not an OK, and never an INTERNAL.
+        const node = req.contextValues.get(kNodeRequest);
+        const settle = () => {
+          if (failure === null && (clientLeft(req.signal, null) || resetByClient(node))) failure = CANCELED;
+          metrics.activeStreams.dec({ method: req.method.name });
+          finish(failure);
+        };
+        if (node && "stream" in node && node.stream && !node.stream.closed) node.stream.once("close", settle);
+        else settle();
       }
     }
     return { ...res, message: observed() };
   };
+}
+
+const CANCELED = new ConnectError("the client cancelled the call or went away", Code.Canceled);
+
+/** Node's codes for "the other side closed the stream or connection under us". */
+const GONE = new Set(["ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED", "ERR_HTTP2_INVALID_STREAM", "ERR_HTTP2_STREAM_CANCEL", "ECONNRESET", "EPIPE"]);
+
+/**
+ * Whether the call ended because the client left: it cancelled (HTTP/2
+ * RST_STREAM CANCEL: connect aborts the call's signal with CANCELED) or its
+ * stream or connection closed under a request still being read ("Premature
+ * close"). That is the client's doing, logged as CANCELED at info, never as an
+ * INTERNAL error. A deadline is not a cancel.
+ */
+function clientLeft(signal: AbortSignal, err: unknown): boolean {
+  const reason: unknown = signal.aborted ? signal.reason : undefined;
+  if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) return false;
+  if (reason instanceof ConnectError && reason.code === Code.Canceled) return true;
+  if (err instanceof ConnectError && err.code === Code.Canceled) return true;
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (GONE.has((e as { code?: string }).code ?? "")) return true;
+  }
+  return false;
+}
+
+/**
+ * An HTTP/2 stream the client reset (grpc-js and grpc-go cancel with RST_STREAM
+ * CANCEL): the request body then simply ends, before connect aborts the call's
+ * signal, so a handler reading it finishes "normally".
+ */
+function resetByClient(node: NodeRequest | undefined): boolean {
+  if (!node || !("stream" in node) || !node.stream) return false;
+  return node.aborted || node.stream.rstCode === http2.constants.NGHTTP2_CANCEL;
 }
 
 /** Verifies an access token and returns the caller; throws AppError("unauthenticated") otherwise. */

@@ -1,4 +1,5 @@
 import type { ConnectRouter } from "@connectrpc/connect";
+import { untilDraining } from "./context.ts";
 import { create, createFileRegistry, toBinary, type DescFile, type FileRegistry } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import type { GenFile } from "@bufbuild/protobuf/codegenv2";
@@ -18,19 +19,44 @@ export function registerReflection(router: ConnectRouter, files: GenFile[], serv
   const answer = (req: v1.ServerReflectionRequest) => respond(registry, serviceNames, req);
 
   router.service(v1.ServerReflection, {
-    async *serverReflectionInfo(requests) {
-      for await (const req of requests) yield answer(req);
+    async *serverReflectionInfo(requests, ctx) {
+      for await (const req of untilAborted(requests, untilDraining(ctx))) yield answer(req);
     },
   });
   // v1alpha has the same messages under another package; convert through the wire format.
   router.service(v1alpha.ServerReflection, {
-    async *serverReflectionInfo(requests) {
-      for await (const req of requests) {
+    async *serverReflectionInfo(requests, ctx) {
+      for await (const req of untilAborted(requests, untilDraining(ctx))) {
         const res = answer(req as unknown as v1.ServerReflectionRequest);
         yield res as unknown as v1alpha.ServerReflectionResponse;
       }
     },
   });
+}
+
+/**
+ * The requests until the signal aborts. A reflection client (grpcurl) keeps
+ * its stream open and idle; at shutdown the stream then ends at once with
+ * OK instead of holding the node for the whole grace period.
+ */
+async function* untilAborted<T>(requests: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const it = requests[Symbol.asyncIterator]();
+  let onAbort: () => void = () => {};
+  const aborted = new Promise<IteratorResult<T>>((resolve) => {
+    onAbort = () => resolve({ done: true, value: undefined });
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    for (;;) {
+      const r = await Promise.race([it.next(), aborted]);
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    void it.return?.()?.catch?.(() => {});
+  }
 }
 
 function withImports(file: DescFile): DescFile[] {
