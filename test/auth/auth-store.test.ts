@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { forEachBackend, isolatedPostgres, isolatedRedisPrefix, env } from "../support/backends.ts";
 import type { SqlDatabase } from "../../src/stores/sql/sql.ts";
 import { createPostgres } from "../../src/stores/sql/postgres.ts";
-import { createPglite } from "../../src/stores/sql/pglite.ts";
+import { openMigratedSql } from "../support/seed.ts";
 import { loadMigrations, migrate } from "../../src/stores/sql/migrate.ts";
 import { MIGRATIONS_DIR } from "../../src/stores/stores.ts";
 import { SqlAuthStore, type NewSession, type NewUser } from "../../src/auth/auth-store.ts";
@@ -45,14 +45,15 @@ forEachBackend("auth store", ["postgres", "pglite"] as const, (name) => {
       const iso = await isolatedPostgres();
       db = createPostgres(iso.url);
       drop = iso.drop;
+      await migrate(db, await loadMigrations(MIGRATIONS_DIR));
     } else {
-      db = await createPglite(null);
+      // The run's migrated image, copied.
+      ({ db, cleanup: drop } = await openMigratedSql("pglite"));
     }
-    await migrate(db, await loadMigrations(MIGRATIONS_DIR));
     store = new SqlAuthStore(db);
   });
   afterAll(async () => {
-    await db?.close();
+    if (name === "postgres") await db?.close();
     await drop();
   });
 

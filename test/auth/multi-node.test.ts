@@ -90,4 +90,4 @@ forEachBackend("auth across two nodes", ["postgres"] as const, () => {
     expect((await grpcFailure(login(b, reg.user.username, "d"))).code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect((await grpcFailure(login(a, reg.user.username, "d"))).code).toBe(grpc.status.RESOURCE_EXHAUSTED);
   });
-});
+}, { alsoNeeds: ["redis"] });

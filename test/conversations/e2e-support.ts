@@ -5,14 +5,12 @@ import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import type { SqlBackendName } from "../support/backends.ts";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { GrpcJsClient } from "../support/clients.ts";
-import { registerUser } from "../support/users.ts";
+import { seedUsers } from "../support/seed.ts";
 
 export const M = ConversationService.method;
 
-export interface TestUser {
-  id: string;
-  token: string;
-}
+export type { TestUser } from "../support/seed.ts";
+import type { TestUser } from "../support/seed.ts";
 
 export interface Harness {
   server: TestServer;
@@ -33,15 +31,8 @@ export async function startHarness(sql: SqlBackendName, overrides: Record<string
     server,
     grpc,
     call: (user, method, req) => grpc.unary(method, req, { token: user.token }),
-    async users(n) {
-      const out: TestUser[] = [];
-      // A few at a time: password hashing is deliberately expensive.
-      for (let i = 0; i < n; i += 4) {
-        const batch = await Promise.all(Array.from({ length: Math.min(4, n - i) }, () => registerUser(server.baseUrl)));
-        out.push(...batch.map((r) => ({ id: r.user.id, token: r.accessToken })));
-      }
-      return out;
-    },
+    // Seeded (user, session, token rows as Register writes them), without paying argon2id per user.
+    users: (n) => seedUsers(server, n),
     async close() {
       grpc.close();
       await server.close();

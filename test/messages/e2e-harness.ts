@@ -8,17 +8,15 @@ import { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { bearer, GrpcJsClient, type GrpcError } from "../support/clients.ts";
-import { registerUser } from "../support/users.ts";
+import { seedUsers } from "../support/seed.ts";
 
 export const MS = MessageService.method;
 export const CS = ConversationService.method;
 
 export type Variant = "postgres" | "mongo" | "pglite";
 
-export interface TestUser {
-  id: string;
-  token: string;
-}
+export type { TestUser } from "../support/seed.ts";
+import type { TestUser } from "../support/seed.ts";
 
 export interface MessageHarness {
   variant: Variant;
@@ -59,15 +57,8 @@ export async function startMessageHarness(variant: Variant, nodes = 1): Promise<
         MessageService,
         createConnectTransport({ baseUrl: servers[node % servers.length].baseUrl, httpVersion: "1.1", useBinaryFormat: false, interceptors: [bearer(user.token)] }),
       ),
-    async users(n) {
-      const out: TestUser[] = [];
-      // A few at a time: password hashing is deliberately expensive.
-      for (let i = 0; i < n; i += 4) {
-        const batch = await Promise.all(Array.from({ length: Math.min(4, n - i) }, () => registerUser(servers[0].baseUrl)));
-        out.push(...batch.map((r) => ({ id: r.user.id, token: r.accessToken })));
-      }
-      return out;
-    },
+    // Seeded (user, session, token rows as Register writes them), without paying argon2id per user.
+    users: (n) => seedUsers(servers[0], n),
     async group(owner, members) {
       const res = await h.call(owner, CS.createConversation, { type: ConversationType.GROUP, title: "", memberIds: members.map((m) => m.id) });
       return res.conversation!.id;

@@ -6,9 +6,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { pino } from "pino";
 import { env, isolatedMongo, isolatedPostgres, type MessageBackendName } from "../support/backends.ts";
+import { copyPgliteImage } from "../support/pglite-image.ts";
 import type { SqlDatabase, SqlExecutor } from "../../src/stores/sql/sql.ts";
 import { createPostgres } from "../../src/stores/sql/postgres.ts";
 import { createPglite } from "../../src/stores/sql/pglite.ts";
@@ -46,6 +47,7 @@ export async function openStoreEnv(name: MessageBackendName): Promise<StoreEnv> 
     cleanups.push(iso.drop);
   } else {
     const dir = mkdtempSync(join(tmpdir(), "msg-pglite-"));
+    copyPgliteImage(dir);
     sql = await createPglite(dir);
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
   }
@@ -87,33 +89,7 @@ export async function openStoreEnv(name: MessageBackendName): Promise<StoreEnv> 
   };
 }
 
-export async function insertUsers(db: SqlExecutor, n: number): Promise<string[]> {
-  const ids = Array.from({ length: n }, () => randomUUID());
-  const names = ids.map(() => `u_${randomBytes(6).toString("hex")}`);
-  await db.query(
-    `INSERT INTO users (id, email, email_normalized, username, display_name, password_hash)
-     SELECT id, name || '@example.test', name || '@example.test', name, name, 'x'
-       FROM unnest($1::uuid[], $2::text[]) AS t(id, name)`,
-    [ids, names],
-  );
-  return ids;
-}
-
-/** A group with `members` (the first is its owner). */
-export async function insertConversation(db: SqlExecutor, members: string[]): Promise<string> {
-  const id = randomUUID();
-  await db.query(
-    `INSERT INTO conversations (id, type, visibility, owner_id, member_count, last_message_at)
-     VALUES ($1, 'group', 'private', $2, $3, now() - interval '1 hour')`,
-    [id, members[0], members.length],
-  );
-  await db.query(
-    `INSERT INTO conversation_members (conversation_id, user_id, role)
-     SELECT $1, u, CASE WHEN ord = 1 THEN 'owner' ELSE 'member' END FROM unnest($2::uuid[]) WITH ORDINALITY AS t(u, ord)`,
-    [id, members],
-  );
-  return id;
-}
+export { insertUsers, insertConversation } from "../support/seed.ts";
 
 export async function conversationRow(db: SqlExecutor, id: string): Promise<{ lastSeq: number; lastMessageAt: Date }> {
   const { rows } = await db.query<{ last_seq: number; last_message_at: Date }>("SELECT last_seq, last_message_at FROM conversations WHERE id = $1", [id]);

@@ -3,9 +3,6 @@
 
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { pino } from "pino";
 import { forEachBackend, isolatedMongo, isolatedPostgres, type MessageBackendName } from "../support/backends.ts";
 import type { NotificationStore } from "../../src/notifications/store.ts";
@@ -13,7 +10,7 @@ import { SqlNotificationStore } from "../../src/notifications/sql-store.ts";
 import { MongoNotificationStore } from "../../src/notifications/mongo-store.ts";
 import type { BatchEntry } from "../../src/notifications/types.ts";
 import { createPostgres } from "../../src/stores/sql/postgres.ts";
-import { createPglite } from "../../src/stores/sql/pglite.ts";
+import { openMigratedSql } from "../support/seed.ts";
 import { loadMigrations, migrate } from "../../src/stores/sql/migrate.ts";
 import { MIGRATIONS_DIR } from "../../src/stores/stores.ts";
 import { connectMongo } from "../../src/stores/mongo/mongo.ts";
@@ -30,10 +27,8 @@ async function open(name: MessageBackendName): Promise<{ store: NotificationStor
     await migrate(db, await loadMigrations(MIGRATIONS_DIR));
     return { store: new SqlNotificationStore(db), close: async () => { await db.close(); await iso.drop(); } };
   }
-  const dir = mkdtempSync(join(tmpdir(), "notif-"));
-  const db = await createPglite(dir);
-  await migrate(db, await loadMigrations(MIGRATIONS_DIR));
-  return { store: new SqlNotificationStore(db), close: async () => { await db.close(); rmSync(dir, { recursive: true, force: true }); } };
+  const { db, cleanup } = await openMigratedSql("pglite");
+  return { store: new SqlNotificationStore(db), close: cleanup };
 }
 
 const WINDOW = 60_000;

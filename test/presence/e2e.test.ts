@@ -13,7 +13,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { forEachBackend } from "../support/backends.ts";
 import { provisionBackends, spawnServer, type ProvisionedBackends, type ServerProcess } from "../support/server.ts";
 import { connectClient } from "../support/clients.ts";
-import { registerUser, DEFAULT_TEST_PASSWORD } from "../support/users.ts";
+import { registerUser } from "../support/users.ts";
+import { DEFAULT_TEST_PASSWORD, seedTargetForEnv, seedUsers, type SeedTarget, type TestUser } from "../support/seed.ts";
 import { StreamClient } from "../support/stream-client.ts";
 import { channel } from "../realtime/helpers.ts";
 import { signWebhook } from "../../src/notifications/webhook.ts";
@@ -32,16 +33,7 @@ const SETTINGS = {
   NOTIFY_WEBHOOK_BACKOFF_MS: "50",
 };
 
-interface Person {
-  id: string;
-  username: string;
-  token: string;
-}
-
-async function person(baseUrl: string): Promise<Person> {
-  const r = await registerUser(baseUrl);
-  return { id: r.user.id, username: r.user.username, token: r.accessToken };
-}
+type Person = TestUser;
 
 /** Another device of the same user: a second session. */
 async function device(baseUrl: string, p: Person, deviceId: string): Promise<string> {
@@ -70,6 +62,9 @@ forEachBackend("presence, typing and notifications across nodes", ["postgres"] a
   let backends: ProvisionedBackends;
   let nodeA: ServerProcess;
   let nodeB: ServerProcess;
+  let seed: SeedTarget & { close(): Promise<void> };
+  // Seeded into the nodes' shared Postgres (the argument, a node's URL, is kept for readability).
+  const person = async (_node?: string): Promise<Person> => (await seedUsers(seed, 1))[0];
   let webhook: http.Server;
   const deliveries: { headers: http.IncomingHttpHeaders; body: string }[] = [];
   const streams: StreamClient[] = [];
@@ -94,11 +89,13 @@ forEachBackend("presence, typing and notifications across nodes", ["postgres"] a
     backends = await provisionBackends({ sql: "postgres", redis: true });
     const env = { ...SETTINGS, NOTIFY_WEBHOOK_URL: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/push` };
     [nodeA, nodeB] = await Promise.all([spawnServer(backends.env, env), spawnServer(backends.env, env)]);
+    seed = seedTargetForEnv(backends.env);
   });
   afterAll(async () => {
     for (const s of streams) s.cancel();
     await Promise.allSettled([nodeA?.stop(), nodeB?.stop()]);
     await new Promise((r) => webhook?.close(r));
+    await seed?.close();
     await backends?.cleanup();
   });
 
@@ -261,7 +258,7 @@ forEachBackend("presence, typing and notifications across nodes", ["postgres"] a
     // Carol was mentioned but is online: nothing for her.
     expect((await connectClient(NotificationService, "connect", nodeA.baseUrl, carol.token).listNotifications({})).notifications).toEqual([]);
   });
-});
+}, { alsoNeeds: ["redis"] });
 
 describe("presence bad input", () => {
   let backends: ProvisionedBackends;
@@ -276,7 +273,8 @@ describe("presence bad input", () => {
   });
 
   it("rejects bad ids and too many users with INVALID_ARGUMENT", async () => {
-    const me = await person(node.baseUrl);
+    const r = await registerUser(node.baseUrl); // PGlite belongs to the server process: register through it
+    const me = { id: r.user.id, token: r.accessToken };
     const presence = connectClient(PresenceService, "connect", node.baseUrl, me.token);
     await expect(presence.getPresence({ userIds: [] })).rejects.toMatchObject({ code: 3 });
     await expect(presence.getPresence({ userIds: ["nope"] })).rejects.toMatchObject({ code: 3 });

@@ -20,7 +20,7 @@ describe("Stream on the embedded default [pglite + in-process]", () => {
     backends = await provisionBackends({ sql: "pglite" });
     server = await startTestServer(backends.env);
     ch = channel(server.address);
-    people = await users(server.baseUrl, 4);
+    people = await users(server, 4);
   });
   afterAll(async () => {
     for (const s of open) s.cancel();

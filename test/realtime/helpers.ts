@@ -6,20 +6,22 @@ import { ConversationService, ConversationType } from "../../gen/chat/v1/convers
 import { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { connectClient } from "../support/clients.ts";
 import { registerUser } from "../support/users.ts";
+import { seedUsers, type SeedTarget, type TestUser } from "../support/seed.ts";
+import type { TestServer } from "../support/server.ts";
 
-export interface TestUser {
-  id: string;
-  token: string;
-  sessionId: string;
-  refreshToken: string;
-}
+export type { TestUser } from "../support/seed.ts";
 
-export async function users(baseUrl: string, n: number): Promise<TestUser[]> {
+/**
+ * `n` users with a session each: seeded straight into an in-process server's
+ * store or a SeedTarget (fast), or registered through Register when only a URL is given.
+ */
+export async function users(server: TestServer | SeedTarget | string, n: number): Promise<TestUser[]> {
+  if (typeof server !== "string") return seedUsers(server, n);
   const out: TestUser[] = [];
   // One at a time: registration hashes passwords (argon2) and the machine is small.
   for (let i = 0; i < n; i++) {
-    const u = await registerUser(baseUrl);
-    out.push({ id: u.user.id, token: u.accessToken, sessionId: u.sessionId, refreshToken: u.refreshToken });
+    const u = await registerUser(server);
+    out.push({ id: u.user.id, username: u.user.username, token: u.accessToken, sessionId: u.sessionId, refreshToken: u.refreshToken });
   }
   return out;
 }

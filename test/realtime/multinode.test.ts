@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { forEachBackend } from "../support/backends.ts";
+import { seedTargetForEnv } from "../support/seed.ts";
 import { provisionBackends, spawnServer, type ProvisionedBackends, type ServerProcess } from "../support/server.ts";
 import { StreamClient } from "../support/stream-client.ts";
 import { channel, conversations, group, messages, users, type TestUser } from "./helpers.ts";
@@ -14,6 +15,7 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 forEachBackend("Stream across three nodes", ["postgres", "mongo"] as const, (variant) => {
   let backends: ProvisionedBackends;
+  let seed: ReturnType<typeof seedTargetForEnv>;
   const nodes: ServerProcess[] = [];
   const channels: grpc.Client[] = [];
   const open: StreamClient[] = [];
@@ -30,16 +32,18 @@ forEachBackend("Stream across three nodes", ["postgres", "mongo"] as const, (var
     backends = await provisionBackends({ sql: "postgres", redis: true, mongo: variant === "mongo" });
     // One at a time: the first applies the migrations.
     for (let i = 0; i < 3; i++) nodes.push(await spawnServer(backends.env, { NODE_ID: `node-${i}` }));
+    seed = seedTargetForEnv(backends.env);
   });
   afterAll(async () => {
     for (const s of open) s.cancel();
     for (const c of channels) c.close();
     await Promise.all(nodes.map((n) => n.stop()));
+    await seed?.close();
     await backends?.cleanup();
   });
 
   it("delivers messages sent on node A to a receiver on node B, in seq order", async () => {
-    const [alice, bob] = await users(nodes[0].baseUrl, 2);
+    const [alice, bob] = await users(seed, 2);
     const conv = await group(nodes[0].baseUrl, alice, [bob]);
     const b = stream(1, bob);
     const a = stream(0, alice);
@@ -51,7 +55,7 @@ forEachBackend("Stream across three nodes", ["postgres", "mongo"] as const, (var
   });
 
   it("a receiver that disconnects while 5 senders on 3 nodes send 200 messages resumes with every seq exactly once, in order", async () => {
-    const people = await users(nodes[0].baseUrl, 6);
+    const people = await users(seed, 6);
     const [receiver, ...senders] = people;
     const conv = await group(nodes[0].baseUrl, senders[0], [receiver, ...senders.slice(1)]);
     const first = stream(2, receiver);
@@ -84,7 +88,7 @@ forEachBackend("Stream across three nodes", ["postgres", "mongo"] as const, (var
   }, 240_000);
 
   it("a send retried on another node after a dropped connection yields one message", async () => {
-    const [alice, bob] = await users(nodes[0].baseUrl, 2);
+    const [alice, bob] = await users(seed, 2);
     const conv = await group(nodes[0].baseUrl, alice, [bob]);
     const a1 = stream(0, alice);
     await a1.until((s) => s.ready());
@@ -100,7 +104,7 @@ forEachBackend("Stream across three nodes", ["postgres", "mongo"] as const, (var
   });
 
   it("brings delivery and read receipts from a reader on one node to the sender on another", async () => {
-    const [alice, bob] = await users(nodes[0].baseUrl, 2);
+    const [alice, bob] = await users(seed, 2);
     const conv = await group(nodes[0].baseUrl, alice, [bob]);
     const a = stream(0, alice);
     const b = stream(2, bob);
@@ -115,7 +119,7 @@ forEachBackend("Stream across three nodes", ["postgres", "mongo"] as const, (var
   });
 
   it("stops a removed member's events on every node", async () => {
-    const [alice, bob, carol] = await users(nodes[0].baseUrl, 3);
+    const [alice, bob, carol] = await users(seed, 3);
     const conv = await group(nodes[0].baseUrl, alice, [bob, carol]);
     const c = stream(2, carol);
     const b = stream(1, bob);
@@ -131,4 +135,4 @@ forEachBackend("Stream across three nodes", ["postgres", "mongo"] as const, (var
     await c.until((s) => s.frames.find((f) => f.frame.case === "pong"));
     expect(c.createdSeqs(conv)).toEqual([1]);
   });
-});
+}, { alsoNeeds: ["postgres", "redis"] });

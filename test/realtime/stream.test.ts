@@ -1,10 +1,11 @@
-// MessageService.Stream on one node (in process, Postgres + Redis), through
-// real grpc-js bidirectional streams.
+// MessageService.Stream on one node (in process), through real grpc-js
+// bidirectional streams: on the embedded default (PGlite + the in-process
+// ephemeral store) and on Postgres + Redis.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
-import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
-import { env } from "../support/backends.ts";
+import { backendChoice, provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
+import { forEachBackend } from "../support/backends.ts";
 import { StreamClient } from "../support/stream-client.ts";
 import { AccessTokens } from "../../src/auth/tokens.ts";
 import { TEST_SECRET } from "../support/server.ts";
@@ -27,9 +28,7 @@ async function metric(adminPort: number, line: RegExp): Promise<number> {
   return m ? Number(m.split(" ").pop()) : 0;
 }
 
-const run = env.postgres && env.redis ? describe : describe.skip;
-
-run("Stream on one node [postgres + redis]", () => {
+forEachBackend("Stream on one node", ["embedded", "postgres+redis"] as const, (backend) => {
   let backends: ProvisionedBackends;
   let server: TestServer;
   let ch: grpc.Client;
@@ -43,10 +42,10 @@ run("Stream on one node [postgres + redis]", () => {
   };
 
   beforeAll(async () => {
-    backends = await provisionBackends({ sql: "postgres", redis: true });
+    backends = await provisionBackends(backendChoice(backend));
     server = await startTestServer(backends.env, { STREAM_QUEUE_MAX: "50", STREAM_RESYNC_THRESHOLD: "20", MESSAGE_MAX_CHARS: "40000" });
     ch = channel(server.address);
-    [alice, bob, carol] = await users(server.baseUrl, 3);
+    [alice, bob, carol] = await users(server, 3);
     conv = await group(server.baseUrl, alice, [bob, carol]);
   });
   afterAll(async () => {
@@ -188,7 +187,7 @@ run("Stream on one node [postgres + redis]", () => {
   });
 
   it("stops a removed member's events at once, and adds a new member's conversation live", async () => {
-    const [dan] = await users(server.baseUrl, 1);
+    const [dan] = await users(server, 1);
     const d = stream(dan);
     await d.until((s) => s.ready());
     const owner = conversations(server.baseUrl, alice.token);
@@ -226,7 +225,7 @@ run("Stream on one node [postgres + redis]", () => {
   });
 
   it("says resync_required (and does not replay) when the gap exceeds the threshold", async () => {
-    const [erin, finn] = await users(server.baseUrl, 2);
+    const [erin, finn] = await users(server, 2);
     const c2 = await group(server.baseUrl, erin, [finn]);
     const f = stream(finn);
     await f.until((s) => s.ready());
@@ -256,7 +255,7 @@ run("Stream on one node [postgres + redis]", () => {
   });
 
   it("closes a revoked session's stream at once", async () => {
-    const [gus] = await users(server.baseUrl, 1);
+    const [gus] = await users(server, 1);
     const s = stream(gus);
     await s.until((x) => x.ready());
     await connectClient(AuthService, "connect", server.baseUrl, gus.token).logout({});
@@ -265,7 +264,7 @@ run("Stream on one node [postgres + redis]", () => {
   });
 
   it("cuts off a reader that stopped reading with RESOURCE_EXHAUSTED while a healthy reader beside it gets everything", async () => {
-    const [hal, ivy, jo] = await users(server.baseUrl, 3);
+    const [hal, ivy, jo] = await users(server, 3);
     const c3 = await group(server.baseUrl, hal, [ivy, jo]);
     // Ivy's device stops reading at the TCP level; Jo is a healthy device on its own connection.
     const proxy = await stallableProxy(server.port);
@@ -274,19 +273,20 @@ run("Stream on one node [postgres + redis]", () => {
     try {
       const slow = StreamClient.open(slowCh, ivy.token);
       open.push(slow);
-      const healthy = StreamClient.open(healthyCh, jo.token);
+      // Pings as apps do: on a slow machine the sends outlast three heartbeat intervals.
+      const healthy = StreamClient.open(healthyCh, jo.token).keepAlive(2_000);
       open.push(healthy);
       await slow.until((s) => s.ready());
       await healthy.until((s) => s.ready());
       proxy.stall();
       const cutBefore = await metric(server.app.adminPort!, /^realtime_stream_closed_total\{reason="fell_behind"\}/);
-      const h = stream(hal);
+      const h = stream(hal).keepAlive(2_000);
       await h.until((s) => s.ready());
       // Incompressible 30 KB messages (responses are gzip-compressed): 100 of them are far more
       // than the queue bound (50 frames) plus the HTTP/2 window (64 KB) plus socket buffers.
       const N = 100;
       for (let i = 0; i < N; i++) h.send(c3, `slow-${i}`, randomBytes(22_500).toString("base64"));
-      await healthy.until((s) => s.createdSeqs(c3).length === N, 60_000, "healthy reader gets every message");
+      await healthy.until((s) => s.createdSeqs(c3).length === N, 150_000, "healthy reader gets every message");
       expect(healthy.createdSeqs(c3)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
       // The server cut the stalled one off (its own queue bound, not TCP, limited what it held).
       const deadline = Date.now() + 10_000;
@@ -309,7 +309,7 @@ run("Stream on one node [postgres + redis]", () => {
       healthyCh.close();
       await proxy.close();
     }
-  });
+  }, 240_000);
 
   it("rejects a malformed resume token with INVALID_ARGUMENT", async () => {
     const s = stream(alice, { resumeToken: "not-a-cursor!" });

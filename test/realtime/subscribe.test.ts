@@ -2,18 +2,17 @@
 // use it) carries the same events as Stream, resumes the same way, and
 // AckEvents marks delivery. Also: heartbeats, and GoAway at shutdown.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { MessageService, type Event, type SubscribeResponse } from "../../gen/chat/v1/message_pb.js";
-import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
-import { env } from "../support/backends.ts";
+import { backendChoice, provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
+import { forEachBackend } from "../support/backends.ts";
 import { bearer } from "../support/clients.ts";
 import { StreamClient } from "../support/stream-client.ts";
 import { channel, group, messages, users, type TestUser } from "./helpers.ts";
 
-const run = env.postgres && env.redis ? describe : describe.skip;
 
 /** A Subscribe call over Connect/HTTP 1.1 that records its frames. */
 function subscribe(baseUrl: string, token: string, resumeToken = "") {
@@ -61,7 +60,7 @@ function describeEvent(e: Event): string {
   }
 }
 
-run("Subscribe over Connect [postgres + redis]", () => {
+forEachBackend("Subscribe over Connect", ["embedded", "postgres+redis"] as const, (backend) => {
   let backends: ProvisionedBackends;
   let server: TestServer;
   let ch: grpc.Client;
@@ -70,10 +69,10 @@ run("Subscribe over Connect [postgres + redis]", () => {
   const cleanup: (() => void)[] = [];
 
   beforeAll(async () => {
-    backends = await provisionBackends({ sql: "postgres", redis: true });
+    backends = await provisionBackends(backendChoice(backend));
     server = await startTestServer(backends.env, { STREAM_HEARTBEAT_INTERVAL_MS: "1000" });
     ch = channel(server.address);
-    [alice, bob] = await users(server.baseUrl, 2);
+    [alice, bob] = await users(server, 2);
     conv = await group(server.baseUrl, alice, [bob]);
   });
   afterAll(async () => {
@@ -166,12 +165,15 @@ run("Subscribe over Connect [postgres + redis]", () => {
   });
 
   it("sends GoAway to every stream when the server shuts down, then ends them", async () => {
-    // A second node on the same stores, so this one can be stopped.
-    const node = await startTestServer(backends.env);
+    // A second node, so this one can be stopped: on the same stores, or (embedded: one
+    // process owns a PGlite directory) on its own, with its own users.
+    const own = backend === "embedded" ? await provisionBackends(backendChoice(backend)) : null;
+    const node = await startTestServer((own ?? backends).env);
     const nodeCh = channel(node.address, { own: true });
     try {
-      const s = StreamClient.open(nodeCh, alice.token);
-      const sub = subscribe(node.baseUrl, bob.token);
+      const [a, b] = own ? await users(node, 2) : [alice, bob];
+      const s = StreamClient.open(nodeCh, a.token);
+      const sub = subscribe(node.baseUrl, b.token);
       await s.until((x) => x.ready());
       await until(() => sub.frames.find((f) => f.frame.case === "ready"), "ready");
       await node.close();
@@ -183,6 +185,8 @@ run("Subscribe over Connect [postgres + redis]", () => {
       expect(sub.frames.some((f) => f.frame.case === "goAway")).toBe(true);
     } finally {
       nodeCh.close();
+      await node.close();
+      await own?.cleanup();
     }
   });
 });

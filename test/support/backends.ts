@@ -1,9 +1,10 @@
 // Which real services the tests can reach, and per-file isolation on them.
 //
 // Each backend comes from its TEST_*_URL (set by you, by .ci/run, or by the
-// testcontainers global setup). The embedded SQL default and the in-process
-// ephemeral store need nothing. A suite whose service is missing is skipped
-// with a loud line saying what to set; REQUIRE_ALL_BACKENDS=1 turns that skip
+// testcontainers global setup). The embedded defaults (PGlite, the in-process
+// ephemeral store) need nothing. A suite whose service is missing is skipped,
+// its title saying which variable enables it; the summary reporter names every
+// such suite in one line at the end. REQUIRE_ALL_BACKENDS=1 turns that skip
 // into a failure.
 
 import { randomBytes } from "node:crypto";
@@ -14,6 +15,8 @@ import { describe, it } from "vitest";
 export type SqlBackendName = "postgres" | "pglite";
 export type MessageBackendName = "postgres" | "pglite" | "mongo";
 export type EphemeralBackendName = "redis" | "memory";
+/** The whole server on one kind of stores: the embedded default, or Postgres + Redis. */
+export type ServerBackendName = "embedded" | "postgres+redis";
 
 const REQUIRE_ALL = process.env.REQUIRE_ALL_BACKENDS === "1";
 
@@ -23,39 +26,63 @@ export const env = {
   redis: process.env.TEST_REDIS_URL || null,
 };
 
-const HOW_TO: Record<string, string> = {
-  postgres: "set TEST_DATABASE_URL=postgres://user@host:5432/db (or run a Docker engine for testcontainers)",
-  mongo: "set TEST_MONGO_URL=mongodb://host:27017/ (MongoDB 6+ or FerretDB; or run a Docker engine)",
-  redis: "set TEST_REDIS_URL=redis://host:6379 (or run a Docker engine)",
+const VARIABLE = { postgres: "TEST_DATABASE_URL", mongo: "TEST_MONGO_URL", redis: "TEST_REDIS_URL" } as const;
+type Service = keyof typeof VARIABLE;
+
+/** The services a backend name stands for (names not listed here need none: pglite, memory, embedded). */
+const SERVICES: Record<string, Service[]> = {
+  postgres: ["postgres"],
+  mongo: ["mongo"],
+  redis: ["redis"],
+  "postgres+redis": ["postgres", "redis"],
 };
 
-export function uniqueName(prefix: string): string {
-  return `${prefix}_${randomBytes(5).toString("hex")}`;
+/** The variables that are missing for `name` (empty when it can run here). */
+export function missingFor(name: string, extra: Service[] = []): string[] {
+  return [...new Set([...(SERVICES[name] ?? []), ...extra])].filter((s) => !env[s]).map((s) => VARIABLE[s]);
+}
+
+/** The suffix a skipped suite carries; the summary reporter reads it back. */
+export function needsMarker(variables: string[]): string {
+  return `(needs ${variables.join(" and ")})`;
 }
 
 /**
- * Declares one describe block per backend in `names`. Missing services are a
- * loud skip, or a failing test under REQUIRE_ALL_BACKENDS=1.
+ * Declares one describe block per backend in `names`. A backend whose service
+ * is missing is a skip named in the closing summary, or a failing test under
+ * REQUIRE_ALL_BACKENDS=1. `opts.alsoNeeds`: services every variant needs
+ * (a multi-node suite on Postgres also needs Redis, shared by its nodes).
  */
-export function forEachBackend<N extends string>(title: string, names: readonly N[], body: (name: N) => void): void {
+export function forEachBackend<N extends string>(
+  title: string,
+  names: readonly N[],
+  body: (name: N) => void,
+  opts: { alsoNeeds?: Service[] } = {},
+): void {
   for (const name of names) {
-    const missing = (name === "postgres" && !env.postgres) || (name === "mongo" && !env.mongo) || (name === "redis" && !env.redis);
-    if (!missing) {
+    const missing = missingFor(name, opts.alsoNeeds ?? []);
+    if (missing.length === 0) {
       describe(`${title} [${name}]`, () => body(name));
       continue;
     }
-    const line = `SKIPPED ${title} [${name}]: no ${name} service. To run it, ${HOW_TO[name]}.`;
     if (REQUIRE_ALL) {
       describe(`${title} [${name}]`, () => {
         it("has its backend", () => {
-          throw new Error(`REQUIRE_ALL_BACKENDS=1 but ${line}`);
+          throw new Error(`REQUIRE_ALL_BACKENDS=1 but ${missing.join(" and ")} is not set: ${HOW_TO}`);
         });
       });
     } else {
-      console.warn(`\n${"!".repeat(100)}\n!! ${line}\n${"!".repeat(100)}\n`);
-      describe.skip(`${title} [${name}] (no service)`, () => body(name));
+      describe.skip(`${title} [${name}] ${needsMarker(missing)}`, () => body(name));
     }
   }
+}
+
+/** How to get the services (printed with a REQUIRE_ALL_BACKENDS failure; the summary line says the same). */
+export const HOW_TO =
+  "TEST_DATABASE_URL=postgres://user@host:5432/db, TEST_REDIS_URL=redis://host:6379, TEST_MONGO_URL=mongodb://host:27017/ (MongoDB 6+ or FerretDB); or run a Docker engine for testcontainers";
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomBytes(5).toString("hex")}`;
 }
 
 /** A fresh schema on the test Postgres; the URL selects it through search_path. */

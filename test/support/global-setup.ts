@@ -1,8 +1,18 @@
-// Runs once before all test files. Where a TEST_*_URL is missing and a Docker
-// engine answers, it starts that service with testcontainers and exports the
-// URL for the test workers (forked after this, so they inherit process.env).
+// Runs once before all test files, in the main Vitest process; the test
+// workers are forked after it and inherit what it puts in process.env.
+//
+// 1. Where a TEST_*_URL is missing and a Docker engine answers, it starts that
+//    service with testcontainers and exports the URL.
+// 2. It builds the one migrated PGlite image of the run (TEST_PGLITE_IMAGE),
+//    which every embedded database in the tests starts from.
+// 3. It hashes the test password once (TEST_PASSWORD_HASH), so seeded users
+//    can log in without each paying argon2id.
 
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildPgliteImage, PGLITE_IMAGE_ENV } from "./pglite-image.ts";
+import { PASSWORD_HASH_ENV, hashTestPassword } from "./seed.ts";
 
 type Stop = () => Promise<unknown>;
 
@@ -10,7 +20,7 @@ function dockerAvailable(): boolean {
   return Boolean(process.env.DOCKER_HOST) || existsSync("/var/run/docker.sock");
 }
 
-export default async function setup(): Promise<Stop | void> {
+async function startContainers(stops: Stop[]): Promise<void> {
   const wanted = [
     { env: "TEST_DATABASE_URL", image: "postgres:16-alpine", port: 5432 },
     { env: "TEST_MONGO_URL", image: "mongo:7", port: 27017 },
@@ -19,7 +29,6 @@ export default async function setup(): Promise<Stop | void> {
   if (wanted.length === 0 || !dockerAvailable()) return;
 
   const { GenericContainer, Wait } = await import("testcontainers");
-  const stops: Stop[] = [];
   for (const w of wanted) {
     try {
       let c = new GenericContainer(w.image).withExposedPorts(w.port);
@@ -41,6 +50,22 @@ export default async function setup(): Promise<Stop | void> {
       console.warn(`[testcontainers] could not start ${w.image}: ${(err as Error).message}`);
     }
   }
+}
+
+export default async function setup(): Promise<Stop> {
+  const stops: Stop[] = [];
+  const imageRoot = mkdtempSync(join(tmpdir(), "chat-test-image-"));
+  stops.push(async () => rmSync(imageRoot, { recursive: true, force: true }));
+  const image = join(imageRoot, "pglite");
+  await Promise.all([
+    startContainers(stops),
+    buildPgliteImage(image).then(() => {
+      process.env[PGLITE_IMAGE_ENV] = image;
+    }),
+    hashTestPassword().then((hash) => {
+      process.env[PASSWORD_HASH_ENV] = hash;
+    }),
+  ]);
   return async () => {
     await Promise.allSettled(stops.map((s) => s()));
   };

@@ -8,7 +8,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/shared/logger.ts";
 import { startApp, type App } from "../../src/app.ts";
-import { env, isolatedMongo, isolatedPostgres, isolatedRedisPrefix, type SqlBackendName } from "./backends.ts";
+import { copyPgliteImage } from "./pglite-image.ts";
+import { env, isolatedMongo, isolatedPostgres, isolatedRedisPrefix, type ServerBackendName, type SqlBackendName } from "./backends.ts";
 
 export const TEST_SECRET = "test-access-token-secret-0123456789abcdef";
 const ROOT = join(import.meta.dirname, "../..");
@@ -25,6 +26,11 @@ export interface ProvisionedBackends {
   cleanup(): Promise<void>;
 }
 
+/** The stores behind a ServerBackendName (see forEachBackend). */
+export function backendChoice(name: ServerBackendName): BackendChoice {
+  return name === "embedded" ? { sql: "pglite" } : { sql: "postgres", redis: true };
+}
+
 /** Isolated stores (fresh schema, database, key prefix, data dir) for one test file. */
 export async function provisionBackends(choice: BackendChoice): Promise<ProvisionedBackends> {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -39,6 +45,8 @@ export async function provisionBackends(choice: BackendChoice): Promise<Provisio
     DATA_DIR: dataDir,
     SHUTDOWN_GRACE_MS: "5000",
   };
+  // The embedded store starts from the run's migrated image (the app finds its schema up to date).
+  if (choice.sql === "pglite") copyPgliteImage(join(dataDir, "pglite"));
   if (choice.sql === "postgres") {
     const db = await isolatedPostgres();
     vars.DATABASE_URL = db.url;

@@ -1,10 +1,12 @@
-// Registering real users through the real server, for end-to-end tests.
+// Registering real users through the real server: for the tests of Register
+// itself and of what follows it. Other tests seed users (./seed.ts), much faster.
 
 import { randomBytes } from "node:crypto";
 import { AuthService, type User } from "../../gen/chat/v1/auth_pb.js";
 import { connectClient } from "./clients.ts";
+import { DEFAULT_TEST_PASSWORD } from "./seed.ts";
 
-export const DEFAULT_TEST_PASSWORD = "correct horse battery staple";
+export { DEFAULT_TEST_PASSWORD };
 
 /**
  * Registers a user over Connect (random unique username and email unless
