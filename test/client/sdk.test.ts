@@ -10,7 +10,7 @@
 //   events are complete and in order on all three;
 // - 20 concurrent calls hitting an expired token: exactly one Refresh.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import type { Interceptor } from "@connectrpc/connect";
@@ -18,10 +18,11 @@ import { ChatClient, nodeTransport, type NodeProtocol } from "../../client/src/n
 import { ConversationType } from "../../gen/chat/v1/conversation_pb.js";
 import type { ChatMessage } from "../../gen/chat/v1/message_pb.js";
 import { AccessTokens } from "../../src/auth/tokens.ts";
-import { env } from "../support/backends.ts";
+import { bestServerBackend, forEachBackend } from "../support/backends.ts";
 import { DEFAULT_TEST_PASSWORD } from "../support/users.ts";
 import { until } from "../support/poll.ts";
 import {
+  backendChoice,
   provisionBackends,
   spawnServer,
   startTestServer,
@@ -79,9 +80,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-const run = env.postgres ? describe : describe.skip;
-
-run("SDK: a server killed and restarted mid-conversation [postgres, spawned server]", () => {
+// A spawned server process killed and restarted on the same stores.
+forEachBackend("SDK: a server killed and restarted mid-conversation, spawned server", ["postgres"] as const, () => {
   let backends: ProvisionedBackends;
   let server: ServerProcess | null = null;
   const members: Member[] = [];
@@ -153,15 +153,14 @@ run("SDK: a server killed and restarted mid-conversation [postgres, spawned serv
   }, 180_000);
 });
 
-const runTtl = env.postgres ? describe : describe.skip;
-
-runTtl("SDK with ACCESS_TOKEN_TTL_SEC=5 [postgres]", () => {
+// One minute long: run once, on Postgres + Redis where configured, else on the embedded default.
+forEachBackend("SDK with ACCESS_TOKEN_TTL_SEC=5", [bestServerBackend()], (backend) => {
   let backends: ProvisionedBackends;
   let server: TestServer;
   const members: Member[] = [];
 
   beforeAll(async () => {
-    backends = await provisionBackends({ sql: "postgres" });
+    backends = await provisionBackends(backendChoice(backend));
     server = await startTestServer(backends.env, { ACCESS_TOKEN_TTL_SEC: "5" });
   });
   afterAll(async () => {

@@ -2,19 +2,18 @@
 // the same user and session moves the stream's expiry (answered by
 // `auth_refreshed`); anything else is an error frame and the stream still ends
 // UNAUTHENTICATED at the old expiry. Real grpc-js bidirectional streams against
-// the in-process server (Postgres + Redis).
+// the in-process server (embedded default, and Postgres + Redis).
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { provisionBackends, startTestServer, TEST_SECRET, type ProvisionedBackends, type TestServer } from "../support/server.ts";
-import { env } from "../support/backends.ts";
+import { backendChoice, provisionBackends, startTestServer, TEST_SECRET, type ProvisionedBackends, type TestServer } from "../support/server.ts";
+import { forEachBackend } from "../support/backends.ts";
 import { StreamClient } from "../support/stream-client.ts";
 import { AccessTokens } from "../../src/auth/tokens.ts";
 import type { StreamResponse } from "../../gen/chat/v1/message_pb.js";
 import { channel, group, users, type TestUser } from "./helpers.ts";
 
-const run = env.postgres && env.redis ? describe : describe.skip;
 
 function readyExpiry(s: StreamClient): number {
   const r = s.ready()!;
@@ -25,7 +24,7 @@ function readyExpiry(s: StreamClient): number {
 const authRefreshed = (s: StreamClient) => s.frames.filter((f) => f.frame.case === "authRefreshed");
 const errors = (s: StreamClient) => s.frames.flatMap((f: StreamResponse) => (f.frame.case === "error" ? [f.frame.value] : []));
 
-run("Stream refresh_auth [postgres + redis]", () => {
+forEachBackend("Stream refresh_auth", ["embedded", "postgres+redis"] as const, (backend) => {
   let backends: ProvisionedBackends;
   let server: TestServer;
   let ch: grpc.Client;
@@ -35,10 +34,10 @@ run("Stream refresh_auth [postgres + redis]", () => {
   const sign = (u: TestUser, ttlSec: number) => new AccessTokens(TEST_SECRET, ttlSec).sign({ userId: u.id, sessionId: u.sessionId, roles: ["user"] });
 
   beforeAll(async () => {
-    backends = await provisionBackends({ sql: "postgres", redis: true });
+    backends = await provisionBackends(backendChoice(backend));
     server = await startTestServer(backends.env, { STREAM_HEARTBEAT_INTERVAL_MS: "1000" });
     ch = channel(server.address);
-    [alice, bob] = await users(server.baseUrl, 2);
+    [alice, bob] = await users(server, 2);
     conv = await group(server.baseUrl, alice, [bob]);
   });
   afterAll(async () => {

@@ -29,6 +29,14 @@ export const env = {
 const VARIABLE = { postgres: "TEST_DATABASE_URL", mongo: "TEST_MONGO_URL", redis: "TEST_REDIS_URL" } as const;
 type Service = keyof typeof VARIABLE;
 
+/**
+ * For long server-level suites that need not run twice: Postgres + Redis when
+ * both are configured (CI), else the embedded default. Never skipped.
+ */
+export function bestServerBackend(): ServerBackendName {
+  return env.postgres && env.redis ? "postgres+redis" : "embedded";
+}
+
 /** The services a backend name stands for (names not listed here need none: pglite, memory, embedded). */
 const SERVICES: Record<string, Service[]> = {
   postgres: ["postgres"],
