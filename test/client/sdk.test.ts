@@ -18,11 +18,10 @@ import { ChatClient, nodeTransport, type NodeProtocol } from "../../client/src/n
 import { ConversationType } from "../../gen/chat/v1/conversation_pb.js";
 import type { ChatMessage } from "../../gen/chat/v1/message_pb.js";
 import { AccessTokens } from "../../src/auth/tokens.ts";
-import { bestServerBackend, forEachBackend } from "../support/backends.ts";
+import { forEachBackend } from "../support/backends.ts";
 import { DEFAULT_TEST_PASSWORD } from "../support/users.ts";
 import { until } from "../support/poll.ts";
 import {
-  backendChoice,
   provisionBackends,
   spawnServer,
   startTestServer,
@@ -153,14 +152,13 @@ forEachBackend("SDK: a server killed and restarted mid-conversation, spawned ser
   }, 180_000);
 });
 
-// One minute long: run once, on Postgres + Redis where configured, else on the embedded default.
-forEachBackend("SDK with ACCESS_TOKEN_TTL_SEC=5", [bestServerBackend()], (backend) => {
+forEachBackend("SDK with ACCESS_TOKEN_TTL_SEC=5", ["postgres"] as const, () => {
   let backends: ProvisionedBackends;
   let server: TestServer;
   const members: Member[] = [];
 
   beforeAll(async () => {
-    backends = await provisionBackends(backendChoice(backend));
+    backends = await provisionBackends({ sql: "postgres" });
     server = await startTestServer(backends.env, { ACCESS_TOKEN_TTL_SEC: "5" });
   });
   afterAll(async () => {
