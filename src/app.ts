@@ -15,7 +15,7 @@ import { applyCors } from "./server/cors.ts";
 import { staticSite } from "./server/static.ts";
 import { startHttpServer } from "./server/http.ts";
 import { startAdminServer } from "./server/admin.ts";
-import { kClientAddress, kDraining } from "./server/context.ts";
+import { kClientAddress, kDraining, kRequestAuthority } from "./server/context.ts";
 import { createAuthModule } from "./auth/module.ts";
 import { authHandler } from "./auth/handler.ts";
 import type { EventSink } from "./events/events.ts";
@@ -171,7 +171,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const routes = (router: ConnectRouter) => {
     registerHealth(router, health);
     registerReflection(router, DESCRIPTOR_FILES, serviceNames);
-    router.service(AuthService, authHandler(auth.service));
+    router.service(AuthService, authHandler(auth.service, { cookieSecure: config.auth.refreshCookieSecure }));
     // `idempotency-key` for mutating RPCs whose late retry must not redo them after
     // something else happened (a later edit, a removal, a second group).
     // SendMessage has client_message_id instead.
@@ -195,7 +195,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     // Anything that is not an RPC: the web client (web/dist), when enabled.
     ...(config.webDir === null ? {} : { fallback: staticSite(config.webDir) }),
     contextValues: (req) =>
-      createContextValues().set(kClientAddress, req.socket?.remoteAddress ?? "").set(kNodeRequest, req).set(kDraining, draining.signal),
+      createContextValues()
+        .set(kClientAddress, req.socket?.remoteAddress ?? "")
+        .set(kNodeRequest, req)
+        .set(kDraining, draining.signal)
+        .set(kRequestAuthority, req.headers.host ?? (req.headers[":authority"] as string | undefined)),
   });
 
   const http = await startHttpServer(

@@ -51,6 +51,8 @@ export interface Config {
     accessTokenTtlSec: number;
     refreshIdleTtlSec: number;
     sessionAbsoluteTtlSec: number;
+    /** The browser refresh cookie gets `Secure` (REFRESH_COOKIE_SECURE; default: when TLS is on). */
+    refreshCookieSecure: boolean;
     argon2: Argon2Params;
     /** Password hashes computed at once; further logins queue (keeps libuv threads for I/O). */
     argon2MaxConcurrent: number;
@@ -164,6 +166,10 @@ export function loadConfig(env: Env = process.env): Config {
   if ((tlsCertFile === null) !== (tlsKeyFile === null)) {
     throw new ConfigError("TLS_CERT_FILE and TLS_KEY_FILE must be set together");
   }
+  // "auto": Secure exactly when this server speaks TLS; "on" behind a TLS-terminating proxy.
+  const cookieSecureRaw = str(env, "REFRESH_COOKIE_SECURE", "auto");
+  if (!["auto", "on", "off"].includes(cookieSecureRaw)) throw new ConfigError(`REFRESH_COOKIE_SECURE=${cookieSecureRaw} is not one of auto, on, off`);
+  const refreshCookieSecure = cookieSecureRaw === "auto" ? tlsCertFile !== null : cookieSecureRaw === "on";
   const production = env.NODE_ENV === "production";
   let secret = optional(env, "ACCESS_TOKEN_SECRET");
   let secretGenerated = false;
@@ -216,6 +222,7 @@ export function loadConfig(env: Env = process.env): Config {
       accessTokenTtlSec: int(env, "ACCESS_TOKEN_TTL_SEC", 15 * 60, 5, 24 * 3600),
       refreshIdleTtlSec: int(env, "REFRESH_IDLE_TTL_SEC", 14 * 24 * 3600, 60, 365 * 24 * 3600),
       sessionAbsoluteTtlSec: int(env, "SESSION_ABSOLUTE_TTL_SEC", 90 * 24 * 3600, 60, 3650 * 24 * 3600),
+      refreshCookieSecure,
       argon2: {
         // OWASP minimum for argon2id: m=19 MiB, t=2, p=1. Lower values are refused.
         memoryCost: int(env, "ARGON2_MEMORY_KIB", 19456, 19456, 4 * 1024 * 1024),

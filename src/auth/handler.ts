@@ -14,8 +14,9 @@ import {
   type TokenPair as TokenPairMsg,
   type User,
 } from "../../gen/chat/v1/auth_pb.js";
-import { caller, kClientAddress } from "../server/context.ts";
-import { invalidArgument } from "../shared/errors.ts";
+import { caller, kClientAddress, kRequestAuthority } from "../server/context.ts";
+import { AppError, invalidArgument, unauthenticated } from "../shared/errors.ts";
+import { COOKIE_MODE_HEADER, clearedRefreshCookie, cookieModeRequested, readRefreshCookie, refreshCookie } from "./refresh-cookie.ts";
 import type { AuthService, RequestMeta, SessionView, TokenPair } from "./auth-service.ts";
 import type { Role, UserRecord, UserStatus as Status } from "./auth-store.ts";
 
@@ -34,10 +35,11 @@ export function userToPb(u: UserRecord, opts: { withEmail: boolean }): User {
   });
 }
 
-function tokensToPb(t: TokenPair): TokenPairMsg {
+function tokensToPb(t: TokenPair, opts: { cookie: boolean }): TokenPairMsg {
   return create(TokenPairSchema, {
     accessToken: t.accessToken,
-    refreshToken: t.refreshToken,
+    // Cookie mode: the refresh token travels only in the HttpOnly cookie.
+    refreshToken: opts.cookie ? "" : t.refreshToken,
     accessTokenExpiresAt: timestampFromDate(t.accessTokenExpiresAt),
     refreshTokenExpiresAt: timestampFromDate(t.refreshTokenExpiresAt),
     sessionId: t.sessionId,
@@ -73,24 +75,50 @@ function statusFromPb(s: UserStatus): Status {
 
 const meta = (ctx: HandlerContext): RequestMeta => ({ clientAddress: ctx.values.get(kClientAddress) });
 
-export function authHandler(auth: AuthService): ServiceImpl<typeof AuthServiceDesc> {
+export interface AuthHandlerOptions {
+  /** `Secure` on the browser refresh cookie. */
+  cookieSecure: boolean;
+}
+
+export function authHandler(auth: AuthService, opts: AuthHandlerOptions = { cookieSecure: false }): ServiceImpl<typeof AuthServiceDesc> {
+  /** Cookie mode asked for (and its same-origin checks passed); checked before any work is done. */
+  const cookieMode = (ctx: HandlerContext) => cookieModeRequested(ctx.requestHeader, ctx.values.get(kRequestAuthority));
+  /** The pair for the response body; in cookie mode the refresh token goes into Set-Cookie instead. */
+  const issue = (ctx: HandlerContext, t: TokenPair, cookie: boolean) => {
+    if (cookie) ctx.responseHeader.append("set-cookie", refreshCookie(t.refreshToken, t.refreshTokenExpiresAt, opts.cookieSecure));
+    return tokensToPb(t, { cookie });
+  };
   return {
     async register(req, ctx) {
+      const cookie = cookieMode(ctx);
       const { user, tokens } = await auth.register(
         { email: req.email, username: req.username, password: req.password, displayName: req.displayName, deviceId: req.deviceId, deviceName: req.deviceName },
         meta(ctx),
       );
-      return { user: userToPb(user, { withEmail: true }), tokens: tokensToPb(tokens) };
+      return { user: userToPb(user, { withEmail: true }), tokens: issue(ctx, tokens, cookie) };
     },
     async login(req, ctx) {
+      const cookie = cookieMode(ctx);
       const { user, tokens } = await auth.login({ login: req.login, password: req.password, deviceId: req.deviceId, deviceName: req.deviceName }, meta(ctx));
-      return { user: userToPb(user, { withEmail: true }), tokens: tokensToPb(tokens) };
+      return { user: userToPb(user, { withEmail: true }), tokens: issue(ctx, tokens, cookie) };
     },
     async refresh(req, ctx) {
-      return { tokens: tokensToPb(await auth.refresh(req.refreshToken, meta(ctx))) };
+      if (!cookieMode(ctx)) return { tokens: tokensToPb(await auth.refresh(req.refreshToken, meta(ctx)), { cookie: false }) };
+      // Cookie mode reads only the cookie (a token in the body is ignored).
+      const token = readRefreshCookie(ctx.requestHeader);
+      if (token === "") throw unauthenticated("REFRESH_COOKIE_MISSING", "no refresh cookie; sign in");
+      try {
+        return { tokens: issue(ctx, await auth.refresh(token, meta(ctx)), true) };
+      } catch (err) {
+        // A refused token is dead for good: drop the cookie so the browser stops sending it.
+        if (err instanceof AppError && (err.kind === "unauthenticated" || err.kind === "permission_denied")) ctx.responseHeader.append("set-cookie", clearedRefreshCookie(opts.cookieSecure));
+        throw err;
+      }
     },
     async logout(req, ctx) {
       await auth.logout(caller(ctx), req.allSessions, meta(ctx));
+      // The cookie's session is over; a browser that asks has its cookie cleared.
+      if (ctx.requestHeader.get(COOKIE_MODE_HEADER) === "1") ctx.responseHeader.append("set-cookie", clearedRefreshCookie(opts.cookieSecure));
       return {};
     },
     async getMe(_req, ctx) {
@@ -107,7 +135,8 @@ export function authHandler(auth: AuthService): ServiceImpl<typeof AuthServiceDe
       return { user: userToPb(await auth.updateProfile(caller(ctx), req.displayName), { withEmail: true }) };
     },
     async changePassword(req, ctx) {
-      return { tokens: tokensToPb(await auth.changePassword(caller(ctx), req.currentPassword, req.newPassword, meta(ctx))) };
+      const cookie = cookieMode(ctx);
+      return { tokens: issue(ctx, await auth.changePassword(caller(ctx), req.currentPassword, req.newPassword, meta(ctx)), cookie) };
     },
     async getUsers(req, ctx) {
       caller(ctx);

@@ -13,6 +13,8 @@ export interface AuthContext {
 export const kAuth = createContextKey<AuthContext | undefined>(undefined, { description: "authenticated caller" });
 export const kRequestId = createContextKey<string>("", { description: "request id" });
 export const kClientAddress = createContextKey<string>("", { description: "client address" });
+/** Host (HTTP/1.1) or :authority (HTTP/2) the request was sent to. */
+export const kRequestAuthority = createContextKey<string | undefined>(undefined, { description: "request authority" });
 export const kLogger = createContextKey<Logger | undefined>(undefined, { description: "request logger" });
 /**
  * Aborted when the node starts shutting down. Calls that would otherwise run

@@ -143,6 +143,11 @@ export const REASONS = {
     when: "Refresh: the refresh token was already used; the whole session is revoked (theft protection).",
     action: "Log in again. Make sure only one refresh runs at a time per session.",
   },
+  REFRESH_COOKIE_MISSING: {
+    kind: "unauthenticated",
+    when: "Refresh in cookie mode (`x-refresh-cookie: 1`) without the refresh cookie: never signed in on this browser, logged out, or the cookie expired.",
+    action: "Show the sign-in form.",
+  },
   ACCOUNT_GONE: {
     kind: "unauthenticated",
     when: "The authenticated account no longer exists.",
@@ -154,6 +159,11 @@ export const REASONS = {
     kind: "permission_denied",
     when: "Login with the right password to a suspended account.",
     action: "Tell the user the account is suspended.",
+  },
+  CSRF_CHECK_FAILED: {
+    kind: "permission_denied",
+    when: "A cookie-mode request (`x-refresh-cookie`) that is not same-origin: no or foreign `Origin`, or `Sec-Fetch-Site` other than `same-origin`.",
+    action: "Cookie sessions work only from the server's own origin; other clients keep the refresh token in the body.",
   },
   ADMIN_REQUIRED: {
     kind: "permission_denied",
