@@ -31,6 +31,8 @@ export interface ChatClientOptions {
   refreshAheadMs?: number;
   /** The session ended (refresh refused): sign in again. */
   onSessionEnded?: (err: unknown) => void;
+  /** Serialises Refresh among holders of one refresh credential (web.ts: `crossTabLock()` for cookie sessions). */
+  refreshLock?: <T>(f: () => Promise<T>) => Promise<T>;
 }
 
 export interface ConnectOptions {
@@ -61,6 +63,7 @@ export class ChatClient {
       refresh: (refreshToken) => api!.auth.refresh({ refreshToken }),
       storage: o.storage,
       refreshAheadMs: o.refreshAheadMs,
+      lock: o.refreshLock,
       onSessionEnded: (err) => {
         this.outbox.close(err);
         o.onSessionEnded?.(err);
@@ -82,6 +85,12 @@ export class ChatClient {
     const res = await this.api.auth.login({ deviceId: this.o.deviceId, deviceName: this.o.deviceName, ...input });
     this.tokens.set(tokensFromPair(res.tokens!));
     return res.user!;
+  }
+
+  /** Cookie sessions (web.ts `cookieSessionInterceptor`): the signed-in user after a reload, or null. */
+  async resume(): Promise<User | null> {
+    if (!(await this.tokens.resume())) return null;
+    return (await this.api.auth.getMe({})).user ?? null;
   }
 
   /** Ends this session on the server, stops the stream, forgets the tokens. */

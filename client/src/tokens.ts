@@ -37,6 +37,12 @@ export interface TokenManagerOptions {
   now?: () => number;
   /** The session ended (refresh refused): called once per session. */
   onSessionEnded?: (err: unknown) => void;
+  /**
+   * Runs each Refresh exclusively among everyone holding the same refresh
+   * credential. Browser tabs share one refresh cookie: two tabs refreshing at
+   * once would present it twice, which is reuse (web.ts: `crossTabLock`).
+   */
+  lock?: <T>(f: () => Promise<T>) => Promise<T>;
 }
 
 export function tokensFromPair(p: TokenPair): Tokens {
@@ -130,7 +136,7 @@ export class TokenManager {
     const p = (async () => {
       try {
         this.refreshCount++;
-        const res = await this.o.refresh(t.refreshToken);
+        const res = await this.exclusive(() => this.o.refresh(t.refreshToken));
         if (!res.tokens) throw new ConnectError("Refresh returned no tokens", Code.Internal);
         // Signed out (or another pair set) meanwhile: keep that.
         if (this.tokens !== t) {
@@ -156,6 +162,40 @@ export class TokenManager {
     } finally {
       this.inFlight = null;
     }
+  }
+
+  /**
+   * Cookie sessions (the server keeps the refresh token in an HttpOnly cookie,
+   * so the page never holds it): asks Refresh for a pair with none in hand, as
+   * after a reload. True when signed in; false when the server says there is no
+   * session (no or dead cookie); network trouble is thrown.
+   */
+  async resume(): Promise<boolean> {
+    await this.load();
+    if (this.tokens) return true;
+    if (this.inFlight) return this.inFlight.then(() => true);
+    const p = (async () => {
+      this.refreshCount++;
+      const res = await this.exclusive(() => this.o.refresh(""));
+      if (!res.tokens) throw new ConnectError("Refresh returned no tokens", Code.Internal);
+      if (!this.tokens) this.adopt(tokensFromPair(res.tokens), true);
+      return this.tokens!;
+    })();
+    this.inFlight = p;
+    try {
+      await p;
+      return true;
+    } catch (err) {
+      const code = ConnectError.from(err).code;
+      if (code === Code.Unauthenticated || code === Code.PermissionDenied) return false;
+      throw err;
+    } finally {
+      this.inFlight = null;
+    }
+  }
+
+  private exclusive<T>(f: () => Promise<T>): Promise<T> {
+    return this.o.lock ? this.o.lock(f) : f();
   }
 
   private adopt(t: Tokens, save: boolean): void {

@@ -20,4 +20,32 @@ export function webTransport(o: { baseUrl: string; protocol: WebProtocol; interc
   };
 }
 
+/** The header that asks the server to keep the refresh token in an HttpOnly cookie (docs/AUTH.md). */
+export const COOKIE_SESSION_HEADER = "x-refresh-cookie";
+
+/**
+ * Cookie sessions for an app served by the chat server itself (same origin):
+ * AuthService calls ask for the refresh token in an HttpOnly cookie, so no
+ * script can read it and a reload can resume with `TokenManager.resume()`.
+ * Pass it in `webTransport({ interceptors })`; pair it with `crossTabLock()`.
+ */
+export function cookieSessionInterceptor(): Interceptor {
+  return (next) => (req) => {
+    if (req.service.typeName === "chat.v1.AuthService") req.header.set(COOKIE_SESSION_HEADER, "1");
+    return next(req);
+  };
+}
+
+/**
+ * TokenManager's `lock` for browsers: the Web Locks API serialises Refresh
+ * across the tabs of the origin (they share the cookie). Where it is missing
+ * (an insecure context), Refresh runs unserialised.
+ */
+export function crossTabLock(name = "chat-refresh"): <T>(f: () => Promise<T>) => Promise<T> {
+  return <T>(f: () => Promise<T>): Promise<T> => {
+    const locks = (globalThis.navigator as { locks?: { request<R>(name: string, f: () => Promise<R>): Promise<R> } } | undefined)?.locks;
+    return locks ? locks.request(name, f) : f();
+  };
+}
+
 export * from "./index.ts";
