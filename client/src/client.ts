@@ -27,7 +27,7 @@ export interface ChatClientOptions {
   deviceName?: string;
   backoff?: BackoffOptions;
   random?: () => number;
-  /** Refresh this long before expiry (capped at a third of the token's lifetime). Default 60 s. */
+  /** Refresh this long before expiry (capped at half the token's lifetime). Default 60 s. */
   refreshAheadMs?: number;
   /** The session ended (refresh refused): sign in again. */
   onSessionEnded?: (err: unknown) => void;

@@ -300,8 +300,8 @@ export class RealtimeStream {
       this.clearTimer(refreshTimer);
       if (this.expiresAt === null) return;
       const lifetime = this.expiresAt - Date.now();
-      // A third of what is left, at most 60 s, before expiry.
-      const at = this.expiresAt - Math.min(60_000, Math.max(0, lifetime) / 3);
+      // Half of what is left, at most 60 s, before expiry (short tokens: room for a slow round trip).
+      const at = this.expiresAt - Math.min(60_000, Math.max(0, lifetime) / 2);
       refreshTimer = this.timer(Math.max(0, at - Date.now()), () => void renew());
     };
     const freshToken = async (): Promise<string> => {

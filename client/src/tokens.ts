@@ -32,7 +32,7 @@ export interface TokenManagerOptions {
   /** Calls AuthService.Refresh (no bearer token). */
   refresh(refreshToken: string): Promise<{ tokens?: TokenPair }>;
   storage?: TokenStorage;
-  /** Refresh this long before expiry, capped at a third of the token's lifetime. Default 60 s. */
+  /** Refresh this long before expiry, capped at half the token's lifetime. Default 60 s. */
   refreshAheadMs?: number;
   now?: () => number;
   /** The session ended (refresh refused): called once per session. */
@@ -57,7 +57,7 @@ export function tokensFromPair(p: TokenPair): Tokens {
 export class TokenManager {
   private readonly o: TokenManagerOptions;
   private tokens: Tokens | null = null;
-  /** When the current pair was obtained (for the "third of the lifetime" cap). */
+  /** When the current pair was obtained (for the "half the lifetime" cap). */
   private obtainedAt = 0;
   private inFlight: Promise<Tokens> | null = null;
   private loaded: Promise<void> | null = null;
@@ -106,12 +106,12 @@ export class TokenManager {
     return () => this.listeners.delete(f);
   }
 
-  /** When to refresh ahead of expiry: refreshAheadMs before it, at most a third of the lifetime. */
+  /** When to refresh ahead of expiry: refreshAheadMs before it, at most half the lifetime. */
   refreshAt(): number {
     if (!this.tokens) return 0;
     const exp = this.tokens.accessTokenExpiresAt;
     const lifetime = Math.max(0, exp - this.obtainedAt);
-    return exp - Math.min(this.o.refreshAheadMs ?? 60_000, lifetime / 3);
+    return exp - Math.min(this.o.refreshAheadMs ?? 60_000, lifetime / 2);
   }
 
   /** A usable access token: the current one, or a fresh one when it is due for refresh. */

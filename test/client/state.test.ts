@@ -126,9 +126,9 @@ describe("TokenManager", () => {
       onSessionEnded: () => ended++,
     });
     tm.set({ accessToken: "a1", refreshToken: "r1", sessionId: "s", accessTokenExpiresAt: now + 60_000 });
-    now += 39_000;
+    now += 29_000;
     expect(await tm.accessToken()).toBe("a1");
-    // 20 s left of a 60 s token: due (a third of the lifetime before expiry).
+    // 30 s left of a 60 s token: due (half the lifetime before expiry).
     now += 1_000;
     expect(await tm.accessToken()).toBe("a2");
     expect(await tm.accessToken()).toBe("a2");
