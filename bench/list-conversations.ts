@@ -1,5 +1,5 @@
-// ListConversations benchmark: a user in 1,000 conversations (with unread
-// counts), first page (page_size 50) and a keyset page, p50/p99 over many
+// ListConversations benchmark: users in 100, 1,000 and 10,000 conversations
+// (with unread counts), first page (page_size 50) and a keyset page, p50/p99 over many
 // calls through the real server with @grpc/grpc-js, on Postgres and on the
 // embedded default (PGlite). Also counts the SQL statements each call runs
 // (no N+1) and prints EXPLAIN ANALYZE of the exact statement a call sends.
@@ -7,7 +7,7 @@
 //   node bench/list-conversations.ts
 //
 // Settings (environment): BENCH_CALLS (measured calls per scenario, default
-// 2000), BENCH_DATABASE_URL (default TEST_DATABASE_URL or
+// 1000), BENCH_SIZES (memberships of the measured users, default 100,1000,10000), BENCH_DATABASE_URL (default TEST_DATABASE_URL or
 // postgres://postgres@127.0.0.1:5432/postgres), BENCH_NOISE_USERS (other
 // users with 1,000 conversations each, so the tables are not tiny; default 20).
 //
@@ -24,10 +24,12 @@ import { provisionBackends, startTestServer } from "../test/support/server.ts";
 import { registerUser } from "../test/support/users.ts";
 import type { SqlDatabase } from "../src/stores/sql/sql.ts";
 
-const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
+const CALLS = Number(process.env.BENCH_CALLS ?? 1000);
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const NOISE_USERS = Number(process.env.BENCH_NOISE_USERS ?? 20);
-const PER_USER = 1000;
+const NOISE_PER_USER = 1000;
+/** Memberships of the measured users. */
+const SIZES = (process.env.BENCH_SIZES ?? "100,1000,10000").split(",").map(Number);
 
 interface Result {
   setup: string;
@@ -44,27 +46,31 @@ interface Result {
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 /**
- * 1,000 conversations for `userId` (DMs, groups, channels; unread state;
- * ~5% archived; the latest message of each, for previews) plus `noise` other
- * users with 1,000 each, straight in SQL.
+ * `count` conversations for each measured user (DMs, groups, channels; unread
+ * state; ~5% archived; 1% channels with more members than the fan-out limit,
+ * read through the conversation row; the latest message of each, for previews)
+ * plus `noise` other users with 1,000 each, straight in SQL.
  */
-async function seed(sql: SqlDatabase, userId: string, noise: number): Promise<void> {
-  const owners = [userId, ...Array.from({ length: noise }, () => randomUUID())];
+async function seed(sql: SqlDatabase, measured: { userId: string; count: number }[], noise: number): Promise<void> {
+  const noiseIds = Array.from({ length: noise }, () => randomUUID());
+  const owners = [...measured.map((m) => m.userId), ...noiseIds];
+  const counts = new Map<string, number>(measured.map((m) => [m.userId, m.count]));
   // Users: the noise owners plus one peer per conversation, so DMs have distinct pairs.
   await sql.query(
     `INSERT INTO users (id, email, email_normalized, username, display_name, password_hash)
      SELECT id, 'b' || md5(id::text) || '@example.test', 'b' || md5(id::text) || '@example.test', 'b' || substr(md5(id::text), 1, 20), 'bench', 'x'
      FROM unnest($1::uuid[]) AS id`,
-    [owners.slice(1)],
+    [noiseIds],
   );
   for (const owner of owners) {
+    const count = counts.get(owner) ?? NOISE_PER_USER;
     await sql.transaction(async (tx) => {
       await tx.query(
         `CREATE TEMP TABLE seed ON COMMIT DROP AS
          SELECT g AS i, gen_random_uuid() AS conv, gen_random_uuid() AS peer,
                 (CASE WHEN g % 5 = 0 THEN 'direct' WHEN g % 5 = 1 THEN 'channel' ELSE 'group' END) AS type,
                 (random() * 500)::int AS last_seq
-         FROM generate_series(1, ${PER_USER}) AS g`,
+         FROM generate_series(1, ${count}) AS g`,
       );
       await tx.query(
         `INSERT INTO users (id, email, email_normalized, username, display_name, password_hash)
@@ -76,7 +82,7 @@ async function seed(sql: SqlDatabase, userId: string, noise: number): Promise<vo
                 CASE WHEN type = 'direct' THEN '' WHEN type = 'channel' THEN 'c-' || replace(conv::text, '-', '') ELSE 'group ' || i END,
                 CASE WHEN type = 'channel' AND i % 2 = 0 THEN 'public' ELSE 'private' END,
                 CASE WHEN type = 'direct' THEN NULL ELSE $1::uuid END,
-                2, last_seq,
+                CASE WHEN i % 100 = 1 THEN 500 ELSE 2 END, last_seq,
                 now() - random() * interval '30 days', now() - interval '31 days',
                 CASE WHEN type = 'direct' THEN least($1::text, peer::text) || ':' || greatest($1::text, peer::text) END
          FROM seed`,
@@ -105,11 +111,12 @@ async function seed(sql: SqlDatabase, userId: string, noise: number): Promise<vo
 }
 
 async function benchSetup(setup: string, env: Record<string, string>): Promise<{ results: Result[]; plan: string }> {
-  const server = await startTestServer(env, { REGISTER_MAX_PER_ADDRESS: "1000000" });
+  const server = await startTestServer(env, { REGISTER_MAX_PER_ADDRESS: "1000000", ACCESS_TOKEN_TTL_SEC: "86400" });
   const sql = server.app.stores.sql;
-  const me = await registerUser(server.baseUrl);
+  const users: { count: number; reg: Awaited<ReturnType<typeof registerUser>> }[] = [];
+  for (const count of SIZES) users.push({ count, reg: await registerUser(server.baseUrl) });
   const t0 = performance.now();
-  await seed(sql, me.user.id, NOISE_USERS);
+  await seed(sql, users.map((u) => ({ userId: u.reg.user.id, count: u.count })), NOISE_USERS);
   const seeded = await sql.query<{ c: number; m: number }>("SELECT (SELECT count(*) FROM conversations)::int AS c, (SELECT count(*) FROM conversation_members)::int AS m");
   console.error(`[${setup}] seeded ${seeded.rows[0].c} conversations, ${seeded.rows[0].m} memberships in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -125,20 +132,25 @@ async function benchSetup(setup: string, env: Record<string, string>): Promise<{
   }) as SqlDatabase["query"];
 
   const client = new GrpcJsClient(server.address);
-  const list = (pageToken = "") => client.unary(ConversationService.method.listConversations, { pageSize: 50, pageToken }, { token: me.accessToken });
-  const first = await list();
-  if (first.conversations.length !== 50 || !first.nextPageToken) throw new Error("expected a full first page");
-  if (!first.conversations.some((c) => c.unreadCount > 0)) throw new Error("expected unread counts");
-  if (!first.conversations.some((c) => c.lastMessage)) throw new Error("expected message previews");
-  const secondToken = first.nextPageToken;
+  const list = (token: string, pageToken = "") => client.unary(ConversationService.method.listConversations, { pageSize: 50, pageToken }, { token });
+  const scenarios: [string, () => Promise<unknown>][] = [];
+  // The floor under the same conditions: an authenticated RPC doing one row read (first and last, to see drift).
+  const getMe = () => client.unary(AuthService.method.getMe, {}, { token: users[0].reg.accessToken });
+  scenarios.push(["baseline: AuthService/GetMe", getMe]);
+  for (const u of users) {
+    const first = await list(u.reg.accessToken);
+    if (first.conversations.length !== 50 || !first.nextPageToken) throw new Error("expected a full first page");
+    if (!first.conversations.some((c) => c.unreadCount > 0)) throw new Error("expected unread counts");
+    if (!first.conversations.some((c) => c.lastMessage)) throw new Error("expected message previews");
+    const secondToken = first.nextPageToken;
+    const n = u.count.toLocaleString("en-US");
+    scenarios.push([`first page (50 of ${n})`, () => list(u.reg.accessToken)]);
+    scenarios.push([`second page (50 of ${n}, keyset token)`, () => list(u.reg.accessToken, secondToken)]);
+  }
+  scenarios.push(["baseline again: AuthService/GetMe", getMe]);
 
   const results: Result[] = [];
-  for (const [scenario, call] of [
-    ["first page (50 of 1,000, unread counts)", () => list()],
-    ["second page (keyset token)", () => list(secondToken)],
-    // The floor under the same conditions: an authenticated RPC doing one row read.
-    ["baseline: AuthService/GetMe", () => client.unary(AuthService.method.getMe, {}, { token: me.accessToken })],
-  ] as const) {
+  for (const [scenario, call] of scenarios) {
     for (let i = 0; i < 200; i++) await call(); // warm-up: JIT, plan cache, buffers
     const latencies: number[] = [];
     const before = queries;
@@ -158,7 +170,7 @@ async function benchSetup(setup: string, env: Record<string, string>): Promise<{
   // EXPLAIN exactly the statements (and parameters) one first-page call sends:
   // the conversation list, and the batched last-message previews (message module).
   statements = [];
-  await list();
+  await list(users[users.length - 1].reg.accessToken);
   (sql as { query: SqlDatabase["query"] }).query = original;
   const plans: string[] = [];
   for (const st of statements) {
@@ -201,7 +213,7 @@ async function main(): Promise<void> {
     await embedded.cleanup();
   }
 
-  console.log(`\nListConversations, user in 1,000 conversations (+${NOISE_USERS} other users with 1,000 each), page_size 50, ${CALLS} sequential calls per row, grpc-js client, server in-process\n`);
+  console.log(`\nListConversations, users in ${SIZES.join(" / ")} conversations (+${NOISE_USERS} other users with 1,000 each), page_size 50, ${CALLS} sequential calls per row, grpc-js client, server in-process\n`);
   console.log(`load average (1/5/15 min) at the end: ${loadavg().map((l) => l.toFixed(2)).join(" / ")} on ${availableParallelism()} cores\n`);
   console.log("| store | scenario | calls | p50 ms | p99 ms | max ms | node CPU ms/call | SQL statements per call |");
   console.log("|---|---|---:|---:|---:|---:|---:|---:|");
@@ -212,7 +224,14 @@ async function main(): Promise<void> {
       );
     }
   }
-  for (const o of out) console.log(`\nEXPLAIN ANALYZE (${o.setup}):\n${o.plan}`);
+  for (const o of out) {
+    const floor = o.results.find((r) => r.scenario.startsWith("baseline:"))!.p50;
+    const firstOf = (n: number) => o.results.find((r) => r.scenario === `first page (50 of ${n.toLocaleString("en-US")})`)?.p50;
+    const lo = firstOf(SIZES[0]);
+    const hi = firstOf(SIZES[SIZES.length - 1]);
+    if (lo && hi) console.log(`\n${o.setup}: first page p50 at ${SIZES[SIZES.length - 1]} / at ${SIZES[0]} = ${(hi / lo).toFixed(2)}x; above the GetMe floor: ${(hi - floor).toFixed(2)} / ${(lo - floor).toFixed(2)} ms`);
+  }
+  for (const o of out) console.log(`\nEXPLAIN ANALYZE (${o.setup}, the ${SIZES[SIZES.length - 1]}-membership user's first page):\n${o.plan}`);
 }
 
 await main();

@@ -326,33 +326,47 @@ export class SqlConversationStore implements ConversationStore {
 
   async listForUser(userId: string, opts: { limit: number; after: ActivityCursor | null; includeArchived: boolean }): Promise<MembershipRow[]> {
     const params: unknown[] = [userId, opts.includeArchived, opts.limit];
-    let keyset = "";
+    let small = "";
+    let big = "";
     if (opts.after) {
       // Compare in Postgres' own microsecond precision: the cursor carries
       // whole microseconds, converted back exactly (no float rounding).
       params.push(opts.after.activityMicros, opts.after.id);
-      keyset = "AND (c.last_message_at, c.id) < (timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::uuid)";
+      const cursor = "(timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::uuid)";
+      small = `AND (m.activity_at, m.conversation_id) < ${cursor}`;
+      big = `AND (c.last_message_at, m.conversation_id) < ${cursor}`;
     }
-    // One statement per page: the join gives every row its unread state
-    // (last_seq - last_read_seq), so there is no per-conversation query.
-    // Cost is O(the caller's memberships): the inner query probes the primary
-    // key once per membership for (id, last_message_at) only and keeps the top
-    // N; the outer one reads full rows for those N alone (about 25% faster
-    // than sorting full rows). The LATERAL ... OFFSET 0 keeps the planner on
-    // those probes; otherwise, with a small conversations table, it hash-joins
-    // a full scan of every conversation (measured 3-4x slower, and growing with
-    // the table instead of with the caller). See docs/CONVERSATIONS.md.
+    // One statement per page, read in index order (docs/CONVERSATIONS.md,
+    // "Order and cost"). Memberships of small conversations carry a copy of
+    // the conversation's last_message_at (activity_at, kept by triggers), so
+    // the first branch reads at most N entries of
+    // conversation_members_activity_idx. Memberships of big conversations
+    // (activity_at null; few per user) are sorted through the conversation
+    // rows: one primary-key probe each (the LATERAL ... OFFSET 0 keeps the
+    // planner on those probes rather than a hash join over every
+    // conversation). The two top-N lists are merged, and full rows are read
+    // for the N kept, with the caller's unread state (no per-row query).
     const { rows } = await this.db.query<ConvRow & { m_role: MemberRole; m_joined_at: Date; m_last_read_seq: number; m_delivered_seq: number; m_muted_until: Date | null; m_archived: boolean; activity_us: number }>(
       `SELECT ${CONV_COLS},
          m.role AS m_role, m.joined_at AS m_joined_at, m.last_read_seq AS m_last_read_seq,
          m.delivered_seq AS m_delivered_seq, m.muted_until AS m_muted_until, m.archived AS m_archived,
          (extract(epoch FROM c.last_message_at) * 1000000)::bigint AS activity_us
        FROM (
-         SELECT m.conversation_id
-         FROM conversation_members m
-         CROSS JOIN LATERAL (SELECT c.id, c.last_message_at FROM conversations c WHERE c.id = m.conversation_id OFFSET 0) c
-         WHERE m.user_id = $1 AND ($2::boolean OR NOT m.archived) ${keyset}
-         ORDER BY c.last_message_at DESC, c.id DESC
+         SELECT u.conversation_id FROM (
+           (SELECT m.conversation_id, m.activity_at AS at
+              FROM conversation_members m
+             WHERE m.user_id = $1 AND m.activity_at IS NOT NULL AND ($2::boolean OR NOT m.archived) ${small}
+             ORDER BY m.activity_at DESC, m.conversation_id DESC
+             LIMIT $3)
+           UNION ALL
+           (SELECT m.conversation_id, c.last_message_at AS at
+              FROM conversation_members m
+              CROSS JOIN LATERAL (SELECT c.last_message_at FROM conversations c WHERE c.id = m.conversation_id OFFSET 0) c
+             WHERE m.user_id = $1 AND m.activity_at IS NULL AND ($2::boolean OR NOT m.archived) ${big}
+             ORDER BY c.last_message_at DESC, m.conversation_id DESC
+             LIMIT $3)
+         ) u
+         ORDER BY u.at DESC, u.conversation_id DESC
          LIMIT $3
        ) page
        JOIN conversations c ON c.id = page.conversation_id

@@ -258,6 +258,48 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
     expect(archived.member).toMatchObject({ userId: me, role: "owner", archived: true });
   });
 
+  it("merges small conversations (read from the member index) and big ones (through the conversation) in one exact order", async () => {
+    const users = await insertUsers(db, 34);
+    const [me, ...crowd] = users;
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const c = await store.createConversation({ type: "group", title: `m${i}`, description: "", visibility: "private", ownerId: me }, [{ userId: me, role: "owner" }, { userId: crowd[0], role: "member" }], audit(me));
+      ids.push(c.id);
+    }
+    // Every third conversation gets more members than the fan-out limit: no activity copy for its members.
+    for (const id of ids.filter((_, i) => i % 3 === 0)) await store.mutate(id, (l) => l.addMembers(crowd.slice(1), "member"));
+    const { rows: copies } = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM conversation_members WHERE user_id = $1 AND conversation_id = ANY($2::uuid[]) AND activity_at IS NULL",
+      [me, ids],
+    );
+    expect(copies[0].n).toBe(4);
+    // Interleaved activity with ties across the two kinds, and a later message in a big one.
+    await db.query(
+      `UPDATE conversations c SET last_message_at = timestamptz '2031-01-01 00:00:00+00' + ((t.i / 2) * interval '1 microsecond')
+       FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, i) WHERE c.id = t.id`,
+      [ids],
+    );
+    await new SqlMessageStore(db).send({ conversationId: ids[3], senderId: crowd[5], clientMessageId: "late", content: "x", parentMessageId: null, mentions: [], attachments: [], createdAt: new Date("2032-01-01T00:00:00Z") });
+    await db.query("UPDATE conversation_members SET archived = true WHERE user_id = $1 AND conversation_id = ANY($2::uuid[])", [me, [ids[6], ids[7]]]);
+    const { rows: expected } = await db.query<{ id: string }>(
+      "SELECT id FROM conversations WHERE id = ANY($1::uuid[]) AND NOT (id = ANY($2::uuid[])) ORDER BY last_message_at DESC, id DESC",
+      [ids, [ids[6], ids[7]]],
+    );
+    expect(expected[0].id).toBe(ids[3]);
+    for (const limit of [1, 3, 5, 100]) {
+      const seen: string[] = [];
+      let after = null;
+      for (;;) {
+        const page = await store.listForUser(me, { limit, after, includeArchived: false });
+        seen.push(...page.map((r) => r.conversation.id));
+        if (page.length < limit) break;
+        after = page[page.length - 1].cursor;
+      }
+      expect(seen, `page size ${limit}`).toEqual(expected.map((r) => r.id));
+    }
+    expect(await store.listForUser(me, { limit: 100, after: null, includeArchived: true })).toHaveLength(12);
+  });
+
   it("lists public channels by name with a prefix filter and the caller's membership", async () => {
     const [me, owner] = await insertUsers(db, 2);
     const tag = `p${randomUUID().slice(0, 6)}`;
