@@ -251,7 +251,7 @@ async function startModuleServer(env: Record<string, string>): Promise<ModuleSer
     async close() {
       http.stopAccepting();
       http.destroy();
-      auth.close();
+      await auth.close();
       await stores.close();
     },
   };

@@ -139,16 +139,16 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     logger: logger.child({ module: "conversations" }),
   });
 
-  const auth = await createAuthModule(config, stores, logger).catch(async (err) => {
+  const auth = await createAuthModule(config, stores, logger, metrics.registry).catch(async (err) => {
     await stores.close();
     throw err;
   });
-  // Access tokens: signature + expiry, then the cheap cross-node revocation check.
+  // Access tokens: signature + claims + expiry (sync, cached), then the in-memory cross-node revocation check.
   const verifier = auth.service;
 
   const messages = new Messages({ store: messageStore, members: conversationStore, events, limits: config.limits });
   await realtime.start().catch(async (err) => {
-    auth.close();
+    await auth.close();
     await realtime.close();
     await stores.close();
     throw err;
@@ -234,7 +234,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         while (http.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
         shutdown.abort(); // cancels whatever outlived the grace period
         http.destroy();
-        auth.close();
+        await auth.close();
         presence.stop();
         notifications.stop();
         await realtime.close();

@@ -56,6 +56,12 @@ export interface Config {
     argon2: Argon2Params;
     /** Password hashes computed at once; further logins queue (keeps libuv threads for I/O). */
     argon2MaxConcurrent: number;
+    /** Verified access tokens cached (LRU) until they expire; 0 = no cache. */
+    tokenCacheMax: number;
+    /** Revocation catch-up from the database while the pub/sub feed is live. */
+    revocationCatchupMs: number;
+    /** While the feed is down: oldest catch-up that may answer a call; older means a per-call database read. */
+    revocationMaxLagMs: number;
     rateLimits: {
       loginFailuresPerAccount: number;
       loginFailuresPerAddress: number;
@@ -232,6 +238,10 @@ export function loadConfig(env: Env = process.env): Config {
       // argon2 runs on libuv's pool (4 threads by default), shared with file I/O
       // (PGlite) and DNS: by default one hash per core, at most 3.
       argon2MaxConcurrent: int(env, "ARGON2_MAX_CONCURRENT", Math.max(1, Math.min(availableParallelism(), 3)), 1, 64),
+      tokenCacheMax: int(env, "ACCESS_TOKEN_CACHE_MAX", 10_000, 0, 10_000_000),
+      revocationCatchupMs: int(env, "AUTH_REVOCATION_CATCHUP_MS", 1_000, 10, 3_600_000),
+      // Below 1 s so that a revocation is seen on every node within a second even while Redis is away.
+      revocationMaxLagMs: int(env, "AUTH_REVOCATION_MAX_LAG_MS", 500, 20, 60_000),
       rateLimits: {
         // Attempts per account before Login answers RESOURCE_EXHAUSTED (a success resets it).
         loginFailuresPerAccount: int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5, 1, 1_000_000),

@@ -70,11 +70,20 @@ export class AuthService implements AccessTokenVerifier {
 
   // ---- access tokens -------------------------------------------------------
 
-  /** The auth interceptor's check: signature and expiry, then the cheap revocation check. */
-  async verify(token: string): Promise<AuthContext> {
-    const claims = await this.d.tokens.verify(token);
-    await this.d.revocations.check(claims);
-    return { userId: claims.userId, sessionId: claims.sessionId, roles: claims.roles };
+  /**
+   * The auth interceptor's check: signature, claims and expiry (synchronous,
+   * cached until expiry), then the revocation check (in memory while the
+   * revocation feed vouches for it; a database read otherwise).
+   */
+  verify(token: string): Promise<AuthContext> {
+    try {
+      const claims = this.d.tokens.verify(token);
+      const pending = this.d.revocations.check(claims);
+      const caller = { userId: claims.userId, sessionId: claims.sessionId, roles: claims.roles };
+      return pending ? pending.then(() => caller) : Promise.resolve(caller);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   // ---- accounts ------------------------------------------------------------
@@ -287,12 +296,9 @@ export class AuthService implements AccessTokenVerifier {
     const res = await this.d.store.setRoles(userId, wanted);
     if (!res) throw notFound("USER_NOT_FOUND", "user not found");
     const now = this.now();
-    // Their access tokens carry the old roles: make them refresh.
-    const live = await this.d.store.listLiveSessions(userId, now);
-    await this.d.revocations.staleBefore(
-      live.map((s) => s.id),
-      now.getTime(),
-    );
+    // Their access tokens carry the old roles: make them refresh (recorded in the database, then pushed to every node).
+    const stale = await this.d.store.markSessionsStale(userId, now, now);
+    await this.d.revocations.staleBefore(userId, stale, now.getTime());
     await this.audit(caller.userId, "auth.user.roles_changed", "user", userId, meta, { from: res.before, to: wanted });
     return res.user;
   }

@@ -107,6 +107,29 @@ export interface AuthStore {
   ): Promise<string[]>;
   /** Deletes sessions (and their tokens) that ended before `cutoff`. Returns how many. */
   purgeEndedSessions(cutoff: Date): Promise<number>;
+  /** Refuses the user's live sessions' access tokens issued before `at` (roles changed). Returns their ids. */
+  markSessionsStale(userId: string, at: Date, now: Date): Promise<string[]>;
+}
+
+/** A session whose access changed (revoked, or tokens before a time refused). */
+export interface SessionAccessChange {
+  sessionId: string;
+  revoked: boolean;
+  staleBeforeMs: number | null;
+  /** When it changed (database clock), ms. */
+  changedAtMs: number;
+}
+
+/** What the revocation catch-up and the per-call fallback read (the database is the authority). */
+export interface SessionAccessSource {
+  /**
+   * Sessions whose access changed after `since` (database clock), or within
+   * the last `windowMs` when `since` is null; with the database's time at the
+   * read, the next call's `since`.
+   */
+  accessChangesSince(since: Date | null, windowMs: number): Promise<{ changes: SessionAccessChange[]; now: Date }>;
+  /** One session's access; null when there is no such session. */
+  sessionAccess(sessionId: string): Promise<{ revoked: boolean; staleBeforeMs: number | null } | null>;
 }
 
 interface UserRow {
@@ -167,7 +190,7 @@ const toSession = (r: SessionRow): SessionRecord => ({
 /** Escapes LIKE metacharacters so user input is matched literally. */
 const likePrefix = (s: string) => s.replace(/[\\%_]/g, (c) => "\\" + c) + "%";
 
-export class SqlAuthStore implements AuthStore {
+export class SqlAuthStore implements AuthStore, SessionAccessSource {
   private readonly db: SqlDatabase;
 
   constructor(db: SqlDatabase) {
@@ -376,6 +399,37 @@ export class SqlAuthStore implements AuthStore {
       [userId, now, reason, which.except ?? null],
     );
     return rows.map((r) => r.id);
+  }
+
+  async markSessionsStale(userId: string, at: Date, now: Date): Promise<string[]> {
+    const { rows } = await this.db.query<{ id: string }>(
+      `UPDATE sessions SET access_stale_before = GREATEST(access_stale_before, $2)
+       WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $3 AND idle_expires_at > $3 RETURNING id`,
+      [userId, at, now],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async accessChangesSince(since: Date | null, windowMs: number): Promise<{ changes: SessionAccessChange[]; now: Date }> {
+    const { rows } = await this.db.query<{ id: string; revoked: boolean; stale_before: Date | null; changed_at: Date; db_now: Date }>(
+      `SELECT s.id, s.revoked_at IS NOT NULL AS revoked, s.access_stale_before AS stale_before, s.access_changed_at AS changed_at, t.db_now
+       FROM (SELECT clock_timestamp() AS db_now) t
+       LEFT JOIN sessions s ON s.access_changed_at > COALESCE($1::timestamptz, t.db_now - $2::bigint * interval '1 millisecond')
+       ORDER BY s.access_changed_at`,
+      [since, windowMs],
+    );
+    const changes = rows
+      .filter((r) => r.id !== null)
+      .map((r) => ({ sessionId: r.id, revoked: r.revoked, staleBeforeMs: r.stale_before?.getTime() ?? null, changedAtMs: r.changed_at.getTime() }));
+    return { changes, now: rows[0].db_now };
+  }
+
+  async sessionAccess(sessionId: string): Promise<{ revoked: boolean; staleBeforeMs: number | null } | null> {
+    const { rows } = await this.db.query<{ revoked: boolean; stale_before: Date | null }>(
+      "SELECT revoked_at IS NOT NULL AS revoked, access_stale_before AS stale_before FROM sessions WHERE id = $1",
+      [sessionId],
+    );
+    return rows[0] ? { revoked: rows[0].revoked, staleBeforeMs: rows[0].stale_before?.getTime() ?? null } : null;
   }
 
   async purgeEndedSessions(cutoff: Date): Promise<number> {

@@ -2,6 +2,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
+import type { Registry } from "prom-client";
 import type { Config } from "../config.ts";
 import type { Stores } from "../stores/stores.ts";
 import { AuditLog } from "../audit/audit-log.ts";
@@ -9,20 +10,21 @@ import { SqlAuthStore } from "./auth-store.ts";
 import { AuthService } from "./auth-service.ts";
 import { PasswordHasher } from "./passwords.ts";
 import { AuthRateLimits } from "./rate-limits.ts";
-import { SessionRevocations } from "./revocations.ts";
+import { createRevocationMetrics, SessionRevocations } from "./revocations.ts";
 import { AccessTokens } from "./tokens.ts";
 
 export interface AuthModule {
   service: AuthService;
   audit: AuditLog;
   revocations: SessionRevocations;
-  /** Stops the periodic sweep of ended sessions. */
-  close(): void;
+  /** Stops the periodic sweep of ended sessions and the revocation feed. */
+  close(): Promise<void>;
 }
 
 const PURGE_INTERVAL_MS = 3600 * 1000;
 
-export async function createAuthModule(config: Config, stores: Stores, logger: Logger): Promise<AuthModule> {
+/** Builds the module and loads the current revocations (the view is current when this resolves). */
+export async function createAuthModule(config: Config, stores: Stores, logger: Logger, registry?: Registry): Promise<AuthModule> {
   const a = config.auth;
   let secret: string | Uint8Array = a.accessTokenSecret;
   if (a.accessTokenSecretGenerated) {
@@ -32,11 +34,20 @@ export async function createAuthModule(config: Config, stores: Stores, logger: L
     logger.warn("ACCESS_TOKEN_SECRET is not set: using a random per-process secret; set it for more than one node");
   }
   const audit = new AuditLog(stores.sql);
-  const revocations = new SessionRevocations(stores.ephemeral, a.accessTokenTtlSec);
+  const store = new SqlAuthStore(stores.sql);
+  const revocations = new SessionRevocations({
+    ephemeral: stores.ephemeral,
+    source: store,
+    settings: { accessTokenTtlSec: a.accessTokenTtlSec, catchupIntervalMs: a.revocationCatchupMs, maxLagMs: a.revocationMaxLagMs },
+    metrics: createRevocationMetrics(registry),
+    logger: logger.child({ module: "auth" }),
+  });
+  const hasher = await PasswordHasher.create(a.argon2, a.argon2MaxConcurrent);
+  await revocations.start();
   const service = new AuthService({
-    store: new SqlAuthStore(stores.sql),
-    hasher: await PasswordHasher.create(a.argon2, a.argon2MaxConcurrent),
-    tokens: new AccessTokens(secret, a.accessTokenTtlSec),
+    store,
+    hasher,
+    tokens: new AccessTokens(secret, a.accessTokenTtlSec, a.tokenCacheMax),
     revocations,
     rateLimits: new AuthRateLimits(stores.ephemeral, a.rateLimits),
     audit,
@@ -47,5 +58,13 @@ export async function createAuthModule(config: Config, stores: Stores, logger: L
     service.purgeEndedSessions().catch((err) => logger.warn({ err }, "purging ended sessions failed"));
   }, PURGE_INTERVAL_MS);
   purge.unref();
-  return { service, audit, revocations, close: () => clearInterval(purge) };
+  return {
+    service,
+    audit,
+    revocations,
+    async close() {
+      clearInterval(purge);
+      await revocations.close();
+    },
+  };
 }

@@ -165,7 +165,31 @@ forEachBackend("auth accounts", ["postgres", "pglite"] as const, (sqlName) => {
         .setExpirationTime("5m")
         .sign(new TextEncoder().encode(TEST_SECRET));
       const unsigned = new UnsecuredJWT({ sid: u.sessionId, roles: ["admin"] }).setSubject(u.user.id).setIssuer("chat.v1").setAudience("chat.v1").setIssuedAt().setExpirationTime("5m").encode();
+      const key = new TextEncoder().encode(TEST_SECRET);
+      // Well signed with the server's own secret, but wrong in shape: each must be UNAUTHENTICATED, never INTERNAL.
+      const signed = (claims: Record<string, unknown>, header: Record<string, unknown> = {}, alg = "HS256") =>
+        new SignJWT({ sid: u.sessionId, roles: ["user"], ...claims })
+          .setProtectedHeader({ alg, typ: "at+jwt", ...header })
+          .setSubject(typeof claims.sub === "string" ? claims.sub : u.user.id)
+          .setIssuer("chat.v1")
+          .setAudience("chat.v1")
+          .setIssuedAt(typeof claims.iat === "number" ? claims.iat : Math.floor(Date.now() / 1000))
+          .setExpirationTime("5m")
+          .sign(key);
+      // The last base64url character of a 32-byte signature carries 2 unused bits: same bytes, other text.
+      const last = s.at(-1)!;
+      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+      const sameBytes = s.slice(0, -1) + alphabet[alphabet.indexOf(last) ^ 1];
       for (const [what, token] of [
+        ["sub not a uuid", await signed({ sub: "not-a-uuid" })],
+        ["sid not a uuid", await signed({ sid: "1; DROP TABLE users" })],
+        ["roles not strings", await signed({ roles: [1] })],
+        ["HS512 with the same secret", await signed({}, {}, "HS512")],
+        ["header with kid", await signed({}, { kid: "k1" })],
+        ["issued in the future", await signed({ iat: Math.floor(Date.now() / 1000) + 3600 })],
+        ["not before in the future", await signed({ nbf: Math.floor(Date.now() / 1000) + 3600 })],
+        ["non-canonical signature text", `${h}.${p}.${sameBytes}`],
+        ["four parts", `${u.accessToken}.x`],
         ["tampered payload", `${h}.${forged}.${s}`],
         ["tampered signature", `${h}.${p}.${flipped}`],
         ["other secret", wrongKey.token],

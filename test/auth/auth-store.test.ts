@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
-import { forEachBackend, isolatedPostgres, isolatedRedisPrefix, env } from "../support/backends.ts";
+import { forEachBackend, isolatedPostgres } from "../support/backends.ts";
 import type { SqlDatabase } from "../../src/stores/sql/sql.ts";
 import { createPostgres } from "../../src/stores/sql/postgres.ts";
 import { openMigratedSql } from "../support/seed.ts";
@@ -14,11 +14,6 @@ import { SqlAuthStore, type NewSession, type NewUser } from "../../src/auth/auth
 import { AuditLog } from "../../src/audit/audit-log.ts";
 import { AppError } from "../../src/shared/errors.ts";
 import { hashRefreshToken, newRefreshToken } from "../../src/auth/tokens.ts";
-import { SessionRevocations, type SessionRevokedMessage } from "../../src/auth/revocations.ts";
-import type { EphemeralStore } from "../../src/stores/ephemeral/ephemeral.ts";
-import { createRedisStore } from "../../src/stores/ephemeral/redis.ts";
-import { createMemoryStore } from "../../src/stores/ephemeral/memory.ts";
-import { eventually } from "./helpers.ts";
 
 const HOUR = 3600_000;
 let seq = 0;
@@ -227,44 +222,5 @@ forEachBackend("auth store", ["postgres", "pglite"] as const, (name) => {
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ action: "test.action", entityType: "thing", metadata: { a: 1 }, clientAddress: "10.0.0.1", actorId: null });
     expect(rows[0].createdAt).toBeInstanceOf(Date);
-  });
-});
-
-forEachBackend("session revocation markers", ["redis", "memory"] as const, (name) => {
-  let ephemeral: EphemeralStore;
-  beforeAll(async () => {
-    ephemeral = name === "redis" ? await createRedisStore(env.redis!, isolatedRedisPrefix()) : createMemoryStore();
-  });
-  afterAll(async () => {
-    await ephemeral?.close();
-  });
-
-  const claims = (sessionId: string, issuedAtMs = Date.now()) => ({ userId: "u", sessionId, roles: ["user"], issuedAtMs });
-
-  it("refuses a revoked session's tokens on another instance sharing the store, and announces it", async () => {
-    const here = new SessionRevocations(ephemeral, 900);
-    const there = new SessionRevocations(ephemeral, 900);
-    const heard: SessionRevokedMessage[] = [];
-    const unsubscribe = await SessionRevocations.subscribe(ephemeral, (m) => heard.push(m));
-    const sid = randomUUID();
-    await there.check(claims(sid)); // live
-    await here.revoked("u", [sid], "logout");
-    await expect(there.check(claims(sid))).rejects.toMatchObject({ kind: "unauthenticated" });
-    expect(await ephemeral.pttl(`auth:session:${sid}`)).toBeGreaterThan(900_000);
-    await eventually(() => heard.find((m) => m.sessionIds.includes(sid) && m.reason === "logout"));
-    await unsubscribe();
-  });
-
-  it("a stale mark refuses only tokens issued before it, and never downgrades a revocation", async () => {
-    const r = new SessionRevocations(ephemeral, 900);
-    const sid = randomUUID();
-    const mark = Date.now();
-    await r.staleBefore([sid], mark);
-    await expect(r.check(claims(sid, mark - 1))).rejects.toMatchObject({ kind: "unauthenticated" });
-    await r.check(claims(sid, mark));
-    const dead = randomUUID();
-    await r.revoked("u", [dead], "revoked");
-    await r.staleBefore([dead], Date.now());
-    await expect(new SessionRevocations(ephemeral, 900).check(claims(dead, Date.now() + 1000))).rejects.toMatchObject({ kind: "unauthenticated" });
   });
 });

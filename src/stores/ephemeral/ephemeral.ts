@@ -32,6 +32,14 @@ export interface EphemeralStore {
   publish(channel: string, message: Uint8Array): Promise<void>;
   /** Subscribes a handler; resolves once the subscription is live. Returns an unsubscribe. */
   subscribe(channel: string, handler: (message: Uint8Array) => void): Promise<() => Promise<void>>;
+  /**
+   * Whether subscriptions are receiving: false from the moment the subscriber
+   * connection is lost (messages published meanwhile are never delivered)
+   * until it is back and every channel is subscribed again. Always true in process.
+   */
+  subscriptionLive(): boolean;
+  /** Calls `listener` on every change of subscriptionLive(); returns the unregister function. */
+  onSubscriptionState(listener: (live: boolean) => void): () => void;
   /** A rate limiter backed by this store (shared across nodes when on Redis). */
   rateLimiter(opts: { keyPrefix: string; points: number; durationSec: number; blockDurationSec?: number }): RateLimiterAbstract;
   ping(): Promise<void>;
@@ -59,6 +67,11 @@ export class HandlerSet {
     if (set.size > 0) return false;
     this.handlers.delete(channel);
     return true;
+  }
+
+  /** Channels with at least one handler. */
+  channels(): string[] {
+    return [...this.handlers.keys()];
   }
 
   dispatch(channel: string, message: Uint8Array): void {

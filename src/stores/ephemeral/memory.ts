@@ -126,6 +126,9 @@ export function createMemoryStore(): EphemeralStore {
         handlers.remove(channel, handler);
       };
     },
+    // Delivery is a function call in this process: never lost.
+    subscriptionLive: () => true,
+    onSubscriptionState: () => () => {},
     rateLimiter: (o) =>
       new RateLimiterMemory({ keyPrefix: o.keyPrefix, points: o.points, duration: o.durationSec, blockDuration: o.blockDurationSec ?? 0 }),
     async ping() {},

@@ -16,8 +16,9 @@ export async function createRedisStore(url: string, prefix: string, faults: Stor
     enableOfflineQueue: true,
     connectTimeout: 5_000,
   };
-  const cmd = new Redis(url, opts);
-  const sub = new Redis(url, opts);
+  const cmd = new Redis(url, { ...opts, connectionName: `${prefix}cmd` });
+  // Named so that an operator (or a test) can find it in CLIENT LIST.
+  const sub = new Redis(url, { ...opts, connectionName: `${prefix}sub` });
   // ioredis reconnects by itself (the subscriber resubscribes its channels);
   // without a listener an 'error' event would crash the process. A command
   // that fails meanwhile gets UNAVAILABLE (guard, below). Each loss is
@@ -34,6 +35,26 @@ export async function createRedisStore(url: string, prefix: string, faults: Stor
   await Promise.all([cmd.connect(), sub.connect()]);
 
   const handlers = new HandlerSet();
+  // Subscription liveness: lost with the connection (Redis does not keep
+  // messages for an absent subscriber); back once ioredis has reconnected and
+  // our own SUBSCRIBE of every channel, queued behind its automatic
+  // re-subscription on the same connection, is acknowledged.
+  let live = true;
+  const stateListeners = new Set<(live: boolean) => void>();
+  const setLive = (value: boolean) => {
+    if (value === live) return;
+    live = value;
+    for (const l of stateListeners) l(value);
+  };
+  sub.on("close", () => setLive(false));
+  sub.on("ready", () => {
+    if (live) return;
+    const channels = handlers.channels().map(k);
+    (channels.length > 0 ? sub.subscribe(...channels) : Promise.resolve(0)).then(
+      () => setLive(true),
+      () => {}, // lost again: the next "ready" retries
+    );
+  });
   sub.on("messageBuffer", (channel: Buffer, message: Buffer) => {
     handlers.dispatch(channel.toString().slice(prefix.length), message);
   });
@@ -103,6 +124,11 @@ export async function createRedisStore(url: string, prefix: string, faults: Stor
       return async () => {
         if (handlers.remove(channel, handler)) await sub.unsubscribe(k(channel)).catch(() => {});
       };
+    },
+    subscriptionLive: () => live,
+    onSubscriptionState(listener) {
+      stateListeners.add(listener);
+      return () => void stateListeners.delete(listener);
     },
     rateLimiter: (o) =>
       new RateLimiterRedis({
