@@ -44,6 +44,7 @@ import { registerReflection } from "../src/server/reflection.ts";
 import { startHttpServer } from "../src/server/http.ts";
 import { SqlConversationStore } from "../src/conversations/sql-store.ts";
 import { SqlMessageStore } from "../src/messages/sql-store.ts";
+import { RecordingEventSink } from "../src/events/events.ts";
 import { MongoMessageStore } from "../src/messages/mongo-store.ts";
 import { MessageService as Messages } from "../src/messages/service.ts";
 import { messageHandler } from "../src/messages/handler.ts";
@@ -231,7 +232,7 @@ async function startModuleServer(env: Record<string, string>): Promise<ModuleSer
   const auth = await createAuthModule(config, stores, logger);
   const store: MessageStore = stores.mongo ? new MongoMessageStore(stores.mongo, stores.sql) : new SqlMessageStore(stores.sql);
   await store.init();
-  const messages = new Messages({ store, members: new SqlConversationStore(stores.sql), events: { publish: async () => {} }, limits: config.limits });
+  const messages = new Messages({ store, members: new SqlConversationStore(stores.sql), events: new RecordingEventSink(), limits: config.limits });
   const health = new HealthState([MessageService.typeName], () => stores.ping());
   const names = [MessageService.typeName, Health.typeName, reflectionV1.ServerReflection.typeName];
   const handler = connectNodeAdapter({

@@ -24,7 +24,8 @@ import { Conversations } from "./conversations/service.ts";
 import { conversationHandler } from "./conversations/handler.ts";
 import type { MessageStore } from "./messages/store.ts";
 import { SqlMessageStore } from "./messages/sql-store.ts";
-import { MongoMessageStore } from "./messages/mongo-store.ts";
+import { MongoMessageStore, type MongoStoreHooks } from "./messages/mongo-store.ts";
+import type { SinkHooks } from "./realtime/sink.ts";
 import { MessageService as Messages } from "./messages/service.ts";
 import { messageHandler } from "./messages/handler.ts";
 import { IdempotencyStore } from "./idempotency/store.ts";
@@ -78,7 +79,13 @@ const PUBLIC_ROUTES = new Set([
   reflectionV1alpha.ServerReflection.typeName,
 ]);
 
-export async function startApp(config: Config, logger: Logger): Promise<App> {
+/** Fault injection for tests (crash points of the outbox protocol); never set in production. */
+export interface AppHooks {
+  sink?: SinkHooks;
+  mongo?: MongoStoreHooks;
+}
+
+export async function startApp(config: Config, logger: Logger, hooks: AppHooks = {}): Promise<App> {
   const metrics = createMetrics();
   const storeLog = logger.child({ module: "stores" });
   const stores = await openStores(config, logger, {
@@ -94,7 +101,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // Aborted as shutdown begins (before the grace period): calls that only end when the client leaves end now.
   const draining = new AbortController();
   // Messages live in MongoDB when it is configured, else in the relational store.
-  const messageStore: MessageStore = stores.mongo ? new MongoMessageStore(stores.mongo, stores.sql) : new SqlMessageStore(stores.sql);
+  const messageStore: MessageStore = stores.mongo ? new MongoMessageStore(stores.mongo, stores.sql, { hooks: hooks.mongo, firstSweepMs: config.realtime.eventRetentionSec * 1000 }) : new SqlMessageStore(stores.sql);
   await messageStore.init().catch(async (err) => {
     await stores.close();
     throw err;
@@ -122,15 +129,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     registry: metrics.registry,
     hooks: presence.hooks,
     typing: (conversationId, userId, typing) => presence.typing.set(conversationId, userId, typing),
+    // Decided off the send path; the notifier logs its own failures.
+    also: (changes) => void notifications.notifier.publish(changes),
+    sinkHooks: hooks.sink,
+    maintenance: messageStore instanceof MongoMessageStore ? () => messageStore.sweep().then(() => undefined) : undefined,
   });
   const notifications = await createNotifications({ config, stores, messages: messageStore, conversations: conversationStore, presence: presence.tracker, logger });
-  const events: EventSink = {
-    async publish(changes) {
-      await realtime.events.publish(changes);
-      // Decided off the send path; the notifier logs its own failures.
-      void notifications.notifier.publish(changes);
-    },
-  };
+  // Every change commits its events with it; realtime's sink announces them after the reply.
+  const events: EventSink = realtime.events;
   const conversations = new Conversations({
     store: conversationStore,
     events,

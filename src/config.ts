@@ -102,8 +102,10 @@ export interface Config {
     resyncThreshold: number;
     /** Events and resume checkpoints older than this are pruned; resuming from before gets resync_required. */
     eventRetentionSec: number;
-    /** Period of the retention and repair job. */
+    /** Period of the retention job (and, with MongoDB, the sweep for messages whose send never committed). */
     maintenanceIntervalMs: number;
+    /** Period of the head check that fills events whose publication was lost (ms; 0 turns it off). */
+    headCheckMs: number;
     /** GoAway at shutdown: clients reconnect after a random delay up to this. */
     goAwayReconnectMs: number;
   };
@@ -278,6 +280,7 @@ export function loadConfig(env: Env = process.env): Config {
       resyncThreshold: int(env, "STREAM_RESYNC_THRESHOLD", 1_000, 1, 1_000_000),
       eventRetentionSec: int(env, "EVENT_RETENTION_SEC", 7 * 24 * 3600, 60, 365 * 24 * 3600),
       maintenanceIntervalMs: int(env, "REALTIME_MAINTENANCE_INTERVAL_MS", 60_000, 100, 24 * 3600 * 1000),
+      headCheckMs: int(env, "REALTIME_HEAD_CHECK_MS", 1_000, 0, 600_000),
       goAwayReconnectMs: int(env, "STREAM_GOAWAY_RECONNECT_MS", 1_000, 0, 600_000),
     },
     conversations: {

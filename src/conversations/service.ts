@@ -3,7 +3,7 @@
 // stores and the event sink come in through the constructor.
 
 import type { Logger } from "pino";
-import type { DomainEvent, EventSink } from "../events/events.ts";
+import type { DomainEvent, EventSink, LoggedEvent } from "../events/events.ts";
 import { AppError, alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../shared/errors.ts";
 import type { LastMessagePreviews } from "./ports.ts";
 import {
@@ -112,7 +112,8 @@ export class Conversations {
     if (input.type !== "group" && input.type !== "channel") {
       throw invalidArgument("type", "must be CONVERSATION_TYPE_GROUP or CONVERSATION_TYPE_CHANNEL (use GetOrCreateDirect for DMs)");
     }
-    const isChannel = input.type === "channel";
+    const type = input.type;
+    const isChannel = type === "channel";
     const title = isChannel ? v.channelName("title", input.title, this.limits.titleMaxChars) : v.groupTitle("title", input.title, this.limits.titleMaxChars);
     const description = v.description("description", input.description, this.limits.descriptionMaxChars);
     if (!isChannel && input.visibility === "public") throw invalidArgument("visibility", "groups are always private");
@@ -122,39 +123,45 @@ export class Conversations {
     if (others.length + 1 > max) throw failedPrecondition("MEMBER_LIMIT_REACHED", `a ${input.type} has at most ${max} members`, { limit: String(max) });
 
     let conversation: ConversationRecord;
+    const out: LoggedEvent[] = [];
     try {
-      conversation = await this.store.createConversation(
-        { type: input.type, title, description, visibility, ownerId: actor.userId },
-        [{ userId: actor.userId, role: "owner" }, ...others.map((userId) => ({ userId, role: "member" as const }))],
-        { actorId: actor.userId, action: "conversation.created", clientAddress: actor.clientAddress, metadata: { type: input.type, memberIds: others } },
+      // The member_joined events commit with the conversation (a new id: nothing to order against).
+      conversation = await this.events.track(
+        [],
+        () =>
+          this.store.createConversation(
+            { type, title, description, visibility, ownerId: actor.userId },
+            [{ userId: actor.userId, role: "owner" }, ...others.map((userId) => ({ userId, role: "member" as const }))],
+            { actorId: actor.userId, action: "conversation.created", clientAddress: actor.clientAddress, metadata: { type: input.type, memberIds: others } },
+            out,
+          ),
+        () => out,
       );
     } catch (err) {
       if (err instanceof ChannelNameTaken) throw alreadyExists("CHANNEL_NAME_TAKEN", `a channel named "${title}" already exists`);
       throw this.unknownUsers(err, "member_ids");
     }
-    await this.announce([
-      { type: "member_joined", conversationId: conversation.id, userId: actor.userId, role: "owner" },
-      ...others.map((userId): DomainEvent => ({ type: "member_joined", conversationId: conversation.id, userId, role: "member" })),
-    ]);
     return this.viewFor(actor, conversation);
   }
 
   async getOrCreateDirect(actor: Actor, rawUserId: string): Promise<{ view: ConversationView; created: boolean }> {
     const peer = v.uuid("user_id", rawUserId);
     let res: { conversation: ConversationRecord; created: boolean };
+    const out: LoggedEvent[] = [];
     try {
-      res = await this.store.getOrCreateDirect(actor.userId, peer, {
-        actorId: actor.userId,
-        action: "conversation.direct.created",
-        clientAddress: actor.clientAddress,
-        metadata: { peerUserId: peer },
-      });
+      res = await this.events.track(
+        [],
+        () =>
+          this.store.getOrCreateDirect(
+            actor.userId,
+            peer,
+            { actorId: actor.userId, action: "conversation.direct.created", clientAddress: actor.clientAddress, metadata: { peerUserId: peer } },
+            out,
+          ),
+        () => out,
+      );
     } catch (err) {
       throw this.unknownUsers(err, "user_id");
-    }
-    if (res.created) {
-      const users = actor.userId === peer ? [peer] : [actor.userId, peer];
-      await this.announce(users.map((userId) => ({ type: "member_joined", conversationId: res.conversation.id, userId, role: "member" })));
     }
     return { view: await this.viewFor(actor, res.conversation), created: res.created };
   }
@@ -223,9 +230,9 @@ export class Conversations {
         clientAddress: actor.clientAddress,
         metadata: { before: { title: c.title, visibility: c.visibility }, after: patch },
       });
+      locked.emit([{ type: "conversation_updated", conversationId: id }]);
       return { me, changed: true };
     });
-    if (out.result.changed) await this.announce([{ type: "conversation_updated", conversationId: id }]);
     return this.viewFor(actor, out.conversation, out.result.me);
   }
 
@@ -248,17 +255,17 @@ export class Conversations {
       if (c.memberCount + fresh.length > max) throw failedPrecondition("MEMBER_LIMIT_REACHED", `a ${c.type} has at most ${max} members`, { limit: String(max) });
       const added = await locked.addMembers(fresh, "member");
       await locked.audit({ actorId: actor.userId, action: "conversation.members.added", clientAddress: actor.clientAddress, metadata: { userIds: added } });
+      if (added.length) {
+        locked.emit([
+          ...added.map((userId): DomainEvent => ({ type: "member_joined", conversationId: id, userId, role: "member" })),
+          { type: "conversation_updated", conversationId: id },
+        ]);
+      }
       return { me, added };
     }).catch((err) => {
       throw this.unknownUsers(err, "user_ids");
     });
     const { me, added } = out.result;
-    if (added.length) {
-      await this.announce([
-        ...added.map((userId): DomainEvent => ({ type: "member_joined", conversationId: id, userId, role: "member" })),
-        { type: "conversation_updated", conversationId: id },
-      ]);
-    }
     return { view: await this.viewFor(actor, out.conversation, me), added };
   }
 
@@ -266,7 +273,7 @@ export class Conversations {
     const id = v.uuid("conversation_id", input.conversationId);
     const target = v.uuid("user_id", input.userId);
     if (target === actor.userId) return this.leaveById(actor, id);
-    const out = await this.mutate(id, async (locked) => {
+    await this.mutate(id, async (locked) => {
       const c = locked.conversation;
       const me = requireMember(c, await locked.member(actor.userId));
       notDirect(c, "lose members");
@@ -282,14 +289,12 @@ export class Conversations {
         clientAddress: actor.clientAddress,
         metadata: { userId: target, role: them.role },
       });
-      return true;
-    });
-    if (out.result) {
-      await this.announce([
+      locked.emit([
         { type: "member_left", conversationId: id, userId: target, removed: true },
         { type: "conversation_updated", conversationId: id },
       ]);
-    }
+      return true;
+    });
   }
 
   async join(actor: Actor, rawId: string): Promise<ConversationView> {
@@ -306,17 +311,16 @@ export class Conversations {
       await locked.addMembers([actor.userId], role);
       if (role === "owner") await locked.refreshOwner();
       await locked.audit({ actorId: actor.userId, action: "conversation.member.joined", clientAddress: actor.clientAddress, metadata: { role } });
-      return { me: (await locked.member(actor.userId))!, joined: true };
+      const me = (await locked.member(actor.userId))!;
+      locked.emit([
+        { type: "member_joined", conversationId: id, userId: actor.userId, role: me.role },
+        { type: "conversation_updated", conversationId: id },
+      ]);
+      return { me, joined: true };
     }).catch((err) => {
       // Only the caller is inserted here: a token outliving its account.
       throw err instanceof UnknownUsers ? unauthenticated("ACCOUNT_GONE", "account no longer exists") : err;
     });
-    if (out.result.joined) {
-      await this.announce([
-        { type: "member_joined", conversationId: id, userId: actor.userId, role: out.result.me.role },
-        { type: "conversation_updated", conversationId: id },
-      ]);
-    }
     return this.viewFor(actor, out.conversation, out.result.me);
   }
 
@@ -325,7 +329,7 @@ export class Conversations {
   }
 
   private async leaveById(actor: Actor, id: string): Promise<void> {
-    const out = await this.mutate(id, async (locked) => {
+    await this.mutate(id, async (locked) => {
       const c = locked.conversation;
       const me = await locked.member(actor.userId);
       if (!me) {
@@ -339,14 +343,12 @@ export class Conversations {
       await locked.removeMember(actor.userId);
       if (me.role === "owner") await locked.refreshOwner();
       await locked.audit({ actorId: actor.userId, action: "conversation.member.left", clientAddress: actor.clientAddress, metadata: { role: me.role } });
-      return true;
-    });
-    if (out.result) {
-      await this.announce([
+      locked.emit([
         { type: "member_left", conversationId: id, userId: actor.userId, removed: false },
         { type: "conversation_updated", conversationId: id },
       ]);
-    }
+      return true;
+    });
   }
 
   async listMembers(actor: Actor, input: { conversationId: string; pageSize: number; pageToken: string }): Promise<Page<MemberRecord>> {
@@ -386,9 +388,9 @@ export class Conversations {
         clientAddress: actor.clientAddress,
         metadata: { userId: target, from: them.role, to: role },
       });
+      locked.emit([{ type: "conversation_updated", conversationId: id }]);
       return { member, from: them.role };
     });
-    if (out.result.from !== role) await this.announce([{ type: "conversation_updated", conversationId: id }]);
     return out.result.member;
   }
 
@@ -422,8 +424,9 @@ export class Conversations {
 
   // --- helpers ---
 
+  /** A change under the conversation's lock; what it emits commits with it and is announced after. */
   private async mutate<T>(id: string, fn: (locked: LockedConversation) => Promise<T>): Promise<{ result: T; conversation: ConversationRecord }> {
-    const out = await this.store.mutate(id, fn);
+    const out = await this.events.track([id], () => this.store.mutate(id, fn), (r) => r?.events ?? []);
     if (!out) throw conversationNotFound();
     return out;
   }
@@ -463,15 +466,5 @@ export class Conversations {
       unreadCount: m ? Math.max(0, c.lastSeq - m.lastReadSeq) : 0,
       lastMessage,
     };
-  }
-
-  /** Announces persisted changes; delivery trouble must not fail a change that already committed. */
-  private async announce(events: DomainEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    try {
-      await this.events.publish(events);
-    } catch (err) {
-      this.logger?.warn({ err, events: events.length }, "publishing conversation events failed");
-    }
   }
 }

@@ -4,6 +4,8 @@ import { randomUUID } from "node:crypto";
 import type { SqlDatabase, SqlExecutor } from "../stores/sql/sql.ts";
 import { sqlState, UNIQUE_VIOLATION } from "../stores/sql/sql.ts";
 import { AuditLog } from "../audit/audit-log.ts";
+import type { DomainEvent, LoggedEvent } from "../events/events.ts";
+import { appendEvents, lockHead } from "../events/sql-outbox.ts";
 import type { MemberState } from "./ports.ts";
 import {
   ChannelNameTaken,
@@ -125,6 +127,8 @@ function mapWriteError(err: unknown): never {
 
 class SqlLockedConversation implements LockedConversation {
   conversation: ConversationRecord;
+  /** Events to log at the end of the transaction (conversation_updated then carries the final record). */
+  readonly pending: DomainEvent[] = [];
   private readonly tx: SqlExecutor;
   private readonly auditLog: AuditLog;
 
@@ -221,6 +225,21 @@ class SqlLockedConversation implements LockedConversation {
     return writeAudit(this.auditLog, this.tx, { ...entry, conversationId: this.id });
   }
 
+  emit(events: DomainEvent[]): void {
+    this.pending.push(...events);
+  }
+
+  /** Logs what was emitted, in this transaction (the head lock is the last lock taken). */
+  async flush(): Promise<LoggedEvent[]> {
+    if (this.pending.length === 0) return [];
+    const c = this.conversation;
+    return appendEvents(
+      this.tx,
+      this.id,
+      this.pending.map((e) => (e.type === "conversation_updated" ? { ...e, conversation: c } : e)),
+    );
+  }
+
   private async reload(): Promise<void> {
     this.conversation = (await selectConversation(this.tx, this.id))!;
   }
@@ -257,6 +276,7 @@ export class SqlConversationStore implements ConversationStore {
     input: NewConversation,
     members: { userId: string; role: MemberRole }[],
     audit: Omit<AuditEntry, "conversationId">,
+    out?: LoggedEvent[],
   ): Promise<ConversationRecord> {
     const id = randomUUID();
     try {
@@ -275,6 +295,9 @@ export class SqlConversationStore implements ConversationStore {
         for (const m of members) byRole.set(m.role, [...(byRole.get(m.role) ?? []), m.userId]);
         for (const [role, ids] of byRole) await insertMembers(tx, id, ids, role);
         await writeAudit(this.auditLog, tx, { ...audit, conversationId: id });
+        const joined = members.map((m): DomainEvent => ({ type: "member_joined", conversationId: id, userId: m.userId, role: m.role }));
+        const logged = await appendEvents(tx, id, joined);
+        out?.push(...logged);
         return (await selectConversation(tx, id))!;
       });
     } catch (err) {
@@ -283,7 +306,12 @@ export class SqlConversationStore implements ConversationStore {
     }
   }
 
-  async getOrCreateDirect(a: string, b: string, audit: Omit<AuditEntry, "conversationId">): Promise<{ conversation: ConversationRecord; created: boolean }> {
+  async getOrCreateDirect(
+    a: string,
+    b: string,
+    audit: Omit<AuditEntry, "conversationId">,
+    out?: LoggedEvent[],
+  ): Promise<{ conversation: ConversationRecord; created: boolean }> {
     const key = directKey(a, b);
     const users = a === b ? [a] : [a, b];
     try {
@@ -307,6 +335,9 @@ export class SqlConversationStore implements ConversationStore {
         if (unknown.length > 0) throw new UnknownUsers(unknown); // rolls the insert back
         await insertMembers(tx, id, users, "member");
         await writeAudit(this.auditLog, tx, { ...audit, conversationId: id });
+        const joined = users.map((userId): DomainEvent => ({ type: "member_joined", conversationId: id, userId, role: "member" }));
+        const logged = await appendEvents(tx, id, joined);
+        out?.push(...logged);
         return { conversation: (await selectConversation(tx, id))!, created: true };
       });
     } catch (err) {
@@ -314,13 +345,19 @@ export class SqlConversationStore implements ConversationStore {
     }
   }
 
-  async mutate<T>(conversationId: string, fn: (locked: LockedConversation) => Promise<T>): Promise<{ result: T; conversation: ConversationRecord } | null> {
+  async mutate<T>(
+    conversationId: string,
+    fn: (locked: LockedConversation) => Promise<T>,
+  ): Promise<{ result: T; conversation: ConversationRecord; events: LoggedEvent[] } | null> {
     return this.db.transaction(async (tx) => {
       const conversation = await selectConversation(tx, conversationId, true);
       if (!conversation) return null;
+      // The event head next (lock order of src/events/sql-outbox.ts), before any member row.
+      await lockHead(tx, conversationId);
       const locked = new SqlLockedConversation(tx, this.auditLog, conversation);
       const result = await fn(locked);
-      return { result, conversation: locked.conversation };
+      const events = await locked.flush();
+      return { result, conversation: locked.conversation, events };
     });
   }
 

@@ -5,6 +5,7 @@
 // last owner" or "is the conversation full" cannot race.
 
 import type { MembershipReader } from "./ports.ts";
+import type { DomainEvent, LoggedEvent } from "../events/events.ts";
 import type { ActivityCursor, ConversationKind, ConversationRecord, MemberRecord, MemberRole, Visibility } from "./types.ts";
 
 export interface NewConversation {
@@ -68,17 +69,26 @@ export interface LockedConversation {
   /** Points owner_id at the longest-standing owner (or null when none is left). */
   refreshOwner(): Promise<void>;
   audit(entry: Omit<AuditEntry, "conversationId">): Promise<void>;
+  /**
+   * Events this change announces, logged in the same transaction when fn
+   * returns (a conversation_updated gets the conversation as it is then).
+   */
+  emit(events: DomainEvent[]): void;
 }
 
 export interface ConversationStore extends MembershipReader {
   getConversation(id: string): Promise<ConversationRecord | null>;
   getMemberRecord(conversationId: string, userId: string): Promise<MemberRecord | null>;
 
-  /** Creates a group or channel with its first members (owner first). Throws ChannelNameTaken / UnknownUsers. */
+  /**
+   * Creates a group or channel with its first members (owner first), logging
+   * their member_joined events onto `out`. Throws ChannelNameTaken / UnknownUsers.
+   */
   createConversation(
     input: NewConversation,
     members: { userId: string; role: MemberRole }[],
     audit: Omit<AuditEntry, "conversationId">,
+    out?: LoggedEvent[],
   ): Promise<ConversationRecord>;
 
   /**
@@ -86,10 +96,18 @@ export interface ConversationStore extends MembershipReader {
    * created with both memberships on first use. Concurrent callers agree on
    * one row; exactly one of them sees created=true. Throws UnknownUsers.
    */
-  getOrCreateDirect(a: string, b: string, audit: Omit<AuditEntry, "conversationId">): Promise<{ conversation: ConversationRecord; created: boolean }>;
+  getOrCreateDirect(
+    a: string,
+    b: string,
+    audit: Omit<AuditEntry, "conversationId">,
+    out?: LoggedEvent[],
+  ): Promise<{ conversation: ConversationRecord; created: boolean }>;
 
-  /** Runs fn with the conversation row locked; null when the conversation does not exist. */
-  mutate<T>(conversationId: string, fn: (locked: LockedConversation) => Promise<T>): Promise<{ result: T; conversation: ConversationRecord } | null>;
+  /** Runs fn with the conversation row locked, then logs what it emitted; null when the conversation does not exist. */
+  mutate<T>(
+    conversationId: string,
+    fn: (locked: LockedConversation) => Promise<T>,
+  ): Promise<{ result: T; conversation: ConversationRecord; events: LoggedEvent[] } | null>;
 
   /** The caller's conversations, most recent activity first, strictly after `after`. One query. */
   listForUser(userId: string, opts: { limit: number; after: ActivityCursor | null; includeArchived: boolean }): Promise<MembershipRow[]>;

@@ -19,6 +19,9 @@ import { notFound } from "../shared/errors.ts";
 import type { LastMessagePreview } from "../conversations/ports.ts";
 import { previewText, sortReactions, type MessageStore } from "./store.ts";
 import { advanceAfterSend, lastSeqs, markReadSql, memberConversationIds, membersAmongSql, repairLastSeq, takeNextSeq } from "./sql-ledger.ts";
+import type { SqlExecutor } from "../stores/sql/sql.ts";
+import type { DomainEvent, LoggedEvent, ReactionCount } from "../events/events.ts";
+import { appendEvents, lockHead } from "../events/sql-outbox.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
 import { messageIdFor } from "./ids.ts";
 import type {
@@ -97,6 +100,10 @@ function toMessage(d: MessageDoc): StoredMessage {
   };
 }
 
+function createdEvent(m: StoredMessage): DomainEvent {
+  return { type: "message_created", conversationId: m.conversationId, messageId: m.id, seq: m.seq, message: m };
+}
+
 function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }
@@ -123,6 +130,23 @@ function newDoc(id: string, n: NewMessage, seq: number): MessageDoc {
 /** Thrown inside the send transaction to roll back the seq increment of a repeat. */
 class Repeat extends Error {}
 
+/** The MongoDB writes, for crash tests (docs/MESSAGES.md "Events with MongoDB"). */
+export type MongoWrite = "send" | "edit" | "delete" | "reaction_add" | "reaction_remove";
+
+export interface MongoStoreHooks {
+  /**
+   * Called after the MongoDB write and before the relational COMMIT that logs
+   * its event. Throwing there is a crash at that point: the relational
+   * transaction rolls back, the MongoDB write stays.
+   */
+  afterMongoWrite?(op: MongoWrite): void | Promise<void>;
+}
+
+/** Most orphaned messages logged by one repair (the rest by the next). */
+const REPAIR_BATCH = 500;
+/** The sweep leaves the newest seconds alone (sends in flight hold the lock anyway; this only saves lock waits). */
+const SWEEP_GRACE_MS = 5_000;
+
 export class MongoMessageStore implements MessageStore {
   readonly kind = "mongo" as const;
   private readonly mongo: MongoStore;
@@ -133,9 +157,16 @@ export class MongoMessageStore implements MessageStore {
   /** Inserts that found their seq taken (a lagging last_seq, or a repeat): for tests. */
   readonly stats = { seqConflicts: 0 };
 
-  constructor(mongo: MongoStore, sql: SqlDatabase) {
+  private readonly hooks: MongoStoreHooks;
+  /** Where the previous sweep ended (null: never swept; the first covers `firstSweepMs`). */
+  private sweptUntil: Date | null = null;
+  private readonly firstSweepMs: number;
+
+  constructor(mongo: MongoStore, sql: SqlDatabase, opts: { hooks?: MongoStoreHooks; firstSweepMs?: number } = {}) {
     this.mongo = mongo;
     this.sql = sql;
+    this.hooks = opts.hooks ?? {};
+    this.firstSweepMs = opts.firstSweepMs ?? 7 * 24 * 3600 * 1000;
     this.messages = mongo.db.collection<MessageDoc>("messages");
     this.reactionsCol = mongo.db.collection<ReactionDoc>("reactions");
   }
@@ -145,45 +176,42 @@ export class MongoMessageStore implements MessageStore {
     await ensureIndexes(this.mongo, "reactions", REACTION_INDEXES);
   }
 
-  async send(n: NewMessage): Promise<SendResult> {
+  async send(n: NewMessage, out?: LoggedEvent[]): Promise<SendResult> {
     const id = messageIdFor(n.conversationId, n.senderId, n.clientMessageId);
     // One send per conversation at a time on this node: the others wait here
     // instead of each holding a pooled connection while queued on the row lock.
-    const result = await this.queue.run(n.conversationId, () => this.sendUnderRowLock(id, n));
-    const m = result.message;
-    if (!result.created) {
-      // The original may be one whose node died between its insert and its
-      // commit: bring the relational side up to it (GREATEST: harmless otherwise).
-      await advanceAfterSend(this.sql, m.conversationId, m.senderId, m.seq, m.createdAt);
+    const result = await this.queue.run(n.conversationId, () => this.sendUnderRowLock(id, n, out));
+    if (!result.created && result.orphan) {
+      // The original's send never committed (its node died between the MongoDB insert and
+      // the relational COMMIT): log it now, with anything else lost the same way.
+      await this.repair(n.conversationId, out);
     }
-    return result;
+    return { message: result.message, created: result.created };
   }
 
   /**
    * In one relational transaction: take seq n from conversations.last_seq
    * (the row lock queues the senders of this conversation on every node, in
-   * arrival order), insert into MongoDB with n, commit. A repeat rolls back.
+   * arrival order), insert into MongoDB with n, log message_created (and first
+   * those of messages whose sends never committed, if n was taken), commit. A
+   * repeat rolls back.
    */
-  private async sendUnderRowLock(id: string, n: NewMessage): Promise<SendResult> {
+  private async sendUnderRowLock(id: string, n: NewMessage, out?: LoggedEvent[]): Promise<SendResult & { orphan?: boolean }> {
     for (let attempt = 1; ; attempt++) {
       let repeat: StoredMessage | null = null;
+      let taken = 0;
       try {
-        return await this.sql.transaction(async (tx) => {
-          const taken = await takeNextSeq(tx, n.conversationId, n.senderId, n.createdAt);
-          if (taken === null) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
+        const r = await this.sql.transaction(async (tx) => {
+          const got = await takeNextSeq(tx, n.conversationId, n.senderId, n.createdAt);
+          if (got === null) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
+          taken = got;
           let seq = taken;
+          let orphans: StoredMessage[] = [];
           for (let tries = 1; ; tries++) {
             const doc = newDoc(id, n, seq);
             try {
               await this.messages.insertOne(doc);
-              // The parent's counters move while this conversation's row lock is held: every reply to
-              // the parent takes that lock, and FerretDB does not make concurrent $inc atomic.
-              if (n.parentMessageId) {
-                await this.messages.updateOne({ _id: n.parentMessageId }, { $inc: { replyCount: 1 }, $max: { lastReplyAt: n.createdAt } });
-              }
-              // Caught up with a lagging last_seq: record where it really is. (These rows are locked already.)
-              if (seq !== taken) await advanceAfterSend(tx, n.conversationId, n.senderId, seq, n.createdAt);
-              return { message: toMessage(doc), created: true };
+              break;
             } catch (err) {
               if (!isDuplicateKey(err) || tries >= 3) throw err;
               this.stats.seqConflicts++;
@@ -195,20 +223,101 @@ export class MongoMessageStore implements MessageStore {
                 throw new Repeat(); // rolls the increment back
               }
               // Seq taken but last_seq said otherwise: a node died between its
-              // insert and its commit. Still holding the lock, continue after
-              // the highest stored seq.
-              seq = (await this.maxSeq(n.conversationId)) + 1;
+              // insert and its commit. Still holding the lock, log those
+              // messages first and continue after the highest stored seq.
+              orphans = await this.storedAfter(n.conversationId, taken - 1, REPAIR_BATCH);
+              seq = (orphans.length ? orphans[orphans.length - 1].seq : await this.maxSeq(n.conversationId)) + 1;
             }
           }
+          const message = toMessage(newDoc(id, n, seq));
+          // The parent's counters move while this conversation's row lock is held: every reply to
+          // the parent takes that lock, and FerretDB does not make concurrent $inc atomic.
+          if (n.parentMessageId) {
+            await this.messages.updateOne({ _id: n.parentMessageId }, { $inc: { replyCount: 1 }, $max: { lastReplyAt: n.createdAt } });
+          }
+          await this.hooks.afterMongoWrite?.("send");
+          // Caught up with a lagging last_seq: record where it really is. (These rows are locked already.)
+          for (const o of orphans) await advanceAfterSend(tx, n.conversationId, o.senderId, o.seq, o.createdAt);
+          if (seq !== taken) await advanceAfterSend(tx, n.conversationId, n.senderId, seq, n.createdAt);
+          const missing = orphans.length ? await this.unlogged(tx, n.conversationId, orphans) : [];
+          const events = await appendEvents(tx, n.conversationId, [...missing.map(createdEvent), createdEvent(message)]);
+          return { message, events };
         });
+        out?.push(...r.events);
+        return { message: r.message, created: true };
       } catch (err) {
-        if (err instanceof Repeat && repeat) return { message: repeat, created: false };
+        if (err instanceof Repeat && repeat) {
+          const original: StoredMessage = repeat;
+          // Above the relational last_seq: its own send never committed.
+          return { message: original, created: false, orphan: original.seq >= taken };
+        }
         // A deadlock can only come from taking the locks, before the insert: safe to retry.
         const state = sqlState(err);
         if ((state === DEADLOCK_DETECTED || state === SERIALIZATION_FAILURE) && attempt < 4) continue;
         throw err;
       }
     }
+  }
+
+  /** The messages among `stored` without a message_created in the log (one probe of its unique index). */
+  private async unlogged(tx: SqlExecutor, conversationId: string, stored: StoredMessage[]): Promise<StoredMessage[]> {
+    const { rows } = await tx.query<{ message_seq: number }>(
+      "SELECT message_seq FROM conversation_events WHERE conversation_id = $1 AND message_seq = ANY($2::bigint[])",
+      [conversationId, stored.map((m) => m.seq)],
+    );
+    const logged = new Set(rows.map((r) => Number(r.message_seq)));
+    return stored.filter((m) => !logged.has(m.seq));
+  }
+
+  /** Stored messages with seq > afterSeq, oldest first. */
+  private async storedAfter(conversationId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+    const docs = await this.messages.find({ conversationId, seq: { $gt: afterSeq } }).sort({ seq: 1 }).limit(limit).toArray();
+    return docs.map(toMessage);
+  }
+
+  /**
+   * Makes a conversation exact again after sends whose MongoDB insert happened
+   * but whose relational transaction never committed: under the row lock (so
+   * no send is in flight), every stored message above last_seq gets its
+   * message_created and last_seq (and its sender's watermarks) catch up.
+   * Returns how many were repaired.
+   */
+  async repair(conversationId: string, out?: LoggedEvent[]): Promise<number> {
+    const r = await this.sql.transaction(async (tx) => {
+      const { rows } = await tx.query<{ last_seq: number }>("SELECT last_seq FROM conversations WHERE id = $1 FOR NO KEY UPDATE", [conversationId]);
+      if (!rows[0]) return [];
+      await lockHead(tx, conversationId);
+      const orphans = await this.storedAfter(conversationId, Number(rows[0].last_seq), REPAIR_BATCH);
+      if (orphans.length === 0) return [];
+      for (const o of orphans) await advanceAfterSend(tx, conversationId, o.senderId, o.seq, o.createdAt);
+      return appendEvents(tx, conversationId, (await this.unlogged(tx, conversationId, orphans)).map(createdEvent));
+    });
+    out?.push(...r);
+    return r.length;
+  }
+
+  /**
+   * The sweep (every node, with the realtime maintenance job): conversations
+   * with messages stored since the previous sweep whose relational last_seq is
+   * behind them (a send that never committed and was never retried, with no
+   * later send) are repaired. Returns the events logged.
+   */
+  async sweep(now = new Date()): Promise<LoggedEvent[]> {
+    const from = this.sweptUntil ?? new Date(now.getTime() - this.firstSweepMs);
+    const to = new Date(now.getTime() - SWEEP_GRACE_MS);
+    if (to <= from) return [];
+    const docs = await this.messages
+      .find({ createdAt: { $gte: from, $lt: to } }, { projection: { conversationId: 1, seq: 1 } })
+      .toArray();
+    const top = new Map<string, number>();
+    for (const d of docs) top.set(d.conversationId, Math.max(top.get(d.conversationId) ?? 0, Number(d.seq)));
+    const relational = await lastSeqs(this.sql, [...top.keys()]);
+    const out: LoggedEvent[] = [];
+    for (const [c, seq] of top) {
+      if (seq > (relational.get(c) ?? 0)) await this.repair(c, out);
+    }
+    this.sweptUntil = to;
+    return out;
   }
 
   private async relationalLastSeq(conversationId: string): Promise<number> {
@@ -239,19 +348,27 @@ export class MongoMessageStore implements MessageStore {
     return { messages: docs.slice(0, q.limit).map(toMessage), hasMore: docs.length > q.limit };
   }
 
-  async edit(messageId: string, content: string, editedAt: Date): Promise<StoredMessage | null> {
-    return this.underConversationLock(messageId, async () => {
+  async edit(messageId: string, content: string, editedAt: Date, out?: LoggedEvent[]): Promise<StoredMessage | null> {
+    const r = await this.underConversationLock(messageId, async (tx, conversationId) => {
       const d = await this.messages.findOneAndUpdate(
         { _id: messageId, deletedAt: null },
         { $set: { content, editedAt } },
         { returnDocument: "after" },
       );
-      return d ? toMessage(d) : null;
+      if (!d) return null;
+      await this.hooks.afterMongoWrite?.("edit");
+      const message = toMessage(d);
+      const reactions = await this.counts(messageId);
+      const events = await appendEvents(tx, conversationId, [{ type: "message_edited", conversationId, messageId, seq: message.seq, message, reactions }]);
+      return { message, events };
     });
+    if (!r) return null;
+    out?.push(...r.events);
+    return r.message;
   }
 
-  async softDelete(messageId: string, deletedAt: Date): Promise<{ message: StoredMessage; changed: boolean } | null> {
-    return this.underConversationLock(messageId, async () => {
+  async softDelete(messageId: string, deletedAt: Date, out?: LoggedEvent[]): Promise<{ message: StoredMessage; changed: boolean } | null> {
+    const r = await this.underConversationLock(messageId, async (tx, conversationId) => {
       const d = await this.messages.findOneAndUpdate(
         { _id: messageId, deletedAt: null },
         { $set: { content: "", attachments: [], mentions: [], deletedAt } },
@@ -260,43 +377,109 @@ export class MongoMessageStore implements MessageStore {
       if (d) {
         // Tombstones show no reactions whether or not this cleanup ran.
         await this.reactionsCol.deleteMany({ messageId });
-        return { message: toMessage(d), changed: true };
+        await this.hooks.afterMongoWrite?.("delete");
+        const message = toMessage(d);
+        const events = await appendEvents(tx, conversationId, [{ type: "message_deleted", conversationId, messageId, seq: message.seq }]);
+        return { message, changed: true, events };
       }
       const existing = await this.get(messageId);
-      return existing ? { message: existing, changed: false } : null;
+      if (!existing) return null;
+      // Already deleted: if that delete's transaction never committed, its event is missing; log it now.
+      const events = (await this.logged(tx, conversationId, "message_deleted", { messageId }))
+        ? []
+        : await appendEvents(tx, conversationId, [{ type: "message_deleted", conversationId, messageId, seq: existing.seq }]);
+      return { message: existing, changed: false, events };
     });
+    if (!r) return null;
+    out?.push(...r.events);
+    return { message: r.message, changed: r.changed };
   }
 
   /**
    * Runs an update of a message while holding its conversation's relational
-   * row lock, like sends (and their reply counters) do. FerretDB rewrites the
-   * whole document on update without isolation, so two updates of one message
-   * can undo each other (an edit racing a delete brought the content back);
-   * under the lock every write to a conversation's messages is serialised.
-   * On MongoDB the lock costs one round trip and changes nothing.
+   * row lock, like sends (and their reply counters) do, and logs its event in
+   * that transaction. FerretDB rewrites the whole document on update without
+   * isolation, so two updates of one message can undo each other (an edit
+   * racing a delete brought the content back); under the lock every write to
+   * a conversation's messages is serialised, and reaction counts read under
+   * it are exact at the event's place in the order.
    */
-  private async underConversationLock<T>(messageId: string, fn: () => Promise<T | null>): Promise<T | null> {
+  private async underConversationLock<T>(messageId: string, fn: (tx: SqlExecutor, conversationId: string) => Promise<T | null>): Promise<T | null> {
     const found = await this.messages.findOne({ _id: messageId }, { projection: { conversationId: 1 } });
     if (!found) return null;
     return this.sql.transaction(async (tx) => {
       await tx.query("SELECT 1 FROM conversations WHERE id = $1 FOR NO KEY UPDATE", [found.conversationId]);
-      return fn();
+      return fn(tx, found.conversationId);
     });
   }
 
-  async addReaction(message: StoredMessage, userId: string, emoji: string, at: Date): Promise<boolean> {
-    try {
-      await this.reactionsCol.insertOne({ messageId: message.id, conversationId: message.conversationId, emoji, userId, createdAt: at });
-      return true;
-    } catch (err) {
-      if (isDuplicateKey(err)) return false;
-      throw err;
-    }
+  /** Whether the log holds the latest event of `type` for these payload fields (retry repair; rare). */
+  private async logged(tx: SqlExecutor, conversationId: string, type: string, match: Record<string, string>): Promise<boolean> {
+    const { rows } = await tx.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM conversation_events WHERE conversation_id = $1 AND type = $2 AND payload @> $3::jsonb",
+      [conversationId, type, JSON.stringify(match)],
+    );
+    return rows[0].n > 0;
   }
 
-  async removeReaction(message: StoredMessage, userId: string, emoji: string): Promise<boolean> {
-    const res = await this.reactionsCol.deleteOne({ messageId: message.id, emoji, userId });
-    return res.deletedCount > 0;
+  /** The latest reaction_updated of (message, emoji, user) in the log: true added, false removed, null none. */
+  private async lastReaction(tx: SqlExecutor, conversationId: string, messageId: string, emoji: string, userId: string): Promise<boolean | null> {
+    const { rows } = await tx.query<{ added: boolean }>(
+      `SELECT (payload->>'added')::boolean AS added FROM conversation_events
+        WHERE conversation_id = $1 AND type = 'reaction_updated' AND payload @> $2::jsonb
+        ORDER BY event_seq DESC LIMIT 1`,
+      [conversationId, JSON.stringify({ messageId, emoji, userId })],
+    );
+    return rows[0] ? rows[0].added : null;
+  }
+
+  private async counts(messageId: string, emoji?: string): Promise<ReactionCount[]> {
+    const match: Filter<ReactionDoc> = emoji === undefined ? { messageId } : { messageId, emoji };
+    const rows = await this.reactionsCol
+      .aggregate<{ _id: string; count: number }>([{ $match: match }, { $group: { _id: "$emoji", count: { $sum: 1 } } }])
+      .toArray();
+    return sortReactions(rows.map((r) => ({ emoji: r._id, count: Number(r.count), reacted: false }))).map(({ emoji: e, count }) => ({ emoji: e, count }));
+  }
+
+  /**
+   * Reactions are written under the conversation's row lock too, so the count
+   * each event carries is exact in event order. A repeat whose first write's
+   * transaction never committed (the log's latest event for this reaction
+   * says otherwise) logs the event it lacks.
+   */
+  async addReaction(message: StoredMessage, userId: string, emoji: string, at: Date, out?: LoggedEvent[]): Promise<boolean> {
+    const r = await this.underConversationLock(message.id, async (tx, c) => {
+      let added = true;
+      try {
+        await this.reactionsCol.insertOne({ messageId: message.id, conversationId: c, emoji, userId, createdAt: at });
+        await this.hooks.afterMongoWrite?.("reaction_add");
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+        added = false;
+        if ((await this.lastReaction(tx, c, message.id, emoji, userId)) === true) return { added, events: [] };
+      }
+      const count = (await this.counts(message.id, emoji))[0]?.count ?? 0;
+      const event: DomainEvent = { type: "reaction_updated", conversationId: c, messageId: message.id, emoji, userId, added: true, count };
+      return { added, events: await appendEvents(tx, c, [event]) };
+    });
+    if (!r) return false;
+    out?.push(...r.events);
+    return r.added;
+  }
+
+  async removeReaction(message: StoredMessage, userId: string, emoji: string, out?: LoggedEvent[]): Promise<boolean> {
+    const r = await this.underConversationLock(message.id, async (tx, c) => {
+      const res = await this.reactionsCol.deleteOne({ messageId: message.id, emoji, userId });
+      const removed = res.deletedCount > 0;
+      if (removed) await this.hooks.afterMongoWrite?.("reaction_remove");
+      else if ((await this.lastReaction(tx, c, message.id, emoji, userId)) !== true) return { removed, events: [] };
+      const count = (await this.counts(message.id, emoji))[0]?.count ?? 0;
+      const event: DomainEvent = { type: "reaction_updated", conversationId: c, messageId: message.id, emoji, userId, added: false, count };
+      return { removed, events: await appendEvents(tx, c, [event]) };
+    });
+    if (!r) return false;
+    out?.push(...r.events);
+    return r.removed;
   }
 
   async reactions(messageIds: string[], viewerId: string): Promise<Map<string, ReactionSummary[]>> {
@@ -323,7 +506,7 @@ export class MongoMessageStore implements MessageStore {
     return out;
   }
 
-  async markRead(conversationId: string, userId: string, seq: number): Promise<ReadResult | null> {
+  async markRead(conversationId: string, userId: string, seq: number, out?: LoggedEvent[]): Promise<ReadResult | null> {
     const relational = await this.relationalLastSeq(conversationId);
     if (seq > relational) {
       // The relational last_seq may lag the messages collection (a node died
@@ -336,7 +519,7 @@ export class MongoMessageStore implements MessageStore {
         .next();
       if (top) await repairLastSeq(this.sql, conversationId, Number(top.seq), top.createdAt);
     }
-    return markReadSql(this.sql, conversationId, userId, seq);
+    return markReadSql(this.sql, conversationId, userId, seq, out);
   }
 
   membersAmong(conversationId: string, userIds: string[]): Promise<Set<string>> {

@@ -1,9 +1,9 @@
 // The domain logic of MessageService: validation, membership and permission
-// rules, and the events announced after each persisted change. Stores,
+// rules, and the announcement of the events each store write commits with its change. Stores,
 // membership and the event sink come in through the constructor.
 
 import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../shared/errors.ts";
-import type { EventSink } from "../events/events.ts";
+import type { EventSink, LoggedEvent } from "../events/events.ts";
 import type { MemberState, MembershipReader } from "../conversations/ports.ts";
 import type { MessageStore } from "./store.ts";
 import type { Attachment, MessageView, StoredMessage } from "./types.ts";
@@ -98,20 +98,23 @@ export class MessageService {
     // Mentions of non-members are dropped, not rejected: membership can change
     // while a message is being typed, and the message itself is still valid.
 
-    const { message, created } = await this.store.send({
-      conversationId,
-      senderId: callerId,
-      clientMessageId,
-      content,
-      parentMessageId,
-      mentions: mentions.filter((id) => members.has(id)),
-      attachments,
-      createdAt: this.now(),
-    });
-    if (created) {
-      await this.events.publish([{ type: "message_created", conversationId, messageId: message.id, seq: message.seq }]);
-      return { ...message, reactions: [] };
-    }
+    // The message and its event commit together; the reply does not wait for the announcement.
+    const { message, created } = await this.write(conversationId, (out) =>
+      this.store.send(
+        {
+          conversationId,
+          senderId: callerId,
+          clientMessageId,
+          content,
+          parentMessageId,
+          mentions: mentions.filter((id) => members.has(id)),
+          attachments,
+          createdAt: this.now(),
+        },
+        out,
+      ),
+    );
+    if (created) return { ...message, reactions: [] };
     // A repeat: the original, as it is now (it may have been edited or reacted to since).
     return this.viewOne((await this.store.get(message.id)) ?? message, callerId);
   }
@@ -128,9 +131,8 @@ export class MessageService {
     if (message.senderId !== callerId) throw permissionDenied("NOT_SENDER", "only the sender can edit a message");
     if (isDeleted(message)) throw failedPrecondition("MESSAGE_DELETED", "the message was deleted");
     validateContent(content, this.maxChars, message.attachments.length > 0);
-    const edited = await this.store.edit(id, content, this.now());
+    const edited = await this.write(message.conversationId, (out) => this.store.edit(id, content, this.now(), out));
     if (!edited) throw failedPrecondition("MESSAGE_DELETED", "the message was deleted");
-    await this.events.publish([{ type: "message_edited", conversationId: edited.conversationId, messageId: id, seq: edited.seq }]);
     return this.viewOne(edited, callerId);
   }
 
@@ -140,11 +142,8 @@ export class MessageService {
     if (message.senderId !== callerId && member.role !== "owner" && member.role !== "admin") {
       throw permissionDenied("NOT_SENDER", "only the sender or a conversation owner or admin can delete a message");
     }
-    const res = await this.store.softDelete(id, this.now());
+    const res = await this.write(message.conversationId, (out) => this.store.softDelete(id, this.now(), out));
     if (!res) throw notFound("MESSAGE_NOT_FOUND", "message not found");
-    if (res.changed) {
-      await this.events.publish([{ type: "message_deleted", conversationId: message.conversationId, messageId: id, seq: message.seq }]);
-    }
     return { ...res.message, reactions: [] };
   }
 
@@ -175,11 +174,7 @@ export class MessageService {
     const key = validateEmoji(emoji);
     const { message } = await this.loadVisible(callerId, id);
     if (isDeleted(message)) throw failedPrecondition("MESSAGE_DELETED", "the message was deleted");
-    if (await this.store.addReaction(message, callerId, key, this.now())) {
-      await this.events.publish([
-        { type: "reaction_updated", conversationId: message.conversationId, messageId: id, emoji: key, userId: callerId, added: true },
-      ]);
-    }
+    await this.write(message.conversationId, (out) => this.store.addReaction(message, callerId, key, this.now(), out));
     return this.viewOne(message, callerId);
   }
 
@@ -187,24 +182,15 @@ export class MessageService {
     const id = requireUuid("message_id", messageId);
     const key = validateEmoji(emoji);
     const { message } = await this.loadVisible(callerId, id);
-    if (await this.store.removeReaction(message, callerId, key)) {
-      await this.events.publish([
-        { type: "reaction_updated", conversationId: message.conversationId, messageId: id, emoji: key, userId: callerId, added: false },
-      ]);
-    }
+    await this.write(message.conversationId, (out) => this.store.removeReaction(message, callerId, key, out));
     return this.viewOne(message, callerId);
   }
 
   async markRead(callerId: string, conversationId: string, seq: number): Promise<{ lastReadSeq: number; unreadCount: number }> {
     const convId = requireUuid("conversation_id", conversationId);
     const upTo = validateSeq("seq", seq);
-    const res = await this.store.markRead(convId, callerId, upTo);
+    const res = await this.write(convId, (out) => this.store.markRead(convId, callerId, upTo, out));
     if (!res) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
-    if (res.changed) {
-      await this.events.publish([
-        { type: "receipt_updated", conversationId: convId, userId: callerId, deliveredSeq: res.deliveredSeq, readSeq: res.lastReadSeq },
-      ]);
-    }
     return { lastReadSeq: res.lastReadSeq, unreadCount: Math.min(INT32_MAX, Math.max(0, res.lastSeq - res.lastReadSeq)) };
   }
 
@@ -216,6 +202,12 @@ export class MessageService {
     if (conversationId) await this.requireMember(conversationId, callerId, "conversation");
     const page = await this.store.search({ userId: callerId, text, conversationId, limit, after });
     return { messages: await this.views(page.messages, callerId), nextPageToken: page.next ? encodeSearchToken(page.next) : "" };
+  }
+
+  /** A store write whose events (written in its transaction) are announced after it returns. */
+  private write<T>(conversationId: string, fn: (out: LoggedEvent[]) => Promise<T>): Promise<T> {
+    const out: LoggedEvent[] = [];
+    return this.events.track([conversationId], () => fn(out), () => out);
   }
 
   private async requireMember(conversationId: string, userId: string, what: "conversation" | "message"): Promise<MemberState> {

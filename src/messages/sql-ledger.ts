@@ -6,6 +6,7 @@
 
 import type { SqlExecutor } from "../stores/sql/sql.ts";
 import type { ReadResult } from "./types.ts";
+import type { LoggedEvent } from "../events/events.ts";
 
 interface WatermarkRow {
   last_read_seq: number;
@@ -17,20 +18,50 @@ interface WatermarkRow {
  * Moves the member's watermarks up to min(seq, conversations.last_seq); never
  * back. Reading implies delivery, so delivered_seq follows. Null for a non-member.
  */
-export async function markReadSql(sql: SqlExecutor, conversationId: string, userId: string, seq: number): Promise<ReadResult | null> {
-  // Only writes when the watermark actually moves, so repeated calls take no row lock.
-  const moved = await sql.query<WatermarkRow>(
-    `UPDATE conversation_members m
-        SET last_read_seq = LEAST($3::bigint, c.last_seq),
-            delivered_seq = GREATEST(m.delivered_seq, LEAST($3::bigint, c.last_seq)),
-            updated_at = now()
-       FROM conversations c
-      WHERE c.id = m.conversation_id AND m.conversation_id = $1 AND m.user_id = $2
-        AND m.last_read_seq < LEAST($3::bigint, c.last_seq)
-      RETURNING m.last_read_seq, m.delivered_seq, c.last_seq`,
+export async function markReadSql(
+  sql: SqlExecutor,
+  conversationId: string,
+  userId: string,
+  seq: number,
+  out?: LoggedEvent[],
+): Promise<ReadResult | null> {
+  // Only writes when the watermark actually moves. A move logs its receipt_updated in the same statement
+  // (lock order of src/events/sql-outbox.ts: the conversation's event head, then the member row).
+  const moved = await sql.query<WatermarkRow & { ev_seq: number; ev_at: Date }>(
+    `WITH l AS (
+       SELECT 1 FROM conversation_event_heads WHERE conversation_id = $1 FOR NO KEY UPDATE
+     ), mv AS (
+       UPDATE conversation_members m
+          SET last_read_seq = LEAST($3::bigint, c.last_seq),
+              delivered_seq = GREATEST(m.delivered_seq, LEAST($3::bigint, c.last_seq)),
+              updated_at = now()
+         FROM conversations c
+        WHERE c.id = m.conversation_id AND m.conversation_id = $1 AND m.user_id = $2
+          AND m.last_read_seq < LEAST($3::bigint, c.last_seq) AND (SELECT count(*) FROM l) >= 0
+        RETURNING m.conversation_id, m.last_read_seq, m.delivered_seq, c.last_seq
+     ), h AS (
+       INSERT INTO conversation_event_heads AS h (conversation_id, last_event_seq) SELECT conversation_id, 1 FROM mv
+       ON CONFLICT (conversation_id) DO UPDATE SET last_event_seq = h.last_event_seq + 1
+       RETURNING last_event_seq
+     ), e AS (
+       INSERT INTO conversation_events (conversation_id, event_seq, type, payload)
+       SELECT mv.conversation_id, h.last_event_seq, 'receipt_updated',
+              jsonb_build_object('userId', $2::uuid, 'deliveredSeq', mv.delivered_seq, 'readSeq', mv.last_read_seq)
+         FROM mv, h
+       RETURNING event_seq, created_at
+     )
+     SELECT mv.last_read_seq, mv.delivered_seq, mv.last_seq, e.event_seq AS ev_seq, e.created_at AS ev_at FROM mv, e`,
     [conversationId, userId, seq],
   );
-  if (moved.rows[0]) return toRead(moved.rows[0], true);
+  const r = moved.rows[0];
+  if (r) {
+    out?.push({
+      eventSeq: Number(r.ev_seq),
+      createdAt: r.ev_at,
+      event: { type: "receipt_updated", conversationId, userId, deliveredSeq: Number(r.delivered_seq), readSeq: Number(r.last_read_seq) },
+    });
+    return toRead(r, true);
+  }
   const cur = await sql.query<WatermarkRow>(
     `SELECT m.last_read_seq, m.delivered_seq, c.last_seq
        FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
@@ -86,7 +117,7 @@ export async function advanceAfterSend(
 
 /**
  * Takes the next seq of a conversation inside the caller's transaction (the
- * row lock is held until it ends) and moves what moves with a message: the
+ * row lock, and the conversation's event head lock, are held until it ends) and moves what moves with a message: the
  * conversation's last_message_at (GREATEST), the sender's watermarks,
  * un-archiving for the other members. Null when there is no such conversation.
  * For messages stored outside this database (MongoDB): roll back if that store fails.
@@ -97,14 +128,16 @@ export async function takeNextSeq(tx: SqlExecutor, conversationId: string, sende
        UPDATE conversations SET last_seq = last_seq + 1, last_message_at = GREATEST(last_message_at, $3::timestamptz)
         WHERE id = $1
         RETURNING last_seq
+     ), h AS (
+       SELECT 1 FROM conversation_event_heads WHERE conversation_id = $1 AND (SELECT count(*) FROM c) > 0 FOR NO KEY UPDATE
      ), r AS (
        UPDATE conversation_members SET last_read_seq = GREATEST(last_read_seq, c.last_seq), delivered_seq = GREATEST(delivered_seq, c.last_seq)
          FROM c
-        WHERE conversation_id = $1 AND user_id = $2
+        WHERE conversation_id = $1 AND user_id = $2 AND (SELECT count(*) FROM h) >= 0
      ), a AS (
        UPDATE conversation_members SET archived = false, updated_at = now()
          FROM c
-        WHERE conversation_id = $1 AND user_id <> $2 AND archived
+        WHERE conversation_id = $1 AND user_id <> $2 AND archived AND (SELECT count(*) FROM h) >= 0
      )
      SELECT last_seq FROM c`,
     [conversationId, senderId, createdAt],

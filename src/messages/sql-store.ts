@@ -6,12 +6,14 @@
 // gap, and a repeat moves nothing. See docs/MESSAGES.md.
 
 import { randomUUID } from "node:crypto";
-import type { SqlDatabase } from "../stores/sql/sql.ts";
+import type { SqlDatabase, SqlExecutor } from "../stores/sql/sql.ts";
 import { DEADLOCK_DETECTED, SERIALIZATION_FAILURE, sqlState } from "../stores/sql/sql.ts";
 import { notFound } from "../shared/errors.ts";
 import type { LastMessagePreview } from "../conversations/ports.ts";
 import { PREVIEW_CHARS, sortReactions, type MessageStore } from "./store.ts";
 import { markReadSql, membersAmongSql } from "./sql-ledger.ts";
+import type { LoggedEvent, ReactionCount } from "../events/events.ts";
+import { appendEvents, lockHead, messageJsonSql } from "../events/sql-outbox.ts";
 import type {
   Attachment,
   ListPage,
@@ -67,41 +69,76 @@ function toMessage(r: MessageRow): StoredMessage {
   };
 }
 
-// One statement, so one round trip and atomic without BEGIN/COMMIT: lock the
-// conversation row (FOR UPDATE queues the senders of this conversation, on
-// every node; a waiter then reads the committed last_seq), insert with
-// last_seq + 1, and only if that inserted a row (not a repeat: ON CONFLICT on
-// the idempotency key) move last_seq and everything else that moves with a
-// message. A repeat changes nothing, so no seq is burnt.
+// One statement, so one round trip and one commit: lock the conversation row
+// (FOR NO KEY UPDATE queues the senders of this conversation, on every node,
+// without blocking the foreign-key checks of event inserts; a waiter
+// then reads the committed last_seq), insert with last_seq + 1, and only if
+// that inserted a row (not a repeat: ON CONFLICT on the idempotency key) move
+// last_seq and everything else that moves with a message, and log the
+// message_created event (the stored message in its payload) with the next
+// event_seq: the transactional outbox. A repeat changes nothing, so no seq and
+// no event_seq is burnt. The locks are taken in the order of
+// src/events/sql-outbox.ts (conversation, head, members, parent message): the
+// main query runs m, h and e; c, r, a and p (which read e) run after it, and
+// the member-activity trigger (migration 0007) at the end of the statement.
 const SEND_SQL = `
 WITH l AS (
-  SELECT last_seq FROM conversations WHERE id = $2::uuid FOR UPDATE
+  SELECT last_seq FROM conversations WHERE id = $2::uuid FOR NO KEY UPDATE
 ), m AS (
   INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, content, parent_message_id, mentions, attachments, created_at)
   SELECT $1::uuid, $2::uuid, l.last_seq + 1, $3::uuid, $4::text, $5::text, $6::uuid, $7::uuid[], $8::jsonb, $9::timestamptz FROM l
   ON CONFLICT (conversation_id, sender_id, client_message_id) DO NOTHING
   RETURNING ${COLS}
+), h AS (
+  INSERT INTO conversation_event_heads AS h (conversation_id, last_event_seq, logged_message_seq)
+  SELECT m.conversation_id, 1, m.seq FROM m
+  ON CONFLICT (conversation_id) DO UPDATE
+    SET last_event_seq = h.last_event_seq + 1, logged_message_seq = GREATEST(h.logged_message_seq, excluded.logged_message_seq)
+  RETURNING last_event_seq
+), e AS (
+  INSERT INTO conversation_events (conversation_id, event_seq, type, payload, message_seq)
+  SELECT m.conversation_id, h.last_event_seq, 'message_created',
+         jsonb_build_object('messageId', m.id, 'seq', m.seq, 'message', ${messageJsonSql("m")}), m.seq
+    FROM m, h
+  RETURNING event_seq, created_at
 ), c AS (
   UPDATE conversations SET last_seq = m.seq, last_message_at = GREATEST(conversations.last_message_at, m.created_at)
     FROM m
-   WHERE conversations.id = m.conversation_id
+   WHERE conversations.id = m.conversation_id AND (SELECT count(*) FROM e) >= 0
 ), r AS (
   UPDATE conversation_members SET last_read_seq = GREATEST(last_read_seq, m.seq), delivered_seq = GREATEST(delivered_seq, m.seq)
     FROM m
    WHERE conversation_members.conversation_id = m.conversation_id AND conversation_members.user_id = m.sender_id
+     AND (SELECT count(*) FROM e) >= 0
 ), a AS (
   UPDATE conversation_members SET archived = false, updated_at = now()
     FROM m
    WHERE conversation_members.conversation_id = m.conversation_id AND conversation_members.user_id <> m.sender_id
-     AND conversation_members.archived
+     AND conversation_members.archived AND (SELECT count(*) FROM e) >= 0
 ), p AS (
   UPDATE messages SET reply_count = messages.reply_count + 1, last_reply_at = GREATEST(messages.last_reply_at, m.created_at)
     FROM m
-   WHERE messages.id = m.parent_message_id
+   WHERE messages.id = m.parent_message_id AND (SELECT count(*) FROM e) >= 0
 )
-SELECT * FROM m`;
+SELECT m.*, e.event_seq AS ev_seq, e.created_at AS ev_at FROM m, e`;
 
 const MAX_ATTEMPTS = 4;
+
+function retryable(err: unknown): boolean {
+  const state = sqlState(err);
+  return state === DEADLOCK_DETECTED || state === SERIALIZATION_FAILURE;
+}
+
+/** Takes the head lock of the message's conversation; its id, or null when there is no such message. */
+async function lockHeadOfMessage(tx: SqlExecutor, messageId: string): Promise<string | null> {
+  const { rows } = await tx.query<{ conversation_id: string }>(
+    `INSERT INTO conversation_event_heads AS h (conversation_id) SELECT conversation_id FROM messages WHERE id = $1
+     ON CONFLICT (conversation_id) DO UPDATE SET last_event_seq = h.last_event_seq
+     RETURNING conversation_id`,
+    [messageId],
+  );
+  return rows[0]?.conversation_id ?? null;
+}
 
 export class SqlMessageStore implements MessageStore {
   readonly kind: "postgres" | "pglite";
@@ -114,7 +151,7 @@ export class SqlMessageStore implements MessageStore {
 
   async init(): Promise<void> {}
 
-  async send(n: NewMessage): Promise<SendResult> {
+  async send(n: NewMessage, out?: LoggedEvent[]): Promise<SendResult> {
     const params = [
       randomUUID(),
       n.conversationId,
@@ -128,15 +165,34 @@ export class SqlMessageStore implements MessageStore {
     ];
     for (let attempt = 1; ; attempt++) {
       try {
-        const { rows } = await this.db.query<MessageRow>(SEND_SQL, params);
-        if (rows[0]) return { message: toMessage(rows[0]), created: true };
+        const { rows } = await this.db.query<MessageRow & { ev_seq: number; ev_at: Date }>(SEND_SQL, params);
+        if (rows[0]) {
+          const message = toMessage(rows[0]);
+          out?.push({
+            eventSeq: Number(rows[0].ev_seq),
+            createdAt: rows[0].ev_at,
+            event: { type: "message_created", conversationId: message.conversationId, messageId: message.id, seq: message.seq, message },
+          });
+          return { message, created: true };
+        }
         const original = await this.byClientId(n.conversationId, n.senderId, n.clientMessageId);
         if (original) return { message: original, created: false };
         throw notFound("CONVERSATION_NOT_FOUND", "conversation not found"); // no conversations row to take a seq from
       } catch (err) {
         // Deadlocks with other writers of the same rows are rare and safe to retry.
-        const state = sqlState(err);
-        if ((state === DEADLOCK_DETECTED || state === SERIALIZATION_FAILURE) && attempt < MAX_ATTEMPTS) continue;
+        if (retryable(err) && attempt < MAX_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Runs fn in a transaction, retrying deadlocks (the whole transaction is rolled back first). */
+  private async tx<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction(fn);
+      } catch (err) {
+        if (retryable(err) && attempt < MAX_ATTEMPTS) continue;
         throw err;
       }
     }
@@ -176,47 +232,100 @@ export class SqlMessageStore implements MessageStore {
     return { messages: rows.slice(0, q.limit).map(toMessage), hasMore };
   }
 
-  async edit(messageId: string, content: string, editedAt: Date): Promise<StoredMessage | null> {
-    const { rows } = await this.db.query<MessageRow>(
-      `UPDATE messages SET content = $2, edited_at = $3 WHERE id = $1 AND deleted_at IS NULL RETURNING ${COLS}`,
-      [messageId, content, editedAt],
-    );
-    return rows[0] ? toMessage(rows[0]) : null;
+  async edit(messageId: string, content: string, editedAt: Date, out?: LoggedEvent[]): Promise<StoredMessage | null> {
+    // Head lock first, so the reaction counts read next are the ones at this event's place in the order.
+    const r = await this.tx(async (tx) => {
+      const conversationId = await lockHeadOfMessage(tx, messageId);
+      if (!conversationId) return null;
+      const { rows } = await tx.query<MessageRow & { reactions: ReactionCount[] | null }>(
+        `UPDATE messages SET content = $2, edited_at = $3 WHERE id = $1 AND deleted_at IS NULL
+         RETURNING ${COLS}, (SELECT jsonb_agg(jsonb_build_object('emoji', x.emoji, 'count', x.n))
+                               FROM (SELECT emoji, count(*)::int AS n FROM message_reactions WHERE message_id = $1 GROUP BY emoji) x) AS reactions`,
+        [messageId, content, editedAt],
+      );
+      if (!rows[0]) return null;
+      const message = toMessage(rows[0]);
+      const reactions = sortReactions((rows[0].reactions ?? []).map((x) => ({ ...x, reacted: false }))).map(({ emoji, count }) => ({ emoji, count }));
+      const events = await appendEvents(tx, conversationId, [
+        { type: "message_edited", conversationId, messageId, seq: message.seq, message, reactions },
+      ]);
+      return { message, events };
+    });
+    if (!r) return null;
+    out?.push(...r.events);
+    return r.message;
   }
 
-  async softDelete(messageId: string, deletedAt: Date): Promise<{ message: StoredMessage; changed: boolean } | null> {
-    const { rows } = await this.db.query<MessageRow>(
-      `WITH d AS (
-         UPDATE messages SET content = '', attachments = '[]'::jsonb, mentions = '{}', deleted_at = $2
-          WHERE id = $1 AND deleted_at IS NULL
-          RETURNING ${COLS}
-       ), x AS (
-         DELETE FROM message_reactions WHERE message_id IN (SELECT id FROM d)
-       )
-       SELECT * FROM d`,
-      [messageId, deletedAt],
-    );
-    if (rows[0]) return { message: toMessage(rows[0]), changed: true };
-    const existing = await this.get(messageId);
-    return existing ? { message: existing, changed: false } : null;
+  async softDelete(messageId: string, deletedAt: Date, out?: LoggedEvent[]): Promise<{ message: StoredMessage; changed: boolean } | null> {
+    const r = await this.tx(async (tx) => {
+      const conversationId = await lockHeadOfMessage(tx, messageId);
+      if (!conversationId) return null;
+      const { rows } = await tx.query<MessageRow>(
+        `WITH d AS (
+           UPDATE messages SET content = '', attachments = '[]'::jsonb, mentions = '{}', deleted_at = $2
+            WHERE id = $1 AND deleted_at IS NULL
+            RETURNING ${COLS}
+         ), x AS (
+           DELETE FROM message_reactions WHERE message_id IN (SELECT id FROM d)
+         )
+         SELECT * FROM d`,
+        [messageId, deletedAt],
+      );
+      if (!rows[0]) {
+        const existing = await tx.query<MessageRow>(`SELECT ${COLS} FROM messages WHERE id = $1`, [messageId]);
+        return existing.rows[0] ? { message: toMessage(existing.rows[0]), changed: false, events: [] } : null;
+      }
+      const message = toMessage(rows[0]);
+      const events = await appendEvents(tx, conversationId, [{ type: "message_deleted", conversationId, messageId, seq: message.seq }]);
+      return { message, changed: true, events };
+    });
+    if (!r) return null;
+    out?.push(...r.events);
+    return { message: r.message, changed: r.changed };
   }
 
-  async addReaction(message: StoredMessage, userId: string, emoji: string, at: Date): Promise<boolean> {
-    const res = await this.db.query(
-      `INSERT INTO message_reactions (message_id, emoji, user_id, created_at) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (message_id, emoji, user_id) DO NOTHING`,
-      [message.id, emoji, userId, at],
-    );
-    return res.rowCount > 0;
+  async addReaction(message: StoredMessage, userId: string, emoji: string, at: Date, out?: LoggedEvent[]): Promise<boolean> {
+    const events = await this.tx(async (tx) => {
+      await lockHead(tx, message.conversationId);
+      // Under the head lock: the count is exact at this event's place in the order. A tombstone takes none.
+      const { rows } = await tx.query<{ added: number; before: number }>(
+        `WITH i AS (
+           INSERT INTO message_reactions (message_id, emoji, user_id, created_at)
+           SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM messages WHERE id = $1 AND deleted_at IS NULL)
+           ON CONFLICT (message_id, emoji, user_id) DO NOTHING
+           RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM i)::int AS added,
+                (SELECT count(*) FROM message_reactions WHERE message_id = $1 AND emoji = $2)::int AS before`,
+        [message.id, emoji, userId, at],
+      );
+      if (rows[0].added === 0) return null;
+      const count = rows[0].before + 1;
+      const c = message.conversationId;
+      return appendEvents(tx, c, [{ type: "reaction_updated", conversationId: c, messageId: message.id, emoji, userId, added: true, count }]);
+    });
+    if (!events) return false;
+    out?.push(...events);
+    return true;
   }
 
-  async removeReaction(message: StoredMessage, userId: string, emoji: string): Promise<boolean> {
-    const res = await this.db.query("DELETE FROM message_reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3", [
-      message.id,
-      emoji,
-      userId,
-    ]);
-    return res.rowCount > 0;
+  async removeReaction(message: StoredMessage, userId: string, emoji: string, out?: LoggedEvent[]): Promise<boolean> {
+    const events = await this.tx(async (tx) => {
+      await lockHead(tx, message.conversationId);
+      const { rows } = await tx.query<{ removed: number; before: number }>(
+        `WITH d AS (DELETE FROM message_reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3 RETURNING 1)
+         SELECT (SELECT count(*) FROM d)::int AS removed,
+                (SELECT count(*) FROM message_reactions WHERE message_id = $1 AND emoji = $2)::int AS before`,
+        [message.id, emoji, userId],
+      );
+      if (rows[0].removed === 0) return null;
+      const count = Math.max(0, rows[0].before - 1);
+      const c = message.conversationId;
+      return appendEvents(tx, c, [{ type: "reaction_updated", conversationId: c, messageId: message.id, emoji, userId, added: false, count }]);
+    });
+    if (!events) return false;
+    out?.push(...events);
+    return true;
   }
 
   async reactions(messageIds: string[], viewerId: string): Promise<Map<string, ReactionSummary[]>> {
@@ -237,8 +346,8 @@ export class SqlMessageStore implements MessageStore {
     return out;
   }
 
-  markRead(conversationId: string, userId: string, seq: number): Promise<ReadResult | null> {
-    return markReadSql(this.db, conversationId, userId, seq);
+  markRead(conversationId: string, userId: string, seq: number, out?: LoggedEvent[]): Promise<ReadResult | null> {
+    return markReadSql(this.db, conversationId, userId, seq, out);
   }
 
   membersAmong(conversationId: string, userIds: string[]): Promise<Set<string>> {

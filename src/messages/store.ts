@@ -2,12 +2,18 @@
 // MongoDB with conversations in the relational store: mongo-store.ts), one
 // conformance suite (test/messages/store-conformance.test.ts).
 //
+// Events: every change writes its event (src/events/events.ts) in the same
+// transaction as the change and pushes the logged event onto `out` (the
+// transactional outbox: an event exists exactly when its change committed;
+// MongoDB's protocol and its crash analysis are in docs/MESSAGES.md).
+//
 // Membership is not checked here (the service does that through
 // MembershipReader); the store only keeps its invariants: seq gapless and
 // unique per conversation, (conversation, sender, client_message_id) unique,
 // (message, user, emoji) unique, watermarks never moving back.
 
 import type { LastMessagePreviews } from "../conversations/ports.ts";
+import type { LoggedEvent } from "../events/events.ts";
 import type {
   ListPage,
   ListQuery,
@@ -31,21 +37,21 @@ export interface MessageStore extends LastMessagePreviews {
    * and un-archiving for the other members. A repeat of (conversation,
    * sender, clientMessageId) returns the original with created=false.
    */
-  send(message: NewMessage): Promise<SendResult>;
+  send(message: NewMessage, out?: LoggedEvent[]): Promise<SendResult>;
   get(messageId: string): Promise<StoredMessage | null>;
   list(query: ListQuery): Promise<ListPage>;
   /** Replaces the content unless the message is deleted; null when it is missing or deleted. */
-  edit(messageId: string, content: string, editedAt: Date): Promise<StoredMessage | null>;
+  edit(messageId: string, content: string, editedAt: Date, out?: LoggedEvent[]): Promise<StoredMessage | null>;
   /**
    * Soft delete: content, attachments, mentions and reactions go, the
    * tombstone keeps its seq. changed=false when it already was deleted.
    */
-  softDelete(messageId: string, deletedAt: Date): Promise<{ message: StoredMessage; changed: boolean } | null>;
+  softDelete(messageId: string, deletedAt: Date, out?: LoggedEvent[]): Promise<{ message: StoredMessage; changed: boolean } | null>;
 
   /** True when the reaction was added (false: it already existed). */
-  addReaction(message: StoredMessage, userId: string, emoji: string, at: Date): Promise<boolean>;
+  addReaction(message: StoredMessage, userId: string, emoji: string, at: Date, out?: LoggedEvent[]): Promise<boolean>;
   /** True when the reaction was removed (false: there was none). */
-  removeReaction(message: StoredMessage, userId: string, emoji: string): Promise<boolean>;
+  removeReaction(message: StoredMessage, userId: string, emoji: string, out?: LoggedEvent[]): Promise<boolean>;
   /** Reaction summaries of many messages in one round trip (per store); messages without reactions are absent. */
   reactions(messageIds: string[], viewerId: string): Promise<Map<string, ReactionSummary[]>>;
 
@@ -53,7 +59,7 @@ export interface MessageStore extends LastMessagePreviews {
    * Moves the member's read (and delivery) watermark up to `seq`, clamped to
    * the conversation's last seq, never back. Null when not a member.
    */
-  markRead(conversationId: string, userId: string, seq: number): Promise<ReadResult | null>;
+  markRead(conversationId: string, userId: string, seq: number, out?: LoggedEvent[]): Promise<ReadResult | null>;
   /** The subset of userIds that are members of the conversation. */
   membersAmong(conversationId: string, userIds: string[]): Promise<Set<string>>;
 

@@ -2,12 +2,17 @@ import type { SqlDatabase } from "../stores/sql/sql.ts";
 import type { MessageStore } from "../messages/store.ts";
 import type { ConversationStore } from "../conversations/store.ts";
 import type { MessageFacts, NotificationFacts } from "./notifier.ts";
+import type { StoredMessage } from "../messages/types.ts";
+import type { ConversationRecord } from "../conversations/types.ts";
+
+const KIND_CACHE = 10_000;
 
 /** NotificationFacts over the message store (wherever messages live) and the relational conversation tables. */
 export class StoreNotificationFacts implements NotificationFacts {
   private readonly messages: MessageStore;
   private readonly conversations: ConversationStore;
   private readonly sql: SqlDatabase;
+  private readonly kinds = new Map<string, { type: ConversationRecord["type"]; directKey: string | null }>();
 
   constructor(deps: { messages: MessageStore; conversations: ConversationStore; sql: SqlDatabase }) {
     this.messages = deps.messages;
@@ -15,8 +20,8 @@ export class StoreNotificationFacts implements NotificationFacts {
     this.sql = deps.sql;
   }
 
-  async message(conversationId: string, messageId: string): Promise<MessageFacts | null> {
-    const [m, conversation] = await Promise.all([this.messages.get(messageId), this.conversations.getConversation(conversationId)]);
+  async message(conversationId: string, messageId: string, known?: StoredMessage): Promise<MessageFacts | null> {
+    const [m, conversation] = await Promise.all([known ?? this.messages.get(messageId), this.kind(conversationId)]);
     if (!m || !conversation || m.conversationId !== conversationId || m.deletedAt) return null;
     const parent = m.parentMessageId ? await this.messages.get(m.parentMessageId) : null;
     const pair = conversation.directKey?.split(":") ?? [];
@@ -31,6 +36,18 @@ export class StoreNotificationFacts implements NotificationFacts {
       directPeerId: conversation.type === "direct" ? (pair.find((id) => id !== m.senderId) ?? null) : null,
       parentSenderId: parent?.senderId ?? null,
     };
+  }
+
+  /** A conversation's type and DM key never change: cached (bounded), so a message in a known conversation reads nothing here. */
+  private async kind(conversationId: string): Promise<{ type: ConversationRecord["type"]; directKey: string | null } | null> {
+    const hit = this.kinds.get(conversationId);
+    if (hit) return hit;
+    const c = await this.conversations.getConversation(conversationId);
+    if (!c) return null;
+    if (this.kinds.size >= KIND_CACHE) this.kinds.delete(this.kinds.keys().next().value!);
+    const k = { type: c.type, directKey: c.directKey };
+    this.kinds.set(conversationId, k);
+    return k;
   }
 
   async members(conversationId: string, userIds: string[]): Promise<Map<string, { mutedUntil: Date | null }>> {

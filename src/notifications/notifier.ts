@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
-import type { DomainEvent, EventSink } from "../events/events.ts";
+import type { DomainEvent } from "../events/events.ts";
+import type { StoredMessage } from "../messages/types.ts";
 import type { NotificationStore } from "./store.ts";
 import { TYPE_RANK, type NotificationType, type PushSender } from "./types.ts";
 
@@ -19,7 +20,8 @@ export interface MessageFacts {
 }
 
 export interface NotificationFacts {
-  message(conversationId: string, messageId: string): Promise<MessageFacts | null>;
+  /** `known`: the message as its event carried it (then it is not read again). */
+  message(conversationId: string, messageId: string, known?: StoredMessage): Promise<MessageFacts | null>;
   /** muted_until of those users who are members of the conversation (non-members are absent). */
   members(conversationId: string, userIds: string[]): Promise<Map<string, { mutedUntil: Date | null }>>;
 }
@@ -39,9 +41,9 @@ const PREVIEW_CHARS = 140;
  *   the author of a thread's parent for replies (thread_reply); never the sender;
  * - only members who are offline or away (no device online);
  * - a muted conversation (muted_until in the future) notifies direct mentions only.
- * It is an EventSink: it reacts to message_created after the message is stored.
+ * It is told about every committed event (realtime's sink, after the reply) and reacts to message_created.
  */
-export class Notifier implements EventSink {
+export class Notifier {
   private readonly store: NotificationStore;
   private readonly facts: NotificationFacts;
   private readonly availability: AvailabilityOracle;
@@ -70,12 +72,12 @@ export class Notifier implements EventSink {
     for (const e of events) {
       if (e.type !== "message_created") continue;
       // Notifications must never fail the send that caused them.
-      await this.onMessage(e.conversationId, e.messageId).catch((err) => this.logger.warn({ err }, "notification failed"));
+      await this.onMessage(e.conversationId, e.messageId, e.message).catch((err) => this.logger.warn({ err }, "notification failed"));
     }
   }
 
-  async onMessage(conversationId: string, messageId: string): Promise<void> {
-    const m = await this.facts.message(conversationId, messageId);
+  async onMessage(conversationId: string, messageId: string, known?: StoredMessage): Promise<void> {
+    const m = await this.facts.message(conversationId, messageId, known);
     if (!m) return;
     const reasons = new Map<string, NotificationType>();
     const consider = (userId: string | null, type: NotificationType) => {

@@ -37,6 +37,9 @@ interface Channel {
   unsubscribe: (() => Promise<void>) | null;
   /** Pending release after the last stream left (avoids churn on reconnects). */
   linger: NodeJS.Timeout | null;
+  /** Conversation channels: highest event_seq received here (or filled), and a head seen ahead of it at the last check. */
+  seen: number;
+  suspect: number | null;
 }
 
 export interface HubDeps {
@@ -47,6 +50,8 @@ export interface HubDeps {
   /** Where delivery receipts from acks are announced (the realtime sink itself). */
   events: EventSink;
   settings: SessionSettings;
+  /** Period of the head check (a lost publication reaches the streams within about two); 0: off. */
+  headCheckMs: number;
   hooks: StreamHooks;
   logger: Logger;
   registry?: Registry;
@@ -68,8 +73,10 @@ export class RealtimeHub implements SessionHost {
   /** Checkpoints never change once written: a plain bounded cache. */
   private readonly checkpoints = new Map<string, Checkpoint>();
   private timer: NodeJS.Timeout | null = null;
+  private headTimer: NodeJS.Timeout | null = null;
+  private checking: Promise<number> | null = null;
   private stopRevocations: (() => Promise<void>) | null = null;
-  private readonly metrics: { streams: Gauge<"kind">; cutoffs: Counter<"reason">; delivered: Counter } | null;
+  private readonly metrics: { streams: Gauge<"kind">; cutoffs: Counter<"reason">; delivered: Counter; filled: Counter; checkFailures: Counter } | null;
 
   constructor(deps: HubDeps) {
     this.d = deps;
@@ -80,6 +87,12 @@ export class RealtimeHub implements SessionHost {
           streams: new Gauge({ name: "realtime_streams", help: "Open Stream/Subscribe calls on this node", labelNames: ["kind"], registers }),
           cutoffs: new Counter({ name: "realtime_stream_closed_total", help: "Streams closed by the server, by reason", labelNames: ["reason"], registers }),
           delivered: new Counter({ name: "realtime_events_received_total", help: "Events received from the fan-out channel", registers }),
+          filled: new Counter({
+            name: "realtime_head_check_fills_total",
+            help: "Conversations whose logged events never arrived by pub/sub (lost or unpublished) and were filled from the log",
+            registers,
+          }),
+          checkFailures: new Counter({ name: "realtime_head_check_failures_total", help: "Head checks that could not read the log", registers }),
         }
       : null;
   }
@@ -93,6 +106,52 @@ export class RealtimeHub implements SessionHost {
     const hb = this.d.settings.heartbeatIntervalMs;
     this.timer = setInterval(() => this.tick(), Math.max(50, Math.min(1000, Math.floor(hb / 4))));
     this.timer.unref();
+    if (this.d.headCheckMs > 0) {
+      this.headTimer = setInterval(() => void this.checkHeads(), this.d.headCheckMs);
+      this.headTimer.unref();
+    }
+  }
+
+  /**
+   * The head check: one query for the heads of every conversation this node
+   * follows. A head that was already ahead of what arrived here at the
+   * previous check (so not merely in flight) means a publication was lost
+   * (a node died after its commit, a PUBLISH failed, pub/sub dropped it):
+   * every local stream of that conversation catches up from the log. This is
+   * what repairs a lost event with nothing after it. Returns how many
+   * conversations were filled.
+   */
+  checkHeads(): Promise<number> {
+    this.checking ??= (async () => {
+      const channels = new Map<string, Channel>();
+      for (const ch of this.channels.values()) {
+        if (ch.sessions.size > 0 && ch.name.startsWith("ev:{")) channels.set(ch.name.slice(4, -1), ch);
+      }
+      if (channels.size === 0) return 0;
+      let filled = 0;
+      try {
+        const heads = await this.d.log.heads([...channels.keys()]);
+        for (const [c, ch] of channels) {
+          const head = heads.get(c) ?? 0;
+          if (head <= ch.seen) {
+            ch.suspect = null;
+          } else if (ch.suspect !== null && ch.seen < ch.suspect) {
+            ch.seen = head;
+            ch.suspect = null;
+            filled++;
+            for (const s of ch.sessions) s.offerHead(c, head);
+          } else {
+            ch.suspect = head;
+          }
+        }
+      } catch (err) {
+        this.metrics?.checkFailures.inc();
+        this.d.logger.warn({ err }, "realtime head check failed");
+      }
+      if (filled > 0) this.metrics?.filled.inc(filled);
+      return filled;
+    })().finally(() => (this.checking = null));
+    return this.checking;
   }
 
   /** Streams currently open on this node. */
@@ -162,7 +221,7 @@ export class RealtimeHub implements SessionHost {
   private async join(name: string, s: StreamSession): Promise<void> {
     let ch = this.channels.get(name);
     if (!ch) {
-      const created: Channel = { name, sessions: new Set(), ready: Promise.resolve(), unsubscribe: null, linger: null };
+      const created: Channel = { name, sessions: new Set(), ready: Promise.resolve(), unsubscribe: null, linger: null, seen: 0, suspect: null };
       created.ready = this.d.ephemeral
         .subscribe(name, (bytes) => this.dispatch(name, created, bytes))
         .then((unsubscribe) => {
@@ -208,6 +267,7 @@ export class RealtimeHub implements SessionHost {
     if (!env) return;
     this.metrics?.delivered.inc();
     const c = env.event.conversationId;
+    if (env.durable && env.eventSeq > ch.seen) ch.seen = env.eventSeq;
     if (env.durable) for (const s of ch.sessions) s.offerEvent(c, env.eventSeq, env.event);
     else for (const s of ch.sessions) s.offerEphemeral(c, env.event);
   }
@@ -245,12 +305,9 @@ export class RealtimeHub implements SessionHost {
     if (seen) for (const [c, seq] of positions) if (seen.get(c) === seq) positions.delete(c);
     if (positions.size === 0) return;
     const messageSeqs = await this.d.log.messageSeqsAt(positions);
-    const moved = await this.d.directory.markDelivered(userId, messageSeqs);
+    const conversationIds = [...messageSeqs.keys()];
+    await this.d.events.track(conversationIds, () => this.d.directory.markDelivered(userId, messageSeqs), (r) => r.events);
     if (seen) for (const [c, seq] of positions) seen.set(c, seq);
-    if (moved.length === 0) return;
-    await this.d.events.publish(
-      moved.map((m) => ({ type: "receipt_updated", conversationId: m.conversationId, userId, deliveredSeq: m.deliveredSeq, readSeq: m.readSeq })),
-    );
   }
 
   // ---- timers, revocation, shutdown -------------------------------------------------
@@ -295,7 +352,10 @@ export class RealtimeHub implements SessionHost {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    if (this.headTimer) clearInterval(this.headTimer);
     this.timer = null;
+    this.headTimer = null;
+    await this.checking;
     for (const s of [...this.sessions]) s.close(unavailable("SERVER_STOPPING", "server stopping"));
     await this.stopRevocations?.().catch(() => {});
     for (const ch of this.channels.values()) if (ch.linger) clearTimeout(ch.linger);

@@ -3,9 +3,15 @@
 // the Conversation for conversation_updated. Used for live fan-out (once per
 // event, by the node that published it) and for replay (per stream).
 //
-// Reactions inside a ChatMessage are a per-viewer view (`reacted`): live
-// events are built once for everyone with no viewer (reacted = false);
-// clients track their own reactions from reaction_updated.
+// Events logged since issue 12 carry what they announce (the stored message,
+// the conversation after the change, reaction counts), so `build` makes the
+// Event from the log row alone, with no read: live fan-out and replay alike.
+// Rows logged before that (ids only) are still materialised by reading the
+// stores (`materialize`'s fallback), for as long as retention keeps them.
+//
+// Events are viewer-independent: a ChatMessage's reactions carry counts with
+// `reacted` false, and reaction_updated says who reacted and the new count, so
+// a client sets `reacted` for itself (its own user id) and keeps it.
 
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -31,12 +37,52 @@ export class EventMaterializer {
     this.conversations = deps.conversations;
   }
 
+  /** The Event of one logged event from its payload alone; null for a row logged before payloads carried it. */
+  tryBuild(l: LoggedEvent): Event | null {
+    const e = l.event;
+    if ((e.type === "message_created" || e.type === "message_edited") && !e.message) return null;
+    if (e.type === "conversation_updated" && !e.conversation) return null;
+    const chat = (): ChatMessage => {
+      const m = (e as { message: StoredMessage }).message;
+      const counts = e.type === "message_edited" && !m.deletedAt ? (e.reactions ?? []) : [];
+      return toChatMessage({ ...m, reactions: counts.map((r) => ({ emoji: r.emoji, count: r.count, reacted: false })) });
+    };
+    const conversations = new Map(e.type === "conversation_updated" ? [[e.conversationId, e.conversation ?? null]] : []);
+    return create(EventSchema, {
+      conversationId: e.conversationId,
+      occurredAt: timestampFromDate(l.createdAt),
+      payload: this.payload(e, chat, conversations),
+    });
+  }
+
+  /** Like tryBuild; a legacy row becomes what it says without the store (live publishing never reads). */
+  build(l: LoggedEvent): Event {
+    const built = this.tryBuild(l);
+    if (built) return built;
+    const e = l.event as { messageId?: string; seq?: number };
+    const placeholderChat = () => toChatMessage({ ...placeholder(e.messageId ?? "", e.seq ?? 0, l.event.conversationId), reactions: [] });
+    return create(EventSchema, {
+      conversationId: l.event.conversationId,
+      occurredAt: timestampFromDate(l.createdAt),
+      payload: this.payload(l.event, placeholderChat, new Map()),
+    });
+  }
+
   /**
-   * One Event per logged event, same order, cursor empty. `known` holds
-   * messages the caller already has (no second read). `viewerId` selects the
-   * reaction view; "" for none.
+   * One Event per logged event, same order, cursor empty. Rows with their
+   * payload need no read; legacy rows are read from the stores. `viewerId`
+   * selects the reaction view of legacy rows; "" for none.
    */
   async materialize(logged: LoggedEvent[], viewerId: string, known: Map<string, StoredMessage> = new Map()): Promise<Event[]> {
+    const out: (Event | null)[] = logged.map((l) => this.tryBuild(l));
+    const legacy = logged.filter((_, i) => out[i] === null);
+    if (legacy.length === 0) return out as Event[];
+    const built = await this.materializeLegacy(legacy, viewerId, known);
+    let k = 0;
+    return out.map((e) => e ?? built[k++]);
+  }
+
+  private async materializeLegacy(logged: LoggedEvent[], viewerId: string, known: Map<string, StoredMessage>): Promise<Event[]> {
     const byId = await this.loadMessages(logged, known);
     const withReactions = logged
       .filter((l) => l.event.type === "message_edited" || (l.event.type === "message_created" && viewerId !== ""))
@@ -47,37 +93,35 @@ export class EventMaterializer {
     const conversations = new Map(
       await Promise.all(conversationIds.map(async (id) => [id, await this.conversations.getConversation(id)] as const)),
     );
-
-    const chat = (id: string, seq: number, conversationId: string): ChatMessage => {
-      const m = byId.get(id);
-      // Gone from the store (cannot happen for soft deletes): say what we know.
-      if (!m) return toChatMessage({ ...placeholder(id, seq, conversationId), reactions: [] });
-      return toChatMessage({ ...m, reactions: m.deletedAt ? [] : (reactions.get(id) ?? []) });
-    };
-
     return logged.map((l) => {
       const e = l.event;
-      const base = { conversationId: e.conversationId, occurredAt: timestampFromDate(l.createdAt) };
-      return create(EventSchema, { ...base, payload: this.payload(e, chat, conversations) });
+      const chat = (): ChatMessage => {
+        const { messageId: id, seq } = e as { messageId: string; seq: number };
+        const m = byId.get(id);
+        // Gone from the store (cannot happen for soft deletes): say what we know.
+        if (!m) return toChatMessage({ ...placeholder(id, seq, e.conversationId), reactions: [] });
+        return toChatMessage({ ...m, reactions: m.deletedAt ? [] : (reactions.get(id) ?? []) });
+      };
+      return create(EventSchema, { conversationId: e.conversationId, occurredAt: timestampFromDate(l.createdAt), payload: this.payload(e, chat, conversations) });
     });
   }
 
   private payload(
     e: DomainEvent,
-    chat: (id: string, seq: number, conversationId: string) => ChatMessage,
+    chat: () => ChatMessage,
     conversations: Map<string, Awaited<ReturnType<ConversationReader["getConversation"]>>>,
   ): Event["payload"] {
     switch (e.type) {
       case "message_created":
-        return { case: "messageCreated", value: { $typeName: "chat.v1.MessageCreated", message: chat(e.messageId, e.seq, e.conversationId) } };
+        return { case: "messageCreated", value: { $typeName: "chat.v1.MessageCreated", message: chat() } };
       case "message_edited":
-        return { case: "messageEdited", value: { $typeName: "chat.v1.MessageEdited", message: chat(e.messageId, e.seq, e.conversationId) } };
+        return { case: "messageEdited", value: { $typeName: "chat.v1.MessageEdited", message: chat() } };
       case "message_deleted":
         return { case: "messageDeleted", value: { $typeName: "chat.v1.MessageDeleted", messageId: e.messageId, seq: BigInt(e.seq) } };
       case "reaction_updated":
         return {
           case: "reactionUpdated",
-          value: { $typeName: "chat.v1.ReactionUpdated", messageId: e.messageId, emoji: e.emoji, userId: e.userId, added: e.added },
+          value: { $typeName: "chat.v1.ReactionUpdated", messageId: e.messageId, emoji: e.emoji, userId: e.userId, added: e.added, count: e.count ?? 0 },
         };
       case "receipt_updated":
         return {

@@ -10,7 +10,8 @@ import type { MessageStore } from "../messages/store.ts";
 import type { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { SqlEventLog, type EventLog } from "./event-log.ts";
 import { EventMaterializer } from "./materialize.ts";
-import { RealtimeEventSink } from "./sink.ts";
+import { RealtimeEventSink, type SinkHooks } from "./sink.ts";
+import type { DomainEvent } from "../events/events.ts";
 import { RealtimeHub } from "./hub.ts";
 import { realtimeHandlers } from "./handler.ts";
 import { SqlMemberDirectory } from "./sql-directory.ts";
@@ -30,9 +31,6 @@ export interface RealtimeModule {
   close(): Promise<void>;
 }
 
-/** A message stored this long ago without its message_created counts as lost (not merely in flight). */
-const REPAIR_GRACE_MS = 30_000;
-
 export function createRealtime(deps: {
   config: Config;
   stores: Stores;
@@ -43,13 +41,26 @@ export function createRealtime(deps: {
   hooks?: StreamHooks;
   /** Where a stream's `typing` frame goes (presence: throttling and expiry); default: straight to the conversation's streams. */
   typing?: TypingSink;
+  /** Also told about every committed event (notifications). */
+  also?: (events: DomainEvent[]) => void;
+  /** Tests: see SinkHooks. */
+  sinkHooks?: SinkHooks;
+  /** Extra maintenance (the MongoDB message store's sweep), run with retention. */
+  maintenance?: () => Promise<void>;
 }): RealtimeModule {
   const rt = deps.config.realtime;
   const logger = deps.logger.child({ module: "realtime" });
   const log = new SqlEventLog(deps.stores.sql);
   const messages = messageReaderOf(deps.messages);
   const materializer = new EventMaterializer({ messages, conversations: deps.conversations });
-  const events = new RealtimeEventSink({ log, materializer, messages, ephemeral: deps.stores.ephemeral, logger });
+  const events = new RealtimeEventSink({
+    materializer,
+    ephemeral: deps.stores.ephemeral,
+    logger,
+    registry: deps.registry,
+    also: deps.also,
+    hooks: deps.sinkHooks,
+  });
   const hub = new RealtimeHub({
     ephemeral: deps.stores.ephemeral,
     log,
@@ -57,6 +68,7 @@ export function createRealtime(deps: {
     directory: new SqlMemberDirectory(deps.stores.sql),
     events,
     settings: { queueMax: rt.streamQueueMax, resyncThreshold: rt.resyncThreshold, heartbeatIntervalMs: rt.heartbeatIntervalMs },
+    headCheckMs: rt.headCheckMs,
     hooks: deps.hooks ?? noHooks,
     logger,
     registry: deps.registry,
@@ -69,7 +81,7 @@ export function createRealtime(deps: {
       try {
         const pruned = await log.prune(new Date(Date.now() - rt.eventRetentionSec * 1000));
         if (pruned.events + pruned.checkpoints > 0) logger.info(pruned, "pruned old events and checkpoints");
-        await events.repair(REPAIR_GRACE_MS);
+        await deps.maintenance?.();
       } catch (err) {
         logger.warn({ err }, "realtime maintenance failed");
       } finally {
@@ -97,6 +109,7 @@ export function createRealtime(deps: {
       if (timer) clearInterval(timer);
       await running;
       await hub.stop();
+      await events.drain();
     },
   };
 }

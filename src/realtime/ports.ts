@@ -9,6 +9,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ConversationRecord } from "../conversations/types.ts";
 import type { MessageStore } from "../messages/store.ts";
+import type { LoggedEvent } from "../events/events.ts";
 import type { ReactionSummary, StoredMessage } from "../messages/types.ts";
 import type {
   MarkReadRequest,
@@ -49,9 +50,10 @@ export interface MemberDirectory {
   conversationsOf(userId: string): Promise<string[]>;
   /**
    * Moves the user's delivery watermarks forward (never back, never past the
-   * conversation's last seq); returns only the ones that moved.
+   * conversation's last seq); returns only the ones that moved, and the
+   * receipt_updated events logged with them (same statement).
    */
-  markDelivered(userId: string, upTo: Map<string, number>): Promise<DeliveredWatermark[]>;
+  markDelivered(userId: string, upTo: Map<string, number>): Promise<{ moved: DeliveredWatermark[]; events: LoggedEvent[] }>;
 }
 
 /** The unary MessageService handlers a `send` / `mark_read` frame goes through. */

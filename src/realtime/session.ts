@@ -35,7 +35,8 @@ export type OutFrame =
 type InboxItem =
   | { k: "event"; c: string; seq: number; event: Event }
   | { k: "ephemeral"; c: string; event: Event }
-  | { k: "membership"; c: string; seq: number; joined: boolean };
+  | { k: "membership"; c: string; seq: number; joined: boolean }
+  | { k: "head"; c: string; seq: number };
 
 /** What a session needs from its node's hub. */
 export interface SessionHost {
@@ -234,6 +235,11 @@ export class StreamSession implements StreamInfo {
     this.offer({ k: "membership", c, seq, joined });
   }
 
+  /** The log of `c` reaches `seq` (the hub's head check): catch up if behind. */
+  offerHead(c: string, seq: number): void {
+    this.offer({ k: "head", c, seq });
+  }
+
   private offer(item: InboxItem): void {
     if (this.state !== "open") return;
     this.inbox.push(item);
@@ -253,6 +259,7 @@ export class StreamSession implements StreamInfo {
         const item = this.inbox.shift()!;
         if (item.k === "event") await this.onDurable(item.c, item.seq, item.event);
         else if (item.k === "ephemeral") this.onEphemeral(item.c, item.event);
+        else if (item.k === "head") await this.catchUp(item.c, item.seq);
         else if (item.joined) await this.onJoined(item.c, item.seq);
         else await this.onLeft(item.c, item.seq);
       }

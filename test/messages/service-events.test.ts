@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { forEachBackend } from "../support/backends.ts";
-import type { DomainEvent, EventSink } from "../../src/events/events.ts";
+import type { DomainEvent, EventSink, LoggedEvent } from "../../src/events/events.ts";
 import { SqlConversationStore } from "../../src/conversations/sql-store.ts";
 import { MessageService } from "../../src/messages/service.ts";
 import type { MessageStore } from "../../src/messages/store.ts";
@@ -17,7 +17,21 @@ class PersistThenAnnounceSink implements EventSink {
   readonly problems: string[] = [];
   store!: MessageStore;
   env!: StoreEnv;
-  async publish(events: DomainEvent[]): Promise<void> {
+  async track<T>(_c: string[], write: () => Promise<T>, eventsOf: (r: T) => LoggedEvent[]): Promise<T> {
+    const r = await write();
+    const logged = eventsOf(r);
+    for (const l of logged) {
+      // Written in the change's transaction: in the log by the time the write returns.
+      const { rows } = await this.env.sql.query<{ type: string }>("SELECT type FROM conversation_events WHERE conversation_id = $1 AND event_seq = $2", [
+        l.event.conversationId,
+        l.eventSeq,
+      ]);
+      if (rows[0]?.type !== l.event.type) this.problems.push(`${l.event.type} #${l.eventSeq} is not in the log`);
+    }
+    await this.check(logged.map((l) => l.event));
+    return r;
+  }
+  private async check(events: DomainEvent[]): Promise<void> {
     for (const e of events) {
       if (e.type === "message_created" || e.type === "message_edited" || e.type === "message_deleted") {
         const m = await this.store.get(e.messageId);
@@ -75,9 +89,11 @@ forEachBackend("message service events", ["postgres", "mongo", "pglite"] as cons
     await service.delete(alice, m.id); // already a tombstone
 
     expect(types()).toEqual(["message_created", "message_edited", "reaction_updated", "reaction_updated", "receipt_updated", "message_deleted"]);
-    expect(sink.events[0]).toEqual({ type: "message_created", conversationId: conv, messageId: m.id, seq: 1 });
-    expect(sink.events[2]).toMatchObject({ type: "reaction_updated", emoji: "👍", userId: bob, added: true });
-    expect(sink.events[3]).toMatchObject({ added: false });
+    // Each event carries what subscribers need: the stored message, the reaction's count.
+    expect(sink.events[0]).toMatchObject({ type: "message_created", conversationId: conv, messageId: m.id, seq: 1, message: { id: m.id, content: "hi" } });
+    expect(sink.events[1]).toMatchObject({ type: "message_edited", message: { content: "hi!" }, reactions: [] });
+    expect(sink.events[2]).toMatchObject({ type: "reaction_updated", emoji: "👍", userId: bob, added: true, count: 1 });
+    expect(sink.events[3]).toMatchObject({ added: false, count: 0 });
     expect(sink.events[4]).toEqual({ type: "receipt_updated", conversationId: conv, userId: bob, deliveredSeq: 1, readSeq: 1 });
     expect(sink.problems).toEqual([]);
   });

@@ -1,6 +1,6 @@
 // Conformance suite for the event log (SqlEventLog) on a real Postgres and on
-// the embedded PGlite, plus the sink's repair of unannounced messages against
-// the real message store, and the cursor codec.
+// the embedded PGlite, the relational message store writing its events in the
+// transaction of each change (the outbox), and the cursor codec.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
@@ -8,13 +8,8 @@ import { forEachBackend } from "../support/backends.ts";
 import type { SqlDatabase } from "../../src/stores/sql/sql.ts";
 import { SqlConversationStore } from "../../src/conversations/sql-store.ts";
 import { SqlMessageStore } from "../../src/messages/sql-store.ts";
-import { createMemoryStore } from "../../src/stores/ephemeral/memory.ts";
-import { createLogger } from "../../src/shared/logger.ts";
 import { SqlEventLog } from "../../src/realtime/event-log.ts";
-import { EventMaterializer } from "../../src/realtime/materialize.ts";
-import { RealtimeEventSink } from "../../src/realtime/sink.ts";
-import { messageReaderOf } from "../../src/realtime/ports.ts";
-import { decodeEventEnvelope, conversationChannel } from "../../src/realtime/envelope.ts";
+import type { DomainEvent } from "../../src/events/events.ts";
 import { decodeCursor, encodeCursor } from "../../src/realtime/cursor.ts";
 import { AppError } from "../../src/shared/errors.ts";
 import { insertUsers, openMigratedSql } from "../conversations/helpers.ts";
@@ -36,14 +31,15 @@ forEachBackend("event log", ["postgres", "pglite"] as const, (backend) => {
     await cleanup?.();
   });
 
-  const newConversation = async () =>
-    (
-      await conversations.createConversation(
-        { type: "group", title: "g", description: "", visibility: "private", ownerId: owner },
-        [{ userId: owner, role: "owner" }],
-        { actorId: owner, action: "test" },
-      )
-    ).id;
+  /** A bare conversation row: no members, no events yet. */
+  const newConversation = async () => {
+    const id = randomUUID();
+    await db.query("INSERT INTO conversations (id, type, title, visibility, owner_id, last_message_at) VALUES ($1, 'group', 'g', 'private', $2, now())", [
+      id,
+      owner,
+    ]);
+    return id;
+  };
   const joined = (c: string, userId: string) => ({ type: "member_joined" as const, conversationId: c, userId, role: "member" });
   const created = (c: string, seq: number) => ({ type: "message_created" as const, conversationId: c, messageId: randomUUID(), seq });
 
@@ -77,30 +73,12 @@ forEachBackend("event log", ["postgres", "pglite"] as const, (backend) => {
     expect(out[1].event).toEqual(batch[1]);
   });
 
-  it("logs a message_created once, whoever logs it first", async () => {
+  it("logs a message_created once: a second one for the same message seq is refused", async () => {
     const c = await newConversation();
     const e = created(c, 1);
     await log.append(c, [e]);
-    expect(await log.append(c, [e])).toEqual([]);
-    expect(await log.append(c, [{ ...e, messageId: randomUUID() }])).toEqual([]); // same seq: the same message
-    expect(await log.heads([c])).toEqual(new Map([[c, 1]]));
-  });
-
-  it("fills a gap in message seqs first, so message_created events follow message order", async () => {
-    const c = await newConversation();
-    const asked: [number, number][] = [];
-    const out = await log.append(c, [created(c, 3)], async (conv, after, before) => {
-      asked.push([after, before]);
-      return [
-        { messageId: "b", seq: 2 },
-        { messageId: "a", seq: 1 },
-      ];
-    });
-    expect(asked).toEqual([[0, 3]]);
-    expect(out.map((l) => (l.event as { seq: number }).seq)).toEqual([1, 2, 3]);
-    // The late publisher of message 2 finds it already announced.
-    expect(await log.append(c, [created(c, 2)])).toEqual([]);
-    expect((await log.append(c, [created(c, 4)], async () => [])).map((l) => l.eventSeq)).toEqual([4]);
+    await expect(log.append(c, [{ ...e, messageId: randomUUID() }])).rejects.toThrow();
+    expect(await log.heads([c])).toEqual(new Map([[c, 1]])); // the refused append burnt no event_seq
   });
 
   it("finds membership events and message seqs at a position", async () => {
@@ -141,35 +119,44 @@ forEachBackend("event log", ["postgres", "pglite"] as const, (backend) => {
     expect(await log.heads([c])).toEqual(new Map([[c, 3]])); // numbering never restarts
   });
 
-  it("repairs a message that was stored but never announced", async () => {
+  it("every change writes its event in its own transaction: gapless, in commit order, message_created in message order, payloads complete", async () => {
     const messages = new SqlMessageStore(db);
-    const ephemeral = createMemoryStore();
-    const sink = new RealtimeEventSink({
-      log,
-      materializer: new EventMaterializer({ messages: messageReaderOf(messages), conversations }),
-      messages: messageReaderOf(messages),
-      ephemeral,
-      logger: createLogger("silent", "test"),
-    });
-    const c = await newConversation();
-    const published: number[] = [];
-    await ephemeral.subscribe(conversationChannel(c), (b) => published.push(decodeEventEnvelope(b)!.eventSeq));
-    // As if the node died between storing and announcing: two messages, no events.
-    for (let i = 1; i <= 2; i++) {
-      await messages.send({ conversationId: c, senderId: owner, clientMessageId: `m${i}`, content: `lost ${i}`, parentMessageId: null, mentions: [], attachments: [], createdAt: new Date() });
-    }
-    expect(await log.read(c, 0, 100, 100)).toEqual([]);
-    expect((await log.lagging(new Date(Date.now() + 1000), 1000)).map((l) => l.conversationId)).toContain(c);
-    await sink.repair(-1000);
-    const logged = await log.read(c, 0, 100, 100);
-    expect(logged.map((l) => [l.event.type, (l.event as { seq: number }).seq])).toEqual([
-      ["message_created", 1],
-      ["message_created", 2],
+    const c = (
+      await conversations.createConversation(
+        { type: "group", title: "g", description: "", visibility: "private", ownerId: owner },
+        [{ userId: owner, role: "owner" }],
+        { actorId: owner, action: "test" },
+      )
+    ).id;
+    const send = (i: number) =>
+      messages.send({ conversationId: c, senderId: owner, clientMessageId: `m${i}`, content: `hello ${i}`, parentMessageId: null, mentions: [], attachments: [], createdAt: new Date() });
+    const first = (await send(0)).message;
+    // Concurrent sends, reactions, edits and receipts into one conversation.
+    await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => send(i + 1)),
+      ...["👍", "🎉", "🔥"].map((emoji) => messages.addReaction(first, owner, emoji, new Date())),
+      messages.edit(first.id, "edited", new Date()),
+      messages.markRead(c, owner, 5),
     ]);
-    expect((await log.lagging(new Date(Date.now() + 1000), 1000)).map((l) => l.conversationId)).not.toContain(c);
-    for (let i = 0; published.length < 2 && i < 100; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(published).toEqual([1, 2]);
-    await ephemeral.close();
+    const all = await log.read(c, 0, 1000, 1000);
+    expect(all.map((l) => l.eventSeq)).toEqual(Array.from({ length: all.length }, (_, i) => i + 1));
+    expect(all[0].event.type).toBe("member_joined");
+    const created = all.flatMap((l) => (l.event.type === "message_created" ? [l.event] : []));
+    expect(created.map((e) => e.seq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+    expect(created.every((e) => e.message?.id === e.messageId && e.message.seq === e.seq && /^hello \d+$/.test(e.message.content))).toBe(true);
+    expect(created.every((e) => e.message?.createdAt instanceof Date)).toBe(true);
+    // Reaction counts follow the event order (each add saw the ones before it).
+    const reactions = all.flatMap((l) => (l.event.type === "reaction_updated" ? [l.event] : []));
+    expect(reactions.map((r) => r.count)).toEqual([1, 1, 1]);
+    const edit = all.find((l) => l.event.type === "message_edited")!.event as Extract<DomainEvent, { type: "message_edited" }>;
+    const before = all.filter((l) => l.eventSeq < all.find((x) => x.event.type === "message_edited")!.eventSeq && l.event.type === "reaction_updated").length;
+    expect(edit.message?.content).toBe("edited");
+    expect(edit.reactions?.length).toBe(before);
+    expect(await log.heads([c])).toEqual(new Map([[c, all.length]]));
+    // A repeat and a no-op log nothing.
+    await send(3);
+    expect(await messages.addReaction(first, owner, "👍", new Date())).toBe(false);
+    expect(await log.heads([c])).toEqual(new Map([[c, all.length]]));
   });
 });
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/shared/logger.ts";
-import { startApp, type App } from "../../src/app.ts";
+import { startApp, type App, type AppHooks } from "../../src/app.ts";
 import { copyPgliteImage } from "./pglite-image.ts";
 import { env, isolatedMongo, isolatedPostgres, isolatedRedisPrefix, type ServerBackendName, type SqlBackendName } from "./backends.ts";
 
@@ -79,9 +79,9 @@ export interface TestServer {
 }
 
 /** Starts the app in this process with the given environment. */
-export async function startTestServer(vars: Record<string, string>, overrides: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(vars: Record<string, string>, overrides: Record<string, string> = {}, hooks: AppHooks = {}): Promise<TestServer> {
   const config = loadConfig({ ...vars, ...overrides });
-  const app = await startApp(config, createLogger(config.logLevel, config.nodeId));
+  const app = await startApp(config, createLogger(config.logLevel, config.nodeId), hooks);
   return {
     app,
     port: app.port,

@@ -2041,6 +2041,11 @@ export declare type MessageDeletedJson = {
 export declare const MessageDeletedSchema: GenMessage<MessageDeleted, {jsonType: MessageDeletedJson}>;
 
 /**
+ * ReactionUpdated is the same for every viewer: `user_id` is who added or
+ * removed the reaction and `count` how many reacted with `emoji` after the
+ * change, so a client sets the count and, when `user_id` is its own, its
+ * `reacted` flag, without another call.
+ *
  * @generated from message chat.v1.ReactionUpdated
  */
 export declare type ReactionUpdated = Message<"chat.v1.ReactionUpdated"> & {
@@ -2055,6 +2060,8 @@ export declare type ReactionUpdated = Message<"chat.v1.ReactionUpdated"> & {
   emoji: string;
 
   /**
+   * The user who added or removed the reaction.
+   *
    * @generated from field: string user_id = 3;
    */
   userId: string;
@@ -2065,9 +2072,22 @@ export declare type ReactionUpdated = Message<"chat.v1.ReactionUpdated"> & {
    * @generated from field: bool added = 4;
    */
   added: boolean;
+
+  /**
+   * How many users reacted with `emoji` to the message after this change
+   * (0 from servers older than this field).
+   *
+   * @generated from field: int32 count = 5;
+   */
+  count: number;
 };
 
 /**
+ * ReactionUpdated is the same for every viewer: `user_id` is who added or
+ * removed the reaction and `count` how many reacted with `emoji` after the
+ * change, so a client sets the count and, when `user_id` is its own, its
+ * `reacted` flag, without another call.
+ *
  * @generated from message chat.v1.ReactionUpdated
  */
 export declare type ReactionUpdatedJson = {
@@ -2082,6 +2102,8 @@ export declare type ReactionUpdatedJson = {
   emoji?: string;
 
   /**
+   * The user who added or removed the reaction.
+   *
    * @generated from field: string user_id = 3;
    */
   userId?: string;
@@ -2092,6 +2114,14 @@ export declare type ReactionUpdatedJson = {
    * @generated from field: bool added = 4;
    */
   added?: boolean;
+
+  /**
+   * How many users reacted with `emoji` to the message after this change
+   * (0 from servers older than this field).
+   *
+   * @generated from field: int32 count = 5;
+   */
+  count?: number;
 };
 
 /**
