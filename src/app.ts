@@ -2,7 +2,6 @@
 // the servers, and knows how to shut them down. Tests build it the same way.
 
 import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { GenFile } from "@bufbuild/protobuf/codegenv2";
 import type { Logger } from "pino";
 import type { Config } from "./config.ts";
@@ -14,6 +13,7 @@ import { registerReflection } from "./server/reflection.ts";
 import { applyCors } from "./server/cors.ts";
 import { staticSite } from "./server/static.ts";
 import { startHttpServer } from "./server/http.ts";
+import { rpcNodeHandler } from "./server/rpc-adapter.ts";
 import { startAdminServer } from "./server/admin.ts";
 import { kClientAddress, kDraining, kRequestAuthority } from "./server/context.ts";
 import { createAuthModule } from "./auth/module.ts";
@@ -192,7 +192,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
     router.service(NotificationService, notificationHandler(notifications.store));
   };
 
-  const rpcHandler = connectNodeAdapter({
+  const rpcHandler = rpcNodeHandler({
     routes,
     interceptors: [edgeInterceptor(logger, metrics), authInterceptor(verifier, PUBLIC_ROUTES)],
     readMaxBytes: config.maxMessageBytes,
@@ -206,6 +206,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
         .set(kNodeRequest, req)
         .set(kDraining, draining.signal)
         .set(kRequestAuthority, req.headers.host ?? (req.headers[":authority"] as string | undefined)),
+    onHandlerFailure: (rpc, err) => logger.error({ err, rpc }, "rpc handler failed"),
   });
 
   const http = await startHttpServer(

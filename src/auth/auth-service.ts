@@ -121,6 +121,7 @@ export class AuthService implements AccessTokenVerifier {
     const login = input.login.trim();
     if (login === "") throw invalidArgument("login", "is required");
     if (login.length > 254) throw invalidArgument("login", "is too long");
+    if (v.CONTROL_RE.test(login)) throw invalidArgument("login", "must not contain control characters");
     if (input.password === "") throw invalidArgument("password", "is required");
     // Longer than any valid password: refuse before spending argon2 time on it.
     if (v.charLength(input.password) > v.PASSWORD_MAX) throw invalidArgument("password", `must be at most ${v.PASSWORD_MAX} characters`);

@@ -12,7 +12,7 @@ export const DEVICE_ID_MAX = 128;
 export const DEVICE_NAME_MAX = 128;
 const EMAIL_MAX = 254; // RFC 5321 path limit
 // Control and format characters (incl. bidi overrides) have no place in names.
-const CONTROL_RE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
+export const CONTROL_RE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
 
 /** Length in Unicode code points, which is what users mean by "characters". */
 export const charLength = (s: string): number => [...s].length;

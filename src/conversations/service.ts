@@ -185,7 +185,7 @@ export class Conversations {
    */
   async list(actor: Actor, opts: { pageSize: number; pageToken: string; includeArchived: boolean }): Promise<Page<ConversationView>> {
     const limit = v.pageSize("page_size", opts.pageSize, LIST_DEFAULT_PAGE, LIST_MAX_PAGE);
-    const after = opts.pageToken ? decodeActivityToken(opts.pageToken) : null;
+    const after = decodeActivityToken(opts.pageToken);
     const rows = await this.store.listForUser(actor.userId, { limit: limit + 1, after, includeArchived: opts.includeArchived });
     const page = rows.slice(0, limit);
     const previews = page.length ? await this.previews.previews(page.map((r) => r.conversation.id)) : new Map();
@@ -354,7 +354,7 @@ export class Conversations {
   async listMembers(actor: Actor, input: { conversationId: string; pageSize: number; pageToken: string }): Promise<Page<MemberRecord>> {
     const id = v.uuid("conversation_id", input.conversationId);
     const limit = v.pageSize("page_size", input.pageSize, MEMBERS_DEFAULT_PAGE, MEMBERS_MAX_PAGE);
-    const after = input.pageToken ? decodeMemberToken(input.pageToken) : null;
+    const after = decodeMemberToken(input.pageToken);
     await this.requireMembership(actor, id);
     const rows = await this.store.listMembers(id, { limit: limit + 1, afterUserId: after });
     const items = rows.slice(0, limit);
@@ -413,7 +413,7 @@ export class Conversations {
   async listPublicChannels(actor: Actor, input: { pageSize: number; pageToken: string; query: string }): Promise<Page<ConversationView>> {
     const limit = v.pageSize("page_size", input.pageSize, LIST_DEFAULT_PAGE, LIST_MAX_PAGE);
     const prefix = v.channelPrefix("query", input.query, this.limits.titleMaxChars);
-    const after = input.pageToken ? decodeChannelToken(input.pageToken) : null;
+    const after = decodeChannelToken(input.pageToken);
     const rows = await this.store.listPublicChannels(actor.userId, { limit: limit + 1, afterNameKey: after, prefix });
     const page = rows.slice(0, limit);
     return {

@@ -2,6 +2,7 @@
 // the field (proto field names, with [i] for list elements).
 
 import { invalidArgument } from "../shared/errors.ts";
+import { decodePageToken, encodePageToken } from "../shared/page-token.ts";
 import { isUuid } from "./ids.ts";
 import { emojiProblem } from "./emoji.ts";
 import { isWellFormed } from "./text.ts";
@@ -131,18 +132,10 @@ export function validatePageSize(size: number): number {
 
 // Search page tokens: opaque to clients, a keyset position to us.
 export function encodeSearchToken(c: SearchCursor): string {
-  return Buffer.from(JSON.stringify({ t: c.createdAt.getTime(), s: c.seq, i: c.id })).toString("base64url");
+  return encodePageToken("srch1", [c.createdAt.getTime(), c.seq, c.id.toLowerCase()]);
 }
 
 export function decodeSearchToken(token: string): SearchCursor | null {
-  if (token === "") return null;
-  try {
-    if (token.length > 200) throw new Error("too long");
-    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { t?: unknown; s?: unknown; i?: unknown };
-    const int = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
-    if (!int(v.t) || !int(v.s) || typeof v.i !== "string" || !isUuid(v.i)) throw new Error("shape");
-    return { createdAt: new Date(v.t), seq: v.s, id: v.i.toLowerCase() };
-  } catch {
-    throw invalidArgument("page_token", "is not a token from a previous response", "PAGE_TOKEN_INVALID");
-  }
+  const v = decodePageToken("page_token", "srch1", token, ["time_ms", "seq", "uuid"]);
+  return v && { createdAt: new Date(v[0]), seq: v[1], id: v[2] };
 }

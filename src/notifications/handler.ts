@@ -11,6 +11,7 @@ import {
 } from "../../gen/chat/v1/notification_pb.js";
 import { caller } from "../server/context.ts";
 import { invalidArgument } from "../shared/errors.ts";
+import { decodePageToken, encodePageToken } from "../shared/page-token.ts";
 import type { NotificationStore } from "./store.ts";
 import type { ListCursor, Notification, NotificationType } from "./types.ts";
 import { UUID_PATTERN as UUID } from "../shared/ids.ts";
@@ -39,18 +40,12 @@ function toPb(n: Notification): PbNotification {
 }
 
 function encodeToken(c: ListCursor): string {
-  return Buffer.from(JSON.stringify([c.createdAt.getTime(), c.id])).toString("base64url");
+  return encodePageToken("ntf1", [c.createdAt.getTime(), c.id]);
 }
 
 function decodeToken(token: string): ListCursor | null {
-  if (!token) return null;
-  try {
-    const [t, id] = JSON.parse(Buffer.from(token, "base64url").toString()) as [unknown, unknown];
-    if (typeof t === "number" && Number.isFinite(t) && typeof id === "string" && UUID.test(id)) return { createdAt: new Date(t), id };
-  } catch {
-    // fall through
-  }
-  throw invalidArgument("page_token", "is not a token from a previous page", "PAGE_TOKEN_INVALID");
+  const v = decodePageToken("page_token", "ntf1", token, ["time_ms", "uuid"]);
+  return v && { createdAt: new Date(v[0]), id: v[1] };
 }
 
 export function notificationHandler(store: NotificationStore): Partial<ServiceImpl<typeof NotificationService>> {

@@ -2,7 +2,7 @@
 // session and hub. A `send` frame goes through the same handler as unary
 // SendMessage, `mark_read` through MarkRead.
 
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { decodeJwt } from "jose";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type {
@@ -14,7 +14,7 @@ import type {
   StreamError,
 } from "../../gen/chat/v1/message_pb.js";
 import { caller, kLogger, kRequestId } from "../server/context.ts";
-import { toConnectError } from "../server/errors.ts";
+import { clientDecodeError, toConnectError } from "../server/errors.ts";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AppError, invalidArgument, notFound } from "../shared/errors.ts";
 import { checkDeviceId } from "../auth/validation.ts";
@@ -179,10 +179,22 @@ async function readFrames(
         s.enqueue({ case: "error", value: streamError(err, frame.case === "send" ? frame.value.clientMessageId : "", ctx) });
       }
     }
-  } catch {
-    // Reading failed: the client is gone; the transport ends the call.
-    s.close();
+  } catch (err) {
+    // Reading failed. A frame that does not decode or is over the size limit
+    // ends the stream with that error (INVALID_ARGUMENT, RESOURCE_EXHAUSTED),
+    // never as a normal end; otherwise the client is gone and the transport ends the call.
+    s.close(unreadableFrame(err) ?? undefined);
   }
+}
+
+/** The reason to end a stream whose next frame could not be read because of the client, or null (the client went away). */
+function unreadableFrame(err: unknown): AppError | null {
+  const decode = clientDecodeError(err);
+  if (decode) return new AppError("REQUEST_MALFORMED", decode.rawMessage, { violations: [{ field: "frame", description: decode.rawMessage }] });
+  if (!(err instanceof ConnectError)) return null;
+  if (err.code === Code.InvalidArgument) return new AppError("REQUEST_MALFORMED", err.rawMessage, { violations: [{ field: "frame", description: err.rawMessage }] });
+  if (err.code === Code.ResourceExhausted) return new AppError("REQUEST_TOO_LARGE", err.rawMessage);
+  return null;
 }
 
 /**

@@ -55,6 +55,25 @@ export function reasonOf(err: ConnectError): string | undefined {
   return err.findDetails(ErrorInfoSchema).find((i) => i.domain === ERROR_DOMAIN)?.reason;
 }
 
+/** A request message that does not decode: INVALID_ARGUMENT, REQUEST_MALFORMED, with a BadRequest detail. */
+export function invalidMessageError(detail: string): ConnectError {
+  const description = `the request message does not decode: ${detail}`.slice(0, 300);
+  return toConnectError(new AppError("REQUEST_MALFORMED", description, { violations: [{ field: "request", description }] }), "", () => {});
+}
+
+/**
+ * connect-es reports a request message it cannot decode as INTERNAL
+ * ("parse binary: …", or a compressed frame with no encoding); streams see it
+ * when they read the next message. It is the client's fault: INVALID_ARGUMENT.
+ * Returns null for any other error.
+ */
+export function clientDecodeError(err: unknown): ConnectError | null {
+  if (!(err instanceof ConnectError) || err.code !== Code.Internal) return null;
+  if (err.rawMessage.startsWith("parse binary: ")) return invalidMessageError(err.rawMessage.slice("parse binary: ".length));
+  if (err.rawMessage.startsWith("received compressed envelope")) return invalidMessageError("a compressed message with no grpc-encoding");
+  return null;
+}
+
 /**
  * Turns anything a handler threw into a ConnectError fit for a client: every
  * one carries google.rpc.ErrorInfo (domain chat.v1, a catalogued reason).
@@ -83,6 +102,8 @@ export function toConnectError(err: unknown, requestId: string, unexpected: (err
     return new ConnectError(err.message, codeOf(err.reason), undefined, details);
   }
   if (err instanceof ConnectError) {
+    const decode = clientDecodeError(err);
+    if (decode) return decode;
     // Already mapped (e.g. thrown again by an outer layer): keep it.
     if (reasonOf(err) !== undefined) return err;
     // Deadline, cancellation, decoding errors from Connect itself get their
