@@ -278,6 +278,7 @@ export class AuthService implements AccessTokenVerifier {
     const q = query.trim();
     if (q === "") throw invalidArgument("query", "is required");
     if (v.charLength(q) > SEARCH_QUERY_MAX) throw invalidArgument("query", `must be at most ${SEARCH_QUERY_MAX} characters`);
+    if (v.CONTROL_RE.test(q)) throw invalidArgument("query", "must not contain control characters");
     if (pageSize < 0) throw invalidArgument("page_size", "must not be negative");
     const limit = pageSize === 0 ? SEARCH_DEFAULT_PAGE : Math.min(pageSize, SEARCH_MAX_PAGE);
     return this.d.store.searchUsers(q, limit);

@@ -1,7 +1,7 @@
 // chat.v1.ConversationService: protobuf <-> domain, nothing else.
 
 import type { ServiceImpl, HandlerContext } from "@connectrpc/connect";
-import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   ConversationService,
@@ -11,6 +11,7 @@ import {
   type ConversationSchema,
   type MemberSchema,
 } from "../../gen/chat/v1/conversation_pb.js";
+import { dateFromTimestamp } from "../server/timestamps.ts";
 import { caller, kClientAddress } from "../server/context.ts";
 import { invalidArgument } from "../shared/errors.ts";
 import type { Conversations } from "./service.ts";
@@ -41,15 +42,6 @@ function roleFromPb(role: PbRole): MemberRole | "unspecified" {
   if (role === PbRole.MEMBER) return "member";
   if (role === PbRole.UNSPECIFIED) return "unspecified";
   throw invalidArgument("role", "unknown role");
-}
-
-/** A client-supplied timestamp as a Date, or INVALID_ARGUMENT (out-of-range values would make an Invalid Date). */
-function dateFromPb(field: string, ts: Timestamp): Date {
-  const d = timestampDate(ts);
-  if (ts.nanos < 0 || ts.nanos > 999_999_999 || !Number.isFinite(d.getTime()) || d.getUTCFullYear() > 9999) {
-    throw invalidArgument(field, "not a valid timestamp");
-  }
-  return d;
 }
 
 function actorOf(ctx: HandlerContext): Actor {
@@ -174,7 +166,7 @@ export function conversationHandler(conversations: Conversations): ServiceImpl<t
     async updateMemberSettings(req, ctx) {
       const view = await conversations.updateMemberSettings(actorOf(ctx), {
         conversationId: req.conversationId,
-        mutedUntil: req.mutedUntil ? dateFromPb("muted_until", req.mutedUntil) : undefined,
+        mutedUntil: req.mutedUntil ? dateFromTimestamp("muted_until", req.mutedUntil) : undefined,
         archived: req.archived,
       });
       return { conversation: toPbConversation(view) };

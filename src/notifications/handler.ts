@@ -2,7 +2,7 @@
 
 import type { ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   NotificationSchema,
   NotificationService,
@@ -10,6 +10,7 @@ import {
   type Notification as PbNotification,
 } from "../../gen/chat/v1/notification_pb.js";
 import { caller } from "../server/context.ts";
+import { dateFromTimestamp } from "../server/timestamps.ts";
 import { invalidArgument } from "../shared/errors.ts";
 import { decodePageToken, encodePageToken } from "../shared/page-token.ts";
 import type { NotificationStore } from "./store.ts";
@@ -68,7 +69,7 @@ export function notificationHandler(store: NotificationStore): Partial<ServiceIm
       if (req.notificationIds.length === 0 && !req.upTo) throw invalidArgument("notification_ids", "give notification_ids or up_to");
       if (req.notificationIds.length > 500) throw invalidArgument("notification_ids", "at most 500 ids");
       for (const id of req.notificationIds) if (!UUID.test(id)) throw invalidArgument("notification_ids", "not a notification id");
-      const marked = await store.markSeen(me.userId, { ids: req.notificationIds, upTo: req.upTo ? timestampDate(req.upTo) : null }, new Date());
+      const marked = await store.markSeen(me.userId, { ids: req.notificationIds, upTo: req.upTo ? dateFromTimestamp("up_to", req.upTo) : null }, new Date());
       return { markedCount: marked };
     },
   };

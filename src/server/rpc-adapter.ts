@@ -34,12 +34,18 @@ export interface RpcAdapterOptions extends ConnectRouterOptions {
 }
 
 /** How a unary request body carries its message, by content type; null: not a binary encoding. */
-function binaryFraming(contentType: string | null): { enveloped: boolean; encodingHeader: string } | null {
+interface Framing {
+  enveloped: boolean;
+  /** A frame flag that marks the end of the stream rather than a message (gRPC-Web's trailers). */
+  endFlag: number;
+  encodingHeader: string;
+}
+
+function binaryFraming(contentType: string | null): Framing | null {
   const t = (contentType ?? "").split(";")[0].trim().toLowerCase();
-  if (t === "application/grpc" || t === "application/grpc+proto" || t === "application/grpc-web" || t === "application/grpc-web+proto") {
-    return { enveloped: true, encodingHeader: "grpc-encoding" };
-  }
-  if (t === "application/proto") return { enveloped: false, encodingHeader: "content-encoding" };
+  if (t === "application/grpc" || t === "application/grpc+proto") return { enveloped: true, endFlag: 0, encodingHeader: "grpc-encoding" };
+  if (t === "application/grpc-web" || t === "application/grpc-web+proto") return { enveloped: true, endFlag: 0x80, encodingHeader: "grpc-encoding" };
+  if (t === "application/proto") return { enveloped: false, endFlag: 0, encodingHeader: "content-encoding" };
   return null;
 }
 
@@ -69,7 +75,7 @@ function decodes(desc: DescMessage, data: Uint8Array): void {
 }
 
 /** Throws INVALID_ARGUMENT when a complete message in `body` does not decode; anything else is left to connect-es. */
-function checkBody(desc: DescMessage, body: Uint8Array, framing: { enveloped: boolean }, encoding: string | null, max: number): void {
+function checkBody(desc: DescMessage, body: Uint8Array, framing: Framing, encoding: string | null, max: number): void {
   if (!framing.enveloped) {
     const data = decompress(encoding, body, max);
     if (data) decodes(desc, data);
@@ -82,7 +88,8 @@ function checkBody(desc: DescMessage, body: Uint8Array, framing: { enveloped: bo
     if (at + 5 + len > body.byteLength) return; // truncated: connect-es says so
     const payload = body.subarray(at + 5, at + 5 + len);
     at += 5 + len;
-    if (flags & ~0x01) continue; // not a data frame: connect-es refuses it
+    if (framing.endFlag && (flags & framing.endFlag) === framing.endFlag) continue; // connect-es does not decode it as a message
+    if (flags & 0x01 && !encoding) throw invalidMessageError("a compressed message with no grpc-encoding");
     const data = flags & 0x01 ? decompress(encoding, payload, max) : payload;
     if (data) decodes(desc, data);
   }

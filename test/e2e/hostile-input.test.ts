@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { SignJWT } from "jose";
-import { AuthService, LoginRequestSchema } from "../../gen/chat/v1/auth_pb.js";
+import { AuthService, LoginRequestSchema, SearchUsersRequestSchema } from "../../gen/chat/v1/auth_pb.js";
 import { MessageService, SearchMessagesRequestSchema, StreamRequestSchema, StreamResponseSchema } from "../../gen/chat/v1/message_pb.js";
-import { NotificationService, ListNotificationsRequestSchema } from "../../gen/chat/v1/notification_pb.js";
+import { NotificationService, ListNotificationsRequestSchema, MarkNotificationsSeenRequestSchema } from "../../gen/chat/v1/notification_pb.js";
 import { PresenceService, WatchPresenceRequestSchema } from "../../gen/chat/v1/presence_pb.js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { provisionBackends, startTestServer, TEST_SECRET, type ProvisionedBackends, type TestServer } from "../support/server.ts";
@@ -105,6 +105,21 @@ describe("client input is never INTERNAL (issue 11, item 3)", () => {
     const r = await call(protocol, AuthService.method.login, bin(LoginRequestSchema, { login: "ali\u0000ce", password: "whatever-password" }), "");
     expect(r.code, r.message).toBe(Code.InvalidArgument);
     expect(r.text).not.toMatch(/0x00|invalid byte sequence/);
+    // Found by the fuzz test: a NUL in a user search reached Postgres.
+    const search = await call(protocol, AuthService.method.searchUsers, bin(SearchUsersRequestSchema, { query: "9baba043-\u0000743" }));
+    expect(search.code, search.message).toBe(Code.InvalidArgument);
+  });
+
+  it.each(PROTOCOLS)("a timestamp out of range is INVALID_ARGUMENT over %s", async (protocol) => {
+    // Found by the fuzz test: MarkNotificationsSeen.up_to with seconds near 2^63 made an Invalid Date.
+    const r = await call(protocol, NotificationService.method.markNotificationsSeen, bin(MarkNotificationsSeenRequestSchema, { upTo: { seconds: 9_000_000_000_000_000n, nanos: 1 } }));
+    expect(r.code, r.message).toBe(Code.InvalidArgument);
+  });
+
+  it.each(PROTOCOLS)("a compressed frame with no grpc-encoding is INVALID_ARGUMENT over %s", async (protocol) => {
+    if (protocol === "connect") return; // Connect unary has no frames
+    const r = await rawCall(server.baseUrl, { protocol, path: path(AuthService.method.getMe), body: envelope(new Uint8Array(), 0x01), headers: { authorization: `Bearer ${token}` } });
+    expect(r.code, r.message).toBe(Code.InvalidArgument);
   });
 });
 
