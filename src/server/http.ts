@@ -26,6 +26,23 @@ export interface RunningHttpServer {
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /**
+ * HTTP/1.1: a response that starts before its request body was read to the
+ * end (a request refused on its size or framing: the RPC layer stops reading
+ * it) ends the connection, and says so with `Connection: close`. Otherwise the
+ * unread rest of the body stays in the connection and the next request on it
+ * waits behind it forever.
+ */
+function closeIfBodyUnread(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+  if (!hasBody) return;
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: http.ServerResponse, ...args: unknown[]) {
+    if (!req.complete && !this.headersSent) this.setHeader("connection", "close");
+    return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
+  } as typeof res.writeHead;
+}
+
+/**
  * One port, every protocol: with TLS, ALPN picks HTTP/2 or HTTP/1.1; in
  * cleartext, the first bytes of a connection decide (the HTTP/2 connection
  * preface means h2c with prior knowledge, as gRPC clients use; anything else
@@ -37,7 +54,10 @@ export async function startHttpServer(opts: HttpServerOptions, handler: Handler)
   const counted: Handler = (req, res) => {
     inFlight++;
     res.once("close", () => inFlight--);
-    if (stopping && "setHeader" in res && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+    if (req.httpVersionMajor === 1) {
+      if (stopping) res.setHeader("connection", "close");
+      closeIfBodyUnread(req as http.IncomingMessage, res as http.ServerResponse);
+    }
     handler(req, res);
   };
   const settings: http2.Settings = { maxConcurrentStreams: opts.maxConcurrentStreams };
