@@ -15,6 +15,8 @@ export interface MemberState {
 export interface MembershipReader {
   /** The caller's membership row, or null when they are not a member (or the conversation does not exist). */
   getMember(conversationId: string, userId: string): Promise<MemberState | null>;
+  /** Those of `others` who share at least one conversation with `userId` (one round trip). */
+  sharingAConversation(userId: string, others: string[]): Promise<Set<string>>;
 }
 
 export interface LastMessagePreview {

@@ -260,6 +260,17 @@ export class SqlConversationStore implements ConversationStore {
     return m && { role: m.role, lastReadSeq: m.lastReadSeq, deliveredSeq: m.deliveredSeq, mutedUntil: m.mutedUntil, archived: m.archived };
   }
 
+  async sharingAConversation(userId: string, others: string[]): Promise<Set<string>> {
+    if (others.length === 0) return new Set();
+    const { rows } = await this.db.query<{ user_id: string }>(
+      `SELECT DISTINCT o.user_id FROM conversation_members me
+         JOIN conversation_members o ON o.conversation_id = me.conversation_id
+        WHERE me.user_id = $1 AND o.user_id = ANY($2::uuid[])`,
+      [userId, others],
+    );
+    return new Set(rows.map((r) => r.user_id));
+  }
+
   getConversation(id: string): Promise<ConversationRecord | null> {
     return selectConversation(this.db, id);
   }

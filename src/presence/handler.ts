@@ -44,8 +44,8 @@ export function presenceHandler(domain: PresenceDomain): Partial<ServiceImpl<typ
       const me = caller(ctx);
       return { presence: presenceToPb(await domain.setPresence(me.userId, me.sessionId, FROM_PB[req.status] ?? null)) };
     },
-    async getPresence(req) {
-      return { presences: (await domain.getPresence(req.userIds)).map(presenceToPb) };
+    async getPresence(req, ctx) {
+      return { presences: (await domain.getPresence(caller(ctx).userId, req.userIds)).map(presenceToPb) };
     },
     async sendTyping(req, ctx) {
       await domain.sendTyping(caller(ctx).userId, req.conversationId, req.typing);
@@ -53,7 +53,7 @@ export function presenceHandler(domain: PresenceDomain): Partial<ServiceImpl<typ
     },
     async *watchPresence(req, ctx) {
       // Ends cleanly when the node drains (clients re-watch elsewhere), not at the end of the grace period.
-      for await (const p of domain.watch(req.userIds, untilDraining(ctx))) yield { presence: presenceToPb(p) };
+      for await (const p of domain.watch(caller(ctx).userId, req.userIds, untilDraining(ctx))) yield { presence: presenceToPb(p) };
     },
   };
 }

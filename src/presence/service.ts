@@ -15,6 +15,11 @@ function checkUserIds(userIds: string[]): string[] {
   return [...new Set(userIds.map((id) => id.toLowerCase()))];
 }
 
+/** What GetPresence says about an id it knows nothing about; also what users who may not see someone get. */
+function unknownUser(userId: string): Presence {
+  return { userId, status: "offline", lastSeenAt: null };
+}
+
 /** The domain side of PresenceService. Presence is tracked per session (one session per device). */
 export class PresenceDomain {
   private readonly tracker: PresenceTracker;
@@ -36,8 +41,23 @@ export class PresenceDomain {
     return this.tracker.setStatus(userId, sessionId, status);
   }
 
-  getPresence(userIds: string[]): Promise<Presence[]> {
-    return this.tracker.get(checkUserIds(userIds));
+  /**
+   * Presence is for people who share a conversation with the viewer (and the
+   * viewer themself). Anyone else gets exactly what an unknown id gets:
+   * offline, never seen.
+   */
+  async getPresence(viewerId: string, userIds: string[]): Promise<Presence[]> {
+    const ids = checkUserIds(userIds);
+    const visible = await this.visibleTo(viewerId, ids);
+    const shown = await this.tracker.get(ids.filter((id) => visible.has(id)));
+    const byId = new Map(shown.map((p) => [p.userId, p]));
+    return ids.map((id) => byId.get(id) ?? unknownUser(id));
+  }
+
+  private async visibleTo(viewerId: string, ids: string[]): Promise<Set<string>> {
+    const visible = await this.members.sharingAConversation(viewerId, ids.filter((id) => id !== viewerId));
+    if (ids.includes(viewerId)) visible.add(viewerId);
+    return visible;
   }
 
   async sendTyping(userId: string, conversationId: string, typing: boolean): Promise<void> {
@@ -47,7 +67,7 @@ export class PresenceDomain {
   }
 
   /** The listed users' presence now, then every change until `signal` aborts. */
-  async *watch(userIds: string[], signal: AbortSignal): AsyncGenerator<Presence> {
+  async *watch(viewerId: string, userIds: string[], signal: AbortSignal): AsyncGenerator<Presence> {
     const ids = checkUserIds(userIds);
     const queue: Presence[] = [];
     let wake: (() => void) | null = null;
@@ -57,7 +77,7 @@ export class PresenceDomain {
     });
     try {
       // Subscribed first, then read: a change in between is delivered, not lost.
-      for (const p of await this.tracker.get(ids)) yield p;
+      for (const p of await this.getPresence(viewerId, ids)) yield p;
       while (!signal.aborted) {
         if (queue.length === 0) {
           await new Promise<void>((resolve) => {
@@ -67,7 +87,9 @@ export class PresenceDomain {
           wake = null;
           continue;
         }
-        yield queue.shift()!;
+        const p = queue.shift()!;
+        // Checked at each change: a user who stops sharing a conversation with the viewer stops being shown.
+        if (p.userId === viewerId || (await this.members.sharingAConversation(viewerId, [p.userId])).has(p.userId)) yield p;
       }
     } finally {
       await unsubscribe();

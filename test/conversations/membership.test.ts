@@ -10,6 +10,12 @@ import { forEachBackend } from "../support/backends.ts";
 import type { GrpcError } from "../support/clients.ts";
 import { failure, grpcViolations } from "./helpers.ts";
 import { M, startHarness, type Harness, type TestUser } from "./e2e-support.ts";
+import { PresenceService, PresenceStatus } from "../../gen/chat/v1/presence_pb.js";
+import { StreamClient } from "../support/stream-client.ts";
+import { connectClient } from "../support/clients.ts";
+import { until } from "../support/poll.ts";
+
+const P = PresenceService.method;
 
 const tag = () => randomUUID().slice(0, 8);
 
@@ -171,6 +177,43 @@ forEachBackend("conversations e2e: membership", ["postgres", "pglite"] as const,
       for (const target of [group, privateChannel]) {
         const err = await fail(rpc(target.id));
         expect({ code: err.code, details: err.details }).toEqual({ code: reference.code, details: reference.details });
+      }
+    });
+
+    it("GetPresence / WatchPresence: an outsider gets for a member exactly what an unknown id gets (issue 11, item 6)", async () => {
+      // The member is online (a stream open); the owner, who shares a conversation with them, sees it.
+      const stream = StreamClient.open(h.grpc.raw, member.token);
+      try {
+        await stream.until((s) => s.ready(), 10_000, "ready");
+        await until(async () => (await h.call(owner, P.getPresence, { userIds: [member.id] })).presences[0].status === PresenceStatus.ONLINE, 10_000, "member online for the owner");
+        const strip = (p: { userId: string; status: number; lastSeenAt?: unknown }, id: string) => ({ ...p, userId: p.userId === id ? "<id>" : p.userId });
+        const reference = (await h.call(outsider, P.getPresence, { userIds: [nonexistent] })).presences[0];
+        const seen = (await h.call(outsider, P.getPresence, { userIds: [member.id] })).presences[0];
+        expect(strip(seen, member.id)).toEqual(strip(reference, nonexistent));
+        expect(seen.status).toBe(PresenceStatus.OFFLINE);
+        // In a batch too, and the outsider still sees themself.
+        const batch = (await h.call(outsider, P.getPresence, { userIds: [outsider.id, member.id, owner.id] })).presences;
+        expect(batch.map((p) => [p.userId, p.status])).toEqual([
+          [outsider.id, PresenceStatus.OFFLINE],
+          [member.id, PresenceStatus.OFFLINE],
+          [owner.id, PresenceStatus.OFFLINE],
+        ]);
+        // WatchPresence: the first answer is the current presence, the same rule.
+        const firstWatched = async (user: TestUser, id: string) => {
+          const ac = new AbortController();
+          try {
+            for await (const r of connectClient(PresenceService, "grpc", h.server.baseUrl, user.token).watchPresence({ userIds: [id] }, { signal: ac.signal })) {
+              return r.presence!;
+            }
+          } finally {
+            ac.abort();
+          }
+          throw new Error("WatchPresence ended without an answer");
+        };
+        expect((await firstWatched(owner, member.id)).status).toBe(PresenceStatus.ONLINE);
+        expect(strip(await firstWatched(outsider, member.id), member.id)).toEqual(strip(await firstWatched(outsider, nonexistent), nonexistent));
+      } finally {
+        stream.cancel();
       }
     });
 
