@@ -6,7 +6,7 @@
 //
 //   node bench/list-conversations.ts
 //
-// Settings (environment): BENCH_CALLS (measured calls per scenario, default
+// Settings (environment): BENCH_STORES (postgres,pglite), BENCH_WARMUP (200 calls per scenario), BENCH_CALLS (measured calls per scenario, default
 // 1000), BENCH_SIZES (memberships of the measured users, default 100,1000,10000), BENCH_DATABASE_URL (default TEST_DATABASE_URL or
 // postgres://postgres@127.0.0.1:5432/postgres), BENCH_NOISE_USERS (other
 // users with 1,000 conversations each, so the tables are not tiny; default 20).
@@ -28,6 +28,9 @@ const CALLS = Number(process.env.BENCH_CALLS ?? 1000);
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const NOISE_USERS = Number(process.env.BENCH_NOISE_USERS ?? 20);
 const NOISE_PER_USER = 1000;
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
+/** Which stores to run: "postgres,pglite" (default). */
+const STORES = (process.env.BENCH_STORES ?? "postgres,pglite").split(",");
 /** Memberships of the measured users. */
 const SIZES = (process.env.BENCH_SIZES ?? "100,1000,10000").split(",").map(Number);
 
@@ -151,7 +154,7 @@ async function benchSetup(setup: string, env: Record<string, string>): Promise<{
 
   const results: Result[] = [];
   for (const [scenario, call] of scenarios) {
-    for (let i = 0; i < 200; i++) await call(); // warm-up: JIT, plan cache, buffers
+    for (let i = 0; i < WARMUP; i++) await call(); // warm-up: JIT, plan cache, buffers
     const latencies: number[] = [];
     const before = queries;
     const cpuBefore = process.cpuUsage();
@@ -187,6 +190,20 @@ async function main(): Promise<void> {
   const out: { results: Result[]; plan: string; setup: string }[] = [];
 
   // Postgres: a fresh schema, dropped afterwards.
+  if (STORES.includes("postgres")) await benchPostgres(out);
+  // The embedded default.
+  if (STORES.includes("pglite")) {
+    const embedded = await provisionBackends({ sql: "pglite" });
+    try {
+      out.push({ setup: "pglite (embedded)", ...(await benchSetup("pglite (embedded)", embedded.env)) });
+    } finally {
+      await embedded.cleanup();
+    }
+  }
+  report(out);
+}
+
+async function benchPostgres(out: { results: Result[]; plan: string; setup: string }[]): Promise<void> {
   const schema = `bench_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ connectionString: DATABASE_URL });
   await admin.connect();
@@ -204,15 +221,9 @@ async function main(): Promise<void> {
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await admin.end();
   }
+}
 
-  // The embedded default.
-  const embedded = await provisionBackends({ sql: "pglite" });
-  try {
-    out.push({ setup: "pglite (embedded)", ...(await benchSetup("pglite (embedded)", embedded.env)) });
-  } finally {
-    await embedded.cleanup();
-  }
-
+function report(out: { results: Result[]; plan: string; setup: string }[]): void {
   console.log(`\nListConversations, users in ${SIZES.join(" / ")} conversations (+${NOISE_USERS} other users with 1,000 each), page_size 50, ${CALLS} sequential calls per row, grpc-js client, server in-process\n`);
   console.log(`load average (1/5/15 min) at the end: ${loadavg().map((l) => l.toFixed(2)).join(" / ")} on ${availableParallelism()} cores\n`);
   console.log("| store | scenario | calls | p50 ms | p99 ms | max ms | node CPU ms/call | SQL statements per call |");
