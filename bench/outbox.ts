@@ -139,7 +139,7 @@ function cpuSeconds(pid: number): number {
 
 async function phaseThroughput(): Promise<void> {
   const backends = await provisionBackends({ sql: "postgres", redis: Boolean(process.env.TEST_REDIS_URL) });
-  const server = await spawnServer(backends.env, { LOG_LEVEL: "warn", ACCESS_TOKEN_TTL_SEC: "3600" });
+  const server = await spawnServer(backends.env, { ACCESS_TOKEN_TTL_SEC: "3600" });
   const url = backends.env.DATABASE_URL;
   const db = new pg.Client({ connectionString: url });
   await db.connect();
@@ -168,7 +168,7 @@ UPDATE conversations SET last_seq = m.seq FROM m WHERE conversations.id = m.conv
         const app = await drive(apis, convs.slice(0, k), senders, { seconds: SECONDS });
         const cpu = cpuSeconds(server.child.pid!) - cpu0;
         const appRate = app.sent / app.seconds;
-        const out = execFileSync("pgbench", ["-n", "-c", String(senders), "-j", "2", "-T", String(SECONDS), "-D", `nconv=${k}`, "-f", script, url], {
+        const out = execFileSync("pgbench", ["-n", "-c", String(senders), "-j", "2", "-T", String(SECONDS), "-D", `nconv=${k}`, "-f", script, url.replace(/\+/g, "%20")], {
           encoding: "utf8",
           stdio: ["ignore", "pipe", "pipe"],
         });

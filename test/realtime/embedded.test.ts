@@ -1,6 +1,6 @@
 // The embedded default (no DATABASE_URL, no REDIS_URL: PGlite and the
 // in-process ephemeral store): Stream works the same, including concurrent
-// senders (which exercise the gap fill of the event log on PGlite's single
+// senders (each send statement numbers its event on PGlite's single
 // connection) and resume.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
