@@ -1,8 +1,10 @@
 // The RPC clients, over the Connect protocol or gRPC-Web, and the tokens.
 //
-// Tokens live in this object only (memory): never in localStorage, cookies or
-// the URL, so a script injected into another page of the origin, or a reload,
-// cannot pick them up. A reload therefore means logging in again.
+// The access token lives in this object only (memory). When the app is served
+// by the chat server itself (same origin), the refresh token is kept by the
+// server in an HttpOnly cookie that no script can read (docs/AUTH.md), so a
+// reload resumes the session with one Refresh. An app served from another
+// origin keeps both in memory: a reload there means logging in again.
 
 import { Code, ConnectError, type Client, type Transport } from "@connectrpc/connect";
 import type { AuthService, User } from "../../gen/chat/v1/auth_pb.js";
@@ -12,7 +14,9 @@ import type { PresenceService } from "../../gen/chat/v1/presence_pb.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   authInterceptor,
+  cookieSessionInterceptor,
   createApi,
+  crossTabLock,
   isTransient,
   SessionEndedError,
   TokenManager,
@@ -45,20 +49,26 @@ export class Api {
   conversations: Client<typeof ConversationService>;
   messages: Client<typeof MessageService>;
   presence: Client<typeof PresenceService>;
+  /** The refresh token is in an HttpOnly cookie (same origin only); a reload can resume. */
+  readonly cookieSession: boolean;
   private readonly api: ChatApi;
   private readonly onTransportChanged = new Set<() => void>();
 
   constructor(opts: { baseUrl: string; transport: TransportKind; onSessionEnded: () => void }) {
     this.baseUrl = opts.baseUrl;
     this.transport = opts.transport;
+    this.cookieSession = new URL(opts.baseUrl).origin === location.origin;
     this.tokens = new TokenManager({
       refresh: (refreshToken) => this.api.auth.refresh({ refreshToken }),
       onSessionEnded: () => opts.onSessionEnded(),
+      // Tabs share the cookie: one Refresh at a time across them, or the second would be reuse.
+      lock: this.cookieSession ? crossTabLock() : undefined,
     });
+    const extra = this.cookieSession ? [cookieSessionInterceptor()] : [];
     const byKind = new Map<TransportKind, Transport>();
     const current = (interceptors: Parameters<ChatTransport["create"]>[0]): Transport => {
       let t = byKind.get(this.transport);
-      if (!t) byKind.set(this.transport, (t = webTransport({ baseUrl: this.baseUrl, protocol: this.transport }).create(interceptors)));
+      if (!t) byKind.set(this.transport, (t = webTransport({ baseUrl: this.baseUrl, protocol: this.transport, interceptors: extra }).create(interceptors)));
       return t;
     };
     this.chatTransport = {
@@ -105,6 +115,12 @@ export class Api {
     const res = await this.auth.login({ ...input, deviceName: deviceName() });
     this.tokens.set(tokensFromPair(res.tokens!));
     return res.user!;
+  }
+
+  /** After a reload: the user of the cookie session, or null (none, or not a cookie session). */
+  async resume(): Promise<User | null> {
+    if (!this.cookieSession || !(await this.tokens.resume())) return null;
+    return (await this.auth.getMe({})).user ?? null;
   }
 
   async logout(): Promise<void> {

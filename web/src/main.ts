@@ -60,4 +60,8 @@ window.addEventListener("popstate", () => {
   else chat.closeConversation();
 });
 
-showAuth();
+// A reload resumes the session from the refresh cookie when there is one.
+api.resume().then(
+  (user) => (user ? signedIn(user) : showAuth()),
+  () => showAuth("Could not reach the server to restore your session. Please log in."),
+);
