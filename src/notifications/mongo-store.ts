@@ -2,12 +2,15 @@ import { randomUUID } from "node:crypto";
 import type { Collection, IndexDescription } from "mongodb";
 import { ensureIndexes, type MongoStore } from "../stores/mongo/mongo.ts";
 import type { NotificationStore } from "./store.ts";
-import { batchKey, MAX_IDS_PER_NOTIFICATION, TYPE_RANK, type BatchEntry, type ListCursor, type Notification, type NotificationType } from "./types.ts";
+import { closedBatchKey, MAX_IDS_PER_NOTIFICATION, openBatchKey, TYPE_RANK, type BatchEntry, type ListCursor, type Notification, type NotificationType } from "./types.ts";
 
 /** One notification (a batch): created once, by whoever inserts it first. */
 interface HeaderDoc {
   _id: string;
+  /** The batch's own key (its entries point to it); never reused. */
   batchKey: string;
+  /** openBatchKey(user, conversation) while the batch is open (unique: one open batch), closedBatchKey(id) once claimed. */
+  openKey: string;
   userId: string;
   conversationId: string;
   createdAt: Date;
@@ -55,8 +58,16 @@ export class MongoNotificationStore implements NotificationStore {
   static async open(mongo: MongoStore): Promise<MongoNotificationStore> {
     // One index per call: FerretDB 1.24 drops the connection when a createIndexes
     // with several existing indexes is repeated (a second node, a restart).
+    // Batches written before leading-edge windows have no openKey: give each its own closed
+    // one, or the unique index below could not be built (they still flush by window end).
+    const legacy = await mongo.db
+      .collection<HeaderDoc>("notifications")
+      .find({ openKey: { $exists: false } }, { projection: { _id: 1 } })
+      .toArray();
+    for (const h of legacy) await mongo.db.collection<HeaderDoc>("notifications").updateOne({ _id: h._id }, { $set: { openKey: closedBatchKey(h._id) } });
     const specs: IndexDescription[] = [
       { key: { batchKey: 1 }, name: "batch_key", unique: true },
+      { key: { openKey: 1 }, name: "open_key", unique: true },
       { key: { userId: 1, createdAt: -1, _id: -1 }, name: "user_recent" },
       { key: { batchedAt: 1, windowEndsAt: 1 }, name: "due" },
     ];
@@ -66,18 +77,44 @@ export class MongoNotificationStore implements NotificationStore {
   }
 
   async addToBatch(e: BatchEntry): Promise<void> {
-    const { key, end } = batchKey(e);
-    // The header first: a crash before the entry leaves an empty header, which reads skip.
-    await this.headers
-      .insertOne({ _id: randomUUID(), batchKey: key, userId: e.userId, conversationId: e.conversationId, createdAt: e.at, windowEndsAt: end, batchedAt: null, seenAt: null })
-      .catch((err) => {
-        if (!isDuplicate(err)) throw err;
-      });
-    await this.entries
-      .insertOne({ _id: `${key}|${e.messageId}`, batchKey: key, typeRank: TYPE_RANK[e.type], messageId: e.messageId, senderId: e.senderId, seq: e.seq, preview: e.preview, at: e.at })
-      .catch((err) => {
-        if (!isDuplicate(err)) throw err;
-      });
+    const openKey = openBatchKey(e.userId, e.conversationId);
+    for (let attempt = 1; ; attempt++) {
+      // The open batch, or a new one opened by this message (the unique openKey makes one win a race).
+      let header = await this.headers.findOne({ openKey });
+      if (!header) {
+        const id = randomUUID();
+        const fresh: HeaderDoc = {
+          _id: id,
+          batchKey: `${e.userId}:${e.conversationId}:${id}`,
+          openKey,
+          userId: e.userId,
+          conversationId: e.conversationId,
+          createdAt: e.at,
+          windowEndsAt: new Date(e.at.getTime() + e.windowMs),
+          batchedAt: null,
+          seenAt: null,
+        };
+        try {
+          await this.headers.insertOne(fresh);
+          header = fresh;
+        } catch (err) {
+          if (!isDuplicate(err) || attempt >= 5) throw err;
+          continue; // another node opened it first: fold into theirs
+        }
+      }
+      const entryId = `${header.batchKey}|${e.messageId}`;
+      await this.entries
+        .insertOne({ _id: entryId, batchKey: header.batchKey, typeRank: TYPE_RANK[e.type], messageId: e.messageId, senderId: e.senderId, seq: e.seq, preview: e.preview, at: e.at })
+        .catch((err) => {
+          if (!isDuplicate(err)) throw err;
+        });
+      // Still open after the entry landed: the claim, which closes it before reading its
+      // entries, will read this one. Closed meanwhile: the push may have been assembled
+      // without it, so it moves to the next batch (at worst pushed twice, never lost).
+      if (await this.headers.findOne({ _id: header._id, openKey }, { projection: { _id: 1 } })) return;
+      if (attempt >= 5) throw new Error("notification batch kept closing under this message");
+      await this.entries.deleteOne({ _id: entryId });
+    }
   }
 
   async dueBatches(now: Date, limit: number): Promise<Notification[]> {
@@ -85,15 +122,18 @@ export class MongoNotificationStore implements NotificationStore {
     return this.assemble(docs);
   }
 
-  async markBatched(id: string, at: Date): Promise<boolean> {
+  async markBatched(id: string, at: Date): Promise<Notification | null> {
     try {
       await this.claims.insertOne({ _id: `batched:${id}` });
     } catch (err) {
-      if (isDuplicate(err)) return false;
+      if (isDuplicate(err)) return null;
       throw err;
     }
-    await this.headers.updateOne({ _id: id }, { $set: { batchedAt: at } });
-    return true;
+    // Only the claimer writes here. Closing first, reading the entries after: see addToBatch.
+    await this.headers.updateOne({ _id: id }, { $set: { batchedAt: at, openKey: closedBatchKey(id) } });
+    const header = await this.headers.findOne({ _id: id });
+    const [n] = header ? await this.assemble([header]) : [];
+    return n ?? null;
   }
 
   async list(userId: string, opts: { limit: number; after: ListCursor | null; unseenOnly: boolean }): Promise<Notification[]> {

@@ -35,8 +35,8 @@ const PREVIEW_CHARS = 140;
 
 /**
  * Decides who gets a notification for a new message, folds it into that
- * user's batch for the conversation, and flushes batches whose window ended to
- * push. Rules (docs/NOTIFICATIONS.md):
+ * user's open batch for the conversation (the first message of a burst opens
+ * it: a leading-edge window), and flushes batches whose window ended to push. Rules (docs/NOTIFICATIONS.md):
  * - candidates: the DM peer (direct_message), mentioned members (mention), and
  *   the author of a thread's parent for replies (thread_reply); never the sender;
  * - only members who are offline or away (no device online);
@@ -116,9 +116,11 @@ export class Notifier {
   /** Flushes due batches to push; each batch is claimed by one node only. */
   async flush(now = new Date()): Promise<number> {
     let sent = 0;
-    for (const n of await this.store.dueBatches(now, 200)) {
-      if (!(await this.store.markBatched(n.id, now))) continue;
-      await this.push.send({ ...n, batchedAt: now });
+    for (const due of await this.store.dueBatches(now, 200)) {
+      // The claimed state: messages folded in since dueBatches read it are included.
+      const claimed = await this.store.markBatched(due.id, now);
+      if (!claimed) continue;
+      await this.push.send(claimed);
       sent++;
     }
     return sent;

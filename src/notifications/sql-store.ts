@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { SqlDatabase } from "../stores/sql/sql.ts";
 import type { NotificationStore } from "./store.ts";
-import { batchKey, MAX_IDS_PER_NOTIFICATION, TYPE_RANK, type BatchEntry, type ListCursor, type Notification, type NotificationType } from "./types.ts";
+import { closedBatchKey, MAX_IDS_PER_NOTIFICATION, openBatchKey, TYPE_RANK, type BatchEntry, type ListCursor, type Notification, type NotificationType } from "./types.ts";
 
 interface Row {
   id: string;
@@ -46,8 +46,11 @@ export class SqlNotificationStore implements NotificationStore {
   }
 
   async addToBatch(e: BatchEntry): Promise<void> {
-    const { key, end } = batchKey(e);
-    // One statement: concurrent messages for the same batch serialise on the unique key.
+    const key = openBatchKey(e.userId, e.conversationId);
+    const end = new Date(e.at.getTime() + e.windowMs);
+    // One statement: concurrent messages for the open batch serialise on the unique key, and
+    // a claim that closes it (markBatched) is serialised with them on the row: a message
+    // folds into the batch before the claim, or opens the next one after it.
     await this.db.query(
       `INSERT INTO notifications AS n (id, user_id, conversation_id, batch_key, type, message_ids, message_count, sender_ids, preview, last_seq, created_at, window_ends_at)
        VALUES ($1, $2, $3, $4, $5, ARRAY[$6::uuid], 1, ARRAY[$7::uuid], $8, $9, $10, $11)
@@ -71,9 +74,12 @@ export class SqlNotificationStore implements NotificationStore {
     return rows.map(toNotification);
   }
 
-  async markBatched(id: string, at: Date): Promise<boolean> {
-    const res = await this.db.query("UPDATE notifications SET batched_at = $2 WHERE id = $1 AND batched_at IS NULL", [id, at]);
-    return res.rowCount === 1;
+  async markBatched(id: string, at: Date): Promise<Notification | null> {
+    const { rows } = await this.db.query<Row>(
+      "UPDATE notifications SET batched_at = $2, batch_key = $3 WHERE id = $1 AND batched_at IS NULL RETURNING *",
+      [id, at, closedBatchKey(id)],
+    );
+    return rows[0] ? toNotification(rows[0]) : null;
   }
 
   async list(userId: string, opts: { limit: number; after: ListCursor | null; unseenOnly: boolean }): Promise<Notification[]> {

@@ -5,12 +5,20 @@ import type { BatchEntry, ListCursor, Notification } from "./types.ts";
  * Both adapters pass test/notifications/store-conformance.test.ts.
  */
 export interface NotificationStore {
-  /** Folds a message into its batch, creating the batch on first use. Safe under concurrency. */
+  /**
+   * Folds a message into the user's open batch for the conversation, or opens
+   * one (window from `entry.at` to `entry.at + entry.windowMs`) when there is
+   * none. Exact under concurrency, across nodes: one open batch at a time.
+   */
   addToBatch(entry: BatchEntry): Promise<void>;
   /** Batches whose window ended and that were not flushed yet, oldest first. */
   dueBatches(now: Date, limit: number): Promise<Notification[]>;
-  /** Claims a due batch for flushing; true for exactly one caller across nodes. */
-  markBatched(id: string, at: Date): Promise<boolean>;
+  /**
+   * Claims a batch for push and closes it (the next message opens a new one).
+   * Returns the batch as claimed, with every message folded in before the
+   * claim, to exactly one caller across nodes; null to the others.
+   */
+  markBatched(id: string, at: Date): Promise<Notification | null>;
   /** A user's notifications, newest first, strictly after `after`. */
   list(userId: string, opts: { limit: number; after: ListCursor | null; unseenOnly: boolean }): Promise<Notification[]>;
   unseenCount(userId: string): Promise<number>;

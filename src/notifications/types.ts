@@ -46,8 +46,19 @@ export interface PushSender {
 
 export const MAX_IDS_PER_NOTIFICATION = 50;
 
-/** Fixed windows: every message of the same user, conversation and window lands in one row. */
-export function batchKey(e: Pick<BatchEntry, "userId" | "conversationId" | "at" | "windowMs">): { key: string; start: Date; end: Date } {
-  const start = Math.floor(e.at.getTime() / e.windowMs) * e.windowMs;
-  return { key: `${e.userId}:${e.conversationId}:${start}`, start: new Date(start), end: new Date(start + e.windowMs) };
+/**
+ * Leading-edge windows: the first qualifying message for a user in a
+ * conversation opens a batch whose window ends `windowMs` later; every message
+ * until that batch is pushed folds into it. At most one batch per user and
+ * conversation is open at a time, across nodes: while open it holds this key
+ * (unique in both stores); claiming it for push releases the key, so the next
+ * message opens a new batch.
+ */
+export function openBatchKey(userId: string, conversationId: string): string {
+  return `open:${userId}:${conversationId}`;
+}
+
+/** The key a claimed batch keeps (unique, never reused). */
+export function closedBatchKey(id: string): string {
+  return `closed:${id}`;
 }

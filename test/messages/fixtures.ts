@@ -31,6 +31,8 @@ export interface StoreEnv {
    * would have (its own pool, queue and hints). Null for PGlite: one process owns it.
    */
   openPeer(): Promise<MessageStore | null>;
+  /** Second connections to the same databases, as another node holds them (null for PGlite). Closed by cleanup. */
+  openPeerConnections(): Promise<{ sql: SqlDatabase; mongo: MongoStore | null } | null>;
   cleanup(): Promise<void>;
 }
 
@@ -67,22 +69,30 @@ export async function openStoreEnv(name: MessageBackendName): Promise<StoreEnv> 
   const store: MessageStore = mongo ? new MongoMessageStore(mongo, sql) : new SqlMessageStore(sql);
   await store.init();
 
+  const openPeerConnections = async (): Promise<{ sql: SqlDatabase; mongo: MongoStore | null } | null> => {
+    if (sqlKind === "pglite") return null;
+    const peerSql = createPostgres(pgUrl!, { max: 30 });
+    cleanups.push(() => peerSql.close());
+    if (!mongoUrl) return { sql: peerSql, mongo: null };
+    const peerMongo = await connectMongo(mongoUrl, pino({ level: "silent" }));
+    cleanups.push(() => peerMongo.close());
+    return { sql: peerSql, mongo: peerMongo };
+  };
+
   return {
     name,
     sql,
     mongo,
     store,
     async openPeer() {
-      if (sqlKind === "pglite") return null;
-      const peerSql = createPostgres(pgUrl!, { max: 30 });
-      cleanups.push(() => peerSql.close());
-      if (!mongoUrl) return new SqlMessageStore(peerSql);
-      const peerMongo = await connectMongo(mongoUrl, pino({ level: "silent" }));
-      cleanups.push(() => peerMongo.close());
-      const peer = new MongoMessageStore(peerMongo, peerSql);
+      const peerConnections = await openPeerConnections();
+      if (!peerConnections) return null;
+      if (!peerConnections.mongo) return new SqlMessageStore(peerConnections.sql);
+      const peer = new MongoMessageStore(peerConnections.mongo, peerConnections.sql);
       await peer.init();
       return peer;
     },
+    openPeerConnections,
     async cleanup() {
       for (const c of cleanups.reverse()) await c().catch(() => {});
     },

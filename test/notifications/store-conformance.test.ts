@@ -15,20 +15,42 @@ import { loadMigrations, migrate } from "../../src/stores/sql/migrate.ts";
 import { MIGRATIONS_DIR } from "../../src/stores/stores.ts";
 import { connectMongo } from "../../src/stores/mongo/mongo.ts";
 
-async function open(name: MessageBackendName): Promise<{ store: NotificationStore; close(): Promise<void> }> {
+/** The store, and a second one on the same database as another node has it (PGlite: the same, one process owns it). */
+async function open(name: MessageBackendName): Promise<{ store: NotificationStore; openPeer(): Promise<NotificationStore>; close(): Promise<void> }> {
   if (name === "mongo") {
     const iso = await isolatedMongo();
-    const mongo = await connectMongo(iso.url, pino({ level: "silent" }));
-    return { store: await MongoNotificationStore.open(mongo), close: async () => { await mongo.close(); await iso.drop(); } };
+    const clients = [await connectMongo(iso.url, pino({ level: "silent" }))];
+    return {
+      store: await MongoNotificationStore.open(clients[0]),
+      async openPeer() {
+        clients.push(await connectMongo(iso.url, pino({ level: "silent" })));
+        return MongoNotificationStore.open(clients[clients.length - 1]);
+      },
+      close: async () => {
+        for (const c of clients) await c.close();
+        await iso.drop();
+      },
+    };
   }
   if (name === "postgres") {
     const iso = await isolatedPostgres();
-    const db = createPostgres(iso.url);
-    await migrate(db, await loadMigrations(MIGRATIONS_DIR));
-    return { store: new SqlNotificationStore(db), close: async () => { await db.close(); await iso.drop(); } };
+    const pools = [createPostgres(iso.url)];
+    await migrate(pools[0], await loadMigrations(MIGRATIONS_DIR));
+    return {
+      store: new SqlNotificationStore(pools[0]),
+      async openPeer() {
+        pools.push(createPostgres(iso.url));
+        return new SqlNotificationStore(pools[pools.length - 1]);
+      },
+      close: async () => {
+        for (const p of pools) await p.close();
+        await iso.drop();
+      },
+    };
   }
   const { db, cleanup } = await openMigratedSql("pglite");
-  return { store: new SqlNotificationStore(db), close: cleanup };
+  const store = new SqlNotificationStore(db);
+  return { store, openPeer: async () => store, close: cleanup };
 }
 
 const WINDOW = 60_000;
@@ -51,9 +73,10 @@ function entry(over: Partial<BatchEntry> = {}): BatchEntry {
 
 forEachBackend("notification store", ["mongo", "postgres", "pglite"] as const, (name) => {
   let store: NotificationStore;
+  let openPeer: () => Promise<NotificationStore>;
   let close: () => Promise<void>;
   beforeAll(async () => {
-    ({ store, close } = await open(name));
+    ({ store, openPeer, close } = await open(name));
   });
   afterAll(async () => close?.());
 
@@ -79,15 +102,44 @@ forEachBackend("notification store", ["mongo", "postgres", "pglite"] as const, (
     expect(n.messageIds[0]).toBe(first.messageId);
     expect(n.messageIds).toHaveLength(3);
     expect(new Set(n.senderIds)).toEqual(new Set([first.senderId, senderB]));
-    expect(n.windowEndsAt.getTime()).toBe(base.getTime() + WINDOW);
+    // The window opens at the first message (leading edge).
+    expect(n.createdAt.getTime()).toBe(first.at.getTime());
+    expect(n.windowEndsAt.getTime()).toBe(first.at.getTime() + WINDOW);
   });
 
-  it("starts a new notification in the next window and for another conversation", async () => {
-    const e = entry();
+  it("keeps a burst across a window-aligned boundary in one batch, starts the next one after the claim, and keeps conversations apart", async () => {
+    const boundary = base.getTime() + WINDOW; // where fixed windows would split the burst
+    const e = entry({ at: new Date(boundary - 500) });
     await store.addToBatch(e);
-    await store.addToBatch({ ...e, messageId: randomUUID(), at: new Date(base.getTime() + WINDOW + 5) });
+    await store.addToBatch({ ...e, messageId: randomUUID(), seq: 2, at: new Date(boundary + 500) });
     await store.addToBatch({ ...e, messageId: randomUUID(), conversationId: randomUUID() });
-    expect(await store.list(e.userId, { limit: 10, after: null, unseenOnly: false })).toHaveLength(3);
+    const listed = await store.list(e.userId, { limit: 10, after: null, unseenOnly: false });
+    expect(listed).toHaveLength(2);
+    const burst = listed.find((n) => n.conversationId === e.conversationId)!;
+    expect(burst).toMatchObject({ messageCount: 2, lastSeq: 2 });
+    expect(burst.windowEndsAt.getTime()).toBe(boundary - 500 + WINDOW);
+
+    const claimed = await store.markBatched(burst.id, new Date());
+    expect(claimed).toMatchObject({ id: burst.id, messageCount: 2, lastSeq: 2 });
+    expect(claimed!.batchedAt).toBeInstanceOf(Date);
+    const after = { ...e, messageId: randomUUID(), seq: 3, at: new Date(boundary + 1000) };
+    await store.addToBatch(after);
+    const again = await store.list(e.userId, { limit: 10, after: null, unseenOnly: false });
+    expect(again).toHaveLength(3);
+    const next = again.find((n) => n.conversationId === e.conversationId && n.id !== burst.id)!;
+    expect(next).toMatchObject({ messageCount: 1, messageIds: [after.messageId], batchedAt: null });
+    expect(next.createdAt.getTime()).toBe(boundary + 1000);
+  });
+
+  it("opens one batch when the first messages of a burst arrive at once on two nodes", async () => {
+    const peerStore = await openPeer();
+    const e = entry();
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? peerStore : store).addToBatch({ ...e, messageId: randomUUID(), seq: i + 1, at: new Date(e.at.getTime() + i) })),
+    );
+    const listed = await store.list(e.userId, { limit: 10, after: null, unseenOnly: false });
+    expect(listed).toHaveLength(1);
+    expect(listed[0].messageCount).toBe(10);
   });
 
   it("stays exact under concurrent messages for one batch", async () => {
@@ -113,6 +165,7 @@ forEachBackend("notification store", ["mongo", "postgres", "pglite"] as const, (
     expect(due).toHaveLength(1);
     const claims = await Promise.all([1, 2, 3].map(() => store.markBatched(due[0].id, new Date())));
     expect(claims.filter(Boolean)).toHaveLength(1);
+    expect(claims.find(Boolean)).toMatchObject({ id: due[0].id, userId: e.userId, messageCount: 1 });
     expect((await store.dueBatches(new Date(), 1000)).some((n) => n.id === due[0].id)).toBe(false);
     // A window that has not ended is not due.
     const open = entry({ at: new Date(Date.now() + WINDOW) });
