@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Logger } from "pino";
 import type { Notification, PushSender } from "./types.ts";
 
@@ -16,6 +16,24 @@ export interface WebhookOptions {
 /** The signature a receiver checks: HMAC-SHA256 over "<timestamp>.<body>" with the shared secret. */
 export function signWebhook(secret: string, timestamp: string, body: string): string {
   return "v1=" + createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
+}
+
+/**
+ * What a receiver does with a delivery (docs/NOTIFICATIONS.md): true only when
+ * `signature` is ours for this timestamp and body under `secret` (compared in
+ * constant time) and the timestamp is within `toleranceSec` of `nowMs`, so a
+ * captured delivery cannot be replayed later.
+ */
+export function verifyWebhook(
+  secret: string,
+  delivery: { timestamp: string; body: string; signature: string },
+  opts: { toleranceSec?: number; nowMs?: number } = {},
+): boolean {
+  const ts = Number(delivery.timestamp);
+  if (!/^\d+$/.test(delivery.timestamp) || Math.abs((opts.nowMs ?? Date.now()) / 1000 - ts) > (opts.toleranceSec ?? 300)) return false;
+  const expected = Buffer.from(signWebhook(secret, delivery.timestamp, delivery.body));
+  const given = Buffer.from(delivery.signature);
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 /**

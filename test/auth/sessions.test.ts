@@ -5,6 +5,7 @@
 
 import { afterAll, beforeAll, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { AuthService } from "../../gen/chat/v1/auth_pb.js";
 import { forEachBackend } from "../support/backends.ts";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
@@ -36,6 +37,7 @@ forEachBackend("auth sessions", ["postgres", "pglite"] as const, (sqlName) => {
   const listSessions = (token: string) => c.unary(AuthService.method.listSessions, {}, { token });
 
   it("register -> two devices -> rotate -> reuse revokes -> RevokeSession -> Logout(all_sessions)", async () => {
+    const testStart = Date.now();
     const sql = server.app.stores.sql;
     const revokedMessages: SessionRevokedMessage[] = [];
     const unsubscribe = await SessionRevocations.subscribe(server.app.stores.ephemeral, (m) => revokedMessages.push(m));
@@ -52,8 +54,9 @@ forEachBackend("auth sessions", ["postgres", "pglite"] as const, (sqlName) => {
     expect(sessions.find((s) => s.deviceId === "phone")).toMatchObject({ current: true, sessionId: phone.tokens!.sessionId, deviceName: "phone name" });
     expect(sessions.find((s) => s.deviceId === "laptop")).toMatchObject({ current: false, sessionId: laptop.tokens!.sessionId });
     for (const s of sessions) {
-      expect(s.createdAt).toBeDefined();
-      expect(s.lastUsedAt).toBeDefined();
+      // Made during this test, used no earlier than made (seconds: the wire's resolution).
+      expect(timestampMs(s.createdAt!)).toBeGreaterThanOrEqual(Math.floor(testStart / 1000) * 1000);
+      expect(timestampMs(s.lastUsedAt!)).toBeGreaterThanOrEqual(timestampMs(s.createdAt!));
       expect(Number(s.expiresAt!.seconds)).toBeGreaterThan(Date.now() / 1000);
     }
 

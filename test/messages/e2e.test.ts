@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ChatMessage } from "../../gen/chat/v1/message_pb.js";
 import { ConversationType } from "../../gen/chat/v1/conversation_pb.js";
 import { forEachBackend } from "../support/backends.ts";
@@ -37,10 +38,13 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
     it("stores a message and returns it the same way to grpc-js and Connect clients", async () => {
       const conv = await h.group(alice, [bob]);
       const cmid = randomUUID();
+      const before = Date.now();
       const m = await send(alice, conv, { clientMessageId: cmid, content: "Hello, 世界 👋" });
       expect(m).toMatchObject({ conversationId: conv, seq: 1n, senderId: alice.id, clientMessageId: cmid, content: "Hello, 世界 👋", deleted: false, replyCount: 0 });
       expect(m.id).toMatch(/^[0-9a-f-]{36}$/);
-      expect(m.createdAt).toBeDefined();
+      // Stamped by the server during the call (ms resolution on the wire).
+      expect(timestampMs(m.createdAt!)).toBeGreaterThanOrEqual(before - 1);
+      expect(timestampMs(m.createdAt!)).toBeLessThanOrEqual(Date.now() + 1);
       expect(m.editedAt).toBeUndefined();
       const viaConnect = (await h.connect(bob, 1).getMessage({ messageId: m.id })).message!;
       expect(viaConnect).toMatchObject({ id: m.id, seq: 1n, content: "Hello, 世界 👋", senderId: alice.id });
@@ -196,7 +200,7 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       const m = await send(bob, conv, { content: "tpyo" });
       const edited = (await h.call(bob, MS.editMessage, { messageId: m.id, content: "typo" }, { node: 1 })).message!;
       expect(edited).toMatchObject({ id: m.id, seq: m.seq, content: "typo" });
-      expect(edited.editedAt).toBeDefined();
+      expect(timestampMs(edited.editedAt!)).toBeGreaterThanOrEqual(timestampMs(m.createdAt!));
       expect((await get(alice, m.id)).content).toBe("typo");
       // Not even the owner may edit someone else's words.
       expect((await failure(h.call(alice, MS.editMessage, { messageId: m.id, content: "mine now" }))).code).toBe(grpc.status.PERMISSION_DENIED);

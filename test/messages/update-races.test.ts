@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { forEachBackend } from "../support/backends.ts";
 import { insertConversation, insertUsers, newMessage, openStoreEnv, type StoreEnv } from "./fixtures.ts";
 import type { MessageStore } from "../../src/messages/store.ts";
+import { until } from "../support/poll.ts";
 
 forEachBackend("message update races", ["mongo", "postgres", "pglite"] as const, (name) => {
   let env: StoreEnv;
@@ -20,17 +21,66 @@ forEachBackend("message update races", ["mongo", "postgres", "pglite"] as const,
   });
   afterAll(async () => env?.cleanup());
 
+  /**
+   * Runs `ops` truly concurrently. On Postgres (and Mongo, whose writes take the
+   * conversation's relational row lock) a third connection holds the
+   * conversation's row and its messages' rows locked until every operation is
+   * seen waiting on those locks (pg_locks): all of them are in flight at once,
+   * and the database grants them in arrival order when the lock goes. PGlite has
+   * one connection: the operations queue in issue order there.
+   */
+  async function together<T>(conv: string, ops: (() => Promise<T>)[]): Promise<{ results: T[]; waited: number | null }> {
+    const locker = await env.openPeerConnections();
+    if (!locker) return { results: await Promise.all(ops.map((op) => op())), waited: null };
+    let locked!: () => void;
+    let release!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const released = new Promise<void>((r) => (release = r));
+    let xid = "";
+    const holder = locker.sql.transaction(async (tx) => {
+      xid = (await tx.query<{ x: string }>("SELECT txid_current()::text AS x")).rows[0].x;
+      await tx.query("SELECT id FROM conversations WHERE id = $1 FOR UPDATE", [conv]);
+      await tx.query("SELECT id FROM messages WHERE conversation_id = $1 FOR UPDATE", [conv]);
+      locked();
+      await released;
+    });
+    await isLocked;
+    const running = ops.map((op) => op());
+    const waiting = async () =>
+      (
+        await locker.sql.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_locks
+            WHERE NOT granted AND (relation IN ('messages'::regclass, 'conversations'::regclass) OR transactionid::text = $1)`,
+          [xid],
+        )
+      ).rows[0].n;
+    let waited = 0;
+    await until(async () => (waited = await waiting()) >= ops.length, 30_000, `all ${ops.length} operations waiting on the lock`);
+    release();
+    await holder;
+    return { results: await Promise.all(running), waited };
+  }
+
   it("an edit racing a delete never brings content back to a tombstone", async () => {
     const conv = await insertConversation(env.sql, users);
     const sent = [];
     for (let i = 0; i < 30; i++) sent.push((await env.store.send(newMessage(conv, users[0], { content: `original ${i}` }))).message);
     const at = new Date();
-    await Promise.all(
-      sent.flatMap((m, i) => [
-        (i % 2 ? peer : env.store).edit(m.id, `edited ${i}`, at),
-        (i % 2 ? env.store : peer).softDelete(m.id, at),
-      ]),
+    // Per message an edit and a delete on different nodes; which one is issued first alternates.
+    const { results, waited } = await together<{ i: number; op: "edit" | "delete"; applied: boolean }>(
+      conv,
+      sent.flatMap((m, i) => {
+        const edit = () => (i % 2 ? peer : env.store).edit(m.id, `edited ${i}`, at).then((r) => ({ i, op: "edit" as const, applied: r !== null }));
+        const del = () => (i % 2 ? env.store : peer).softDelete(m.id, at).then((r) => ({ i, op: "delete" as const, applied: r?.changed === true }));
+        return i % 2 ? [del, edit] : [edit, del];
+      }),
     );
+    if (waited !== null) expect(waited).toBeGreaterThanOrEqual(60);
+    // The race happened both ways: some edits landed before their delete, some found a tombstone.
+    const edits = results.filter((r) => r.op === "edit");
+    expect(edits.some((r) => r.applied)).toBe(true);
+    expect(edits.some((r) => !r.applied)).toBe(true);
+    expect(results.filter((r) => r.op === "delete").every((r) => r.applied)).toBe(true);
     for (const m of sent) {
       const now = await env.store.get(m.id);
       expect(now?.deletedAt, m.content).not.toBeNull();
@@ -41,10 +91,14 @@ forEachBackend("message update races", ["mongo", "postgres", "pglite"] as const,
   it("an edit of a thread parent racing its replies keeps both the edit and every reply counted", async () => {
     const conv = await insertConversation(env.sql, users);
     const parent = (await env.store.send(newMessage(conv, users[0], { content: "parent" }))).message;
-    await Promise.all([
-      ...Array.from({ length: 20 }, (_, i) => (i % 2 ? peer : env.store).send(newMessage(conv, users[1 + (i % 2)], { parentMessageId: parent.id }))),
-      ...Array.from({ length: 5 }, (_, i) => (i % 2 ? env.store : peer).edit(parent.id, "edited parent", new Date())),
-    ]);
+    // Edits interleaved with the replies, all in flight at once (see together()).
+    const ops: (() => Promise<unknown>)[] = [];
+    for (let i = 0; i < 20; i++) {
+      ops.push(() => (i % 2 ? peer : env.store).send(newMessage(conv, users[1 + (i % 2)], { parentMessageId: parent.id })));
+      if (i % 4 === 0) ops.push(() => (i % 8 ? env.store : peer).edit(parent.id, "edited parent", new Date()));
+    }
+    const { waited } = await together(conv, ops);
+    if (waited !== null) expect(waited).toBeGreaterThanOrEqual(ops.length);
     const now = await env.store.get(parent.id);
     expect(now?.content).toBe("edited parent");
     expect(now?.replyCount).toBe(20);

@@ -6,13 +6,15 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { pino } from "pino";
-import { signWebhook, WebhookPushSender } from "../../src/notifications/webhook.ts";
+import { signWebhook, verifyWebhook, WebhookPushSender } from "../../src/notifications/webhook.ts";
 import type { Notification } from "../../src/notifications/types.ts";
 import { until } from "../support/poll.ts";
 
 interface Received {
   headers: http.IncomingHttpHeaders;
   body: string;
+  /** When the request arrived (ms, monotonic). */
+  at: number;
 }
 
 let server: http.Server;
@@ -26,7 +28,7 @@ beforeAll(async () => {
     let body = "";
     req.on("data", (c) => (body += c));
     req.on("end", () => {
-      received.push({ headers: req.headers, body });
+      received.push({ headers: req.headers, body, at: performance.now() });
       const plan = script.get(String(req.headers["x-chat-delivery"])) ?? [];
       res.statusCode = plan.shift() ?? 200;
       res.end();
@@ -57,16 +59,22 @@ function notification(): Notification {
 
 
 const SECRET = "webhook-test-secret-0123456789";
-const sender = () => new WebhookPushSender({ url, secret: SECRET, maxAttempts: 4, backoffMs: 20 }, pino({ level: "silent" }));
+const BACKOFF_MS = 40;
+const sender = () => new WebhookPushSender({ url, secret: SECRET, maxAttempts: 4, backoffMs: BACKOFF_MS }, pino({ level: "silent" }));
 
 it("delivers a signed JSON notification", async () => {
   const n = notification();
   await sender().send(n);
   await until(() => received.some((r) => r.headers["x-chat-delivery"] === n.id));
   const got = received.find((r) => r.headers["x-chat-delivery"] === n.id)!;
-  const ts = String(got.headers["x-chat-timestamp"]);
-  expect(got.headers["x-chat-signature"]).toBe(signWebhook(SECRET, ts, got.body));
-  expect(got.headers["x-chat-signature"]).not.toBe(signWebhook("another-secret-0123456789", ts, got.body));
+  const delivery = { timestamp: String(got.headers["x-chat-timestamp"]), body: got.body, signature: String(got.headers["x-chat-signature"]) };
+  // What a receiver checks: it verifies with the shared secret, and nothing else passes.
+  expect(verifyWebhook(SECRET, delivery)).toBe(true);
+  expect(verifyWebhook("another-secret-0123456789", delivery)).toBe(false);
+  expect(verifyWebhook(SECRET, { ...delivery, body: got.body.replace("hi @you", "hi @them") })).toBe(false);
+  expect(verifyWebhook(SECRET, { ...delivery, signature: delivery.signature.slice(0, -1) })).toBe(false);
+  // A captured delivery replayed ten minutes later is refused.
+  expect(verifyWebhook(SECRET, delivery, { nowMs: Number(delivery.timestamp) * 1000 + 600_000 })).toBe(false);
   expect(JSON.parse(got.body)).toMatchObject({ id: n.id, type: "mention", userId: n.userId, messageCount: 3, preview: "hi @you" });
 });
 
@@ -79,6 +87,11 @@ it("retries 5xx and 429 with backoff until it is accepted", async () => {
   expect(attempts.map((a) => a.headers["x-chat-attempt"])).toEqual(["1", "2", "3", "4"]);
   // Every attempt is signed on its own.
   for (const a of attempts) expect(a.headers["x-chat-signature"]).toBe(signWebhook(SECRET, String(a.headers["x-chat-timestamp"]), a.body));
+  // Spaced by the backoff: before retry k the sender waits at least half of BACKOFF_MS * 2^(k-1)
+  // (full jitter over the upper half), so the gaps are at least 20, 40 and 80 ms. A lower bound
+  // only: a slow machine makes gaps longer, never shorter; retries without backoff come within a ms.
+  const gaps = attempts.slice(1).map((a, i) => a.at - attempts[i].at);
+  gaps.forEach((gap, i) => expect(gap, `gap before attempt ${i + 2}`).toBeGreaterThanOrEqual((BACKOFF_MS * 2 ** i) / 2 - 1));
 });
 
 it("gives up after maxAttempts and does not retry a 4xx refusal", async () => {
@@ -91,7 +104,7 @@ it("gives up after maxAttempts and does not retry a 4xx refusal", async () => {
   await s.send(refused);
   await until(() => received.filter((r) => r.headers["x-chat-delivery"] === failing.id).length === 4);
   // Let any wrongly scheduled retry happen: well past the largest backoff.
-  await new Promise((r) => setTimeout(r, 400));
+  await new Promise((r) => setTimeout(r, 8 * BACKOFF_MS * 2));
   expect(received.filter((r) => r.headers["x-chat-delivery"] === failing.id)).toHaveLength(4);
   expect(received.filter((r) => r.headers["x-chat-delivery"] === refused.id)).toHaveLength(1);
 });
