@@ -106,8 +106,21 @@ export interface Config {
     maintenanceIntervalMs: number;
     /** Period of the head check that fills events whose publication was lost (ms; 0 turns it off). */
     headCheckMs: number;
-    /** GoAway at shutdown: clients reconnect after a random delay up to this. */
+    /** GoAway at shutdown: clients reconnect after a random delay up to this (at least; see reconnectRatePerSec). */
     goAwayReconnectMs: number;
+    /**
+     * GoAway spreads the node's streams' reconnects so that they arrive at about this many per
+     * second: the random delay's upper bound is max(goAwayReconnectMs, streams / rate seconds).
+     */
+    reconnectRatePerSec: number;
+    /** Streams (Stream + Subscribe) one user may hold on one node; the newest beyond is refused (STREAM_LIMIT). */
+    maxStreamsPerUser: number;
+    /** Stream opens (subscribe, heads, replay) running at once on one node. */
+    openConcurrency: number;
+    /** Stream opens that may wait for a slot; one more is refused at once (STREAM_OPEN_BUSY). */
+    openQueueMax: number;
+    /** Longest wait of a stream open for a slot before it is refused (STREAM_OPEN_BUSY). */
+    openWaitMs: number;
   };
   conversations: {
     groupMaxMembers: number;
@@ -282,6 +295,11 @@ export function loadConfig(env: Env = process.env): Config {
       maintenanceIntervalMs: int(env, "REALTIME_MAINTENANCE_INTERVAL_MS", 60_000, 100, 24 * 3600 * 1000),
       headCheckMs: int(env, "REALTIME_HEAD_CHECK_MS", 1_000, 0, 600_000),
       goAwayReconnectMs: int(env, "STREAM_GOAWAY_RECONNECT_MS", 1_000, 0, 600_000),
+      reconnectRatePerSec: int(env, "STREAM_RECONNECT_RATE", 500, 1, 1_000_000),
+      maxStreamsPerUser: int(env, "STREAM_MAX_PER_USER", 10, 1, 100_000),
+      openConcurrency: int(env, "STREAM_OPEN_CONCURRENCY", 16, 1, 10_000),
+      openQueueMax: int(env, "STREAM_OPEN_QUEUE_MAX", 1_000, 0, 1_000_000),
+      openWaitMs: int(env, "STREAM_OPEN_WAIT_MS", 5_000, 1, 600_000),
     },
     conversations: {
       groupMaxMembers: int(env, "GROUP_MAX_MEMBERS", 500, 2, 100_000),

@@ -21,6 +21,7 @@ import { checkDeviceId } from "../auth/validation.ts";
 import { requireUuid } from "../messages/validation.ts";
 import { decodeCursor } from "./cursor.ts";
 import type { RealtimeHub } from "./hub.ts";
+import type { StreamAdmission } from "./admission.ts";
 import type { AccessTokenCheck, TypingSink, UnaryMessageOps } from "./ports.ts";
 import type { StreamSession } from "./session.ts";
 import { hardCutter } from "./transport.ts";
@@ -30,7 +31,13 @@ type RealtimeImpl = Pick<ServiceImpl<typeof MessageService>, "stream" | "subscri
 /** A typing "still typing" is re-announced at most this often per conversation and stream. */
 const TYPING_REPEAT_MS = 3_000;
 
-export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps, typing: TypingSink, tokens: AccessTokenCheck): RealtimeImpl {
+export function realtimeHandlers(
+  hub: RealtimeHub,
+  unary: UnaryMessageOps,
+  typing: TypingSink,
+  tokens: AccessTokenCheck,
+  admission: StreamAdmission,
+): RealtimeImpl {
   return {
     async *stream(requests, ctx) {
       const auth = caller(ctx);
@@ -42,15 +49,18 @@ export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps, typin
       const resume = hello.value.resumeToken ? decodeCursor("hello.resume_token", hello.value.resumeToken) : null;
       const deviceId = checkDeviceId("hello.device_id", hello.value.deviceId);
 
-      const s = open(hub, ctx, { userId: auth.userId, sessionId: auth.sessionId, deviceId, kind: "stream" });
-      s.start(resume, "hello.resume_token");
-      void readFrames(hub, unary, typing, tokens, s, it, ctx);
+      // Admission (admission.ts): the user's stream cap, then a bounded slot for the open; RESOURCE_EXHAUSTED otherwise.
+      const ticket = await admission.admit(auth.userId, ctx.signal);
       try {
+        const s = open(hub, ctx, { userId: auth.userId, sessionId: auth.sessionId, deviceId, kind: "stream" });
+        void s.start(resume, "hello.resume_token").finally(ticket.opened);
+        void readFrames(hub, unary, typing, tokens, s, it, ctx);
         for await (const frame of s.frames()) {
           if (frame.case === "heartbeat") continue;
           yield { $typeName: "chat.v1.StreamResponse", frame } as StreamResponse;
         }
       } finally {
+        ticket.closed();
         void it.return?.();
       }
     },
@@ -59,17 +69,22 @@ export function realtimeHandlers(hub: RealtimeHub, unary: UnaryMessageOps, typin
       const auth = caller(ctx);
       const resume = req.resumeToken ? decodeCursor("resume_token", req.resumeToken) : null;
       const deviceId = checkDeviceId("device_id", req.deviceId);
-      const s = open(hub, ctx, { userId: auth.userId, sessionId: auth.sessionId, deviceId, kind: "subscribe" });
-      s.start(resume, "resume_token");
-      for await (const frame of s.frames()) {
-        switch (frame.case) {
-          case "ready":
-          case "event":
-          case "resyncRequired":
-          case "heartbeat":
-          case "goAway":
-            yield { $typeName: "chat.v1.SubscribeResponse", frame } as SubscribeResponse;
+      const ticket = await admission.admit(auth.userId, ctx.signal);
+      try {
+        const s = open(hub, ctx, { userId: auth.userId, sessionId: auth.sessionId, deviceId, kind: "subscribe" });
+        void s.start(resume, "resume_token").finally(ticket.opened);
+        for await (const frame of s.frames()) {
+          switch (frame.case) {
+            case "ready":
+            case "event":
+            case "resyncRequired":
+            case "heartbeat":
+            case "goAway":
+              yield { $typeName: "chat.v1.SubscribeResponse", frame } as SubscribeResponse;
+          }
         }
+      } finally {
+        ticket.closed();
       }
     },
 

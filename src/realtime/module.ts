@@ -14,6 +14,7 @@ import { RealtimeEventSink, type SinkHooks } from "./sink.ts";
 import type { DomainEvent } from "../events/events.ts";
 import { RealtimeHub } from "./hub.ts";
 import { realtimeHandlers } from "./handler.ts";
+import { StreamAdmission, goAwayWindowMs } from "./admission.ts";
 import { SqlMemberDirectory } from "./sql-directory.ts";
 import { messageReaderOf, noHooks, type AccessTokenCheck, type ConversationReader, type StreamHooks, type TypingSink, type UnaryMessageOps } from "./ports.ts";
 
@@ -74,6 +75,11 @@ export function createRealtime(deps: {
     registry: deps.registry,
   });
 
+  const admission = new StreamAdmission(
+    { maxOpening: rt.openConcurrency, queueMax: rt.openQueueMax, waitMs: rt.openWaitMs, perUserMax: rt.maxStreamsPerUser },
+    deps.registry,
+  );
+
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   const maintain = () => {
@@ -96,7 +102,7 @@ export function createRealtime(deps: {
     hub,
     log,
     handlers: (unary, tokens) =>
-      realtimeHandlers(hub, unary, deps.typing ?? ((c, userId, typing) => hub.publishTyping(c, userId, typing)), tokens),
+      realtimeHandlers(hub, unary, deps.typing ?? ((c, userId, typing) => hub.publishTyping(c, userId, typing)), tokens, admission),
     async start() {
       await hub.start();
       void maintain();
@@ -104,7 +110,9 @@ export function createRealtime(deps: {
       timer = setInterval(() => void maintain(), rt.maintenanceIntervalMs + Math.floor(Math.random() * rt.maintenanceIntervalMs * 0.2));
       timer.unref();
     },
-    goAway: (waitMs) => hub.goAway("server shutting down", rt.goAwayReconnectMs, waitMs),
+    // Reconnects spread over a window that grows with the node's stream count, so that its
+    // clients arrive at the other nodes at about STREAM_RECONNECT_RATE per second, not all at once.
+    goAway: (waitMs) => hub.goAway("server shutting down", goAwayWindowMs(hub.size, rt.goAwayReconnectMs, rt.reconnectRatePerSec), waitMs),
     async close() {
       if (timer) clearInterval(timer);
       await running;

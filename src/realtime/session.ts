@@ -120,9 +120,9 @@ export class StreamSession implements StreamInfo {
 
   // ---- opening and replay ---------------------------------------------------
 
-  /** Opens in the background; frames start flowing at once (ready first). */
-  start(resume: CursorValue | null, field: string): void {
-    this.open(resume, field)
+  /** Opens in the background; frames start flowing at once (ready first). Settles when the open phase is over (never rejects). */
+  start(resume: CursorValue | null, field: string): Promise<void> {
+    return this.open(resume, field)
       .then(
         () => {
           this.opened = true;

@@ -278,6 +278,16 @@ export const REASONS = {
     when: "A stream fell too far behind its events and was closed.",
     action: "Reconnect and resume from the last cursor processed.",
   },
+  STREAM_LIMIT: {
+    kind: "resource_exhausted",
+    when: "The user already holds STREAM_MAX_PER_USER streams (Stream + Subscribe) on this node; the newest open is refused, open ones are kept. google.rpc.RetryInfo is 10 s.",
+    action: "Close a stream you no longer use (or let a dead one expire after three silent heartbeat intervals), then open again.",
+  },
+  STREAM_OPEN_BUSY: {
+    kind: "resource_exhausted",
+    when: "Too many streams are opening on this node at once (STREAM_OPEN_CONCURRENCY running, STREAM_OPEN_QUEUE_MAX waiting, or a wait over STREAM_OPEN_WAIT_MS). google.rpc.RetryInfo gives a jittered delay (1-3 s).",
+    action: "Open again after the RetryInfo delay (same resume token).",
+  },
   REQUEST_TOO_LARGE: {
     kind: "resource_exhausted",
     when: "The request message is larger than the server accepts.",
