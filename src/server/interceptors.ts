@@ -83,7 +83,8 @@ export function edgeInterceptor(logger: Logger, metrics: ServerMetrics): Interce
   };
 }
 
-const CANCELED = new ConnectError("the client cancelled the call or went away", Code.Canceled);
+// (With ErrorInfo CANCELED, like every error: built once through the edge mapping.)
+const CANCELED = toConnectError(new ConnectError("the client cancelled the call or went away", Code.Canceled), "", () => {});
 
 /** Node's codes for "the other side closed the stream or connection under us". */
 const GONE = new Set(["ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED", "ERR_HTTP2_INVALID_STREAM", "ERR_HTTP2_STREAM_CANCEL", "ECONNRESET", "EPIPE"]);
