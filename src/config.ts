@@ -192,7 +192,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (!["auto", "on", "off"].includes(cookieSecureRaw)) throw new ConfigError(`REFRESH_COOKIE_SECURE=${cookieSecureRaw} is not one of auto, on, off`);
   const refreshCookieSecure = cookieSecureRaw === "auto" ? tlsCertFile !== null : cookieSecureRaw === "on";
   const production = env.NODE_ENV === "production";
-  let secret = optional(env, "ACCESS_TOKEN_SECRET");
+  const secret = optional(env, "ACCESS_TOKEN_SECRET");
   let secretGenerated = false;
   if (secret === null) {
     if (production) {

@@ -118,7 +118,7 @@ const http = await startHttpServer(
   { host: "127.0.0.1", port: Number(process.env.PORT ?? 0), tls: null, maxConcurrentStreams: Number(process.env.MAX_CONCURRENT_STREAMS ?? 1000) },
   handler,
 );
-process.stdout.write(JSON.stringify({ port: http.port }) + "\n");
+process.stdout.write(`${JSON.stringify({ port: http.port })}\n`);
 process.on("SIGTERM", () => {
   http.stopAccepting();
   http.destroy();

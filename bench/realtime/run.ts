@@ -323,7 +323,7 @@ function summariseProfile(dir: string): void {
       : url.startsWith("src/")
         ? url.split("/").slice(0, 2).join("/")
         : url.startsWith("node:")
-          ? "node:" + url.slice(5).split("/")[0]
+          ? `node:${url.slice(5).split("/")[0]}`
           : n.callFrame.functionName.startsWith("(") ? n.callFrame.functionName : "(other)";
     byArea.set(area, (byArea.get(area) ?? 0) + t);
   }

@@ -65,7 +65,7 @@ export class AuditLog {
       created_at: Date;
     }>(
       `SELECT id, actor_id, action, entity_type, entity_id, metadata, client_address, created_at FROM audit_log
-       ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT $${params.length}`,
+       ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT $${params.length}`,
       params,
     );
     return rows.map((r) => ({

@@ -188,7 +188,7 @@ const toSession = (r: SessionRow): SessionRecord => ({
 });
 
 /** Escapes LIKE metacharacters so user input is matched literally. */
-const likePrefix = (s: string) => s.replace(/[\\%_]/g, (c) => "\\" + c) + "%";
+const likePrefix = (s: string) => `${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
 export class SqlAuthStore implements AuthStore, SessionAccessSource {
   private readonly db: SqlDatabase;
@@ -312,7 +312,7 @@ export class SqlAuthStore implements AuthStore, SessionAccessSource {
     return this.db.transaction(async (tx): Promise<RotateOutcome> => {
       // Lock the token and its session: concurrent presentations queue here.
       const found = await tx.query<{ used_at: Date | null; token_expires_at: Date } & SessionRow>(
-        `SELECT rt.used_at, rt.expires_at AS token_expires_at, ${SESSION_COLS.split(", ").map((c) => "s." + c).join(", ")}
+        `SELECT rt.used_at, rt.expires_at AS token_expires_at, ${SESSION_COLS.split(", ").map((c) => `s.${c}`).join(", ")}
          FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
          WHERE rt.token_hash = $1 FOR UPDATE OF rt, s`,
         [presented],

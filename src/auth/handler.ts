@@ -4,7 +4,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
-  AuthService as AuthServiceDesc,
+  type AuthService as AuthServiceDesc,
   SessionSchema,
   TokenPairSchema,
   UserRole,

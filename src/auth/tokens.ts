@@ -93,7 +93,7 @@ export class AccessTokens {
 
     // The header first: only HS256 with our type, and nothing the verifier would have to understand.
     const header = parseJsonObject(headerPart);
-    if (!header || header.alg !== "HS256" || header.typ !== TYPE || Object.keys(header).some((k) => k !== "alg" && k !== "typ")) throw invalid();
+    if (header?.alg !== "HS256" || header.typ !== TYPE || Object.keys(header).some((k) => k !== "alg" && k !== "typ")) throw invalid();
 
     // Then the signature, in constant time, over the exact characters received;
     // comparing the canonical base64url text also refuses a signature with

@@ -4,7 +4,7 @@ import type { ServiceImpl, HandlerContext } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
-  ConversationService,
+  type ConversationService,
   ConversationType,
   MemberRole as PbRole,
   Visibility as PbVisibility,

@@ -47,7 +47,7 @@ export function idempotent<S extends DescService>(
   for (const localName of methods) {
     const method = service.methods.find((m) => m.localName === localName);
     const inner = (impl as Record<string, UnaryFn | undefined>)[localName];
-    if (!method || method.methodKind !== "unary" || !inner) throw new Error(`idempotent: ${service.typeName} has no unary ${localName}`);
+    if (method?.methodKind !== "unary" || !inner) throw new Error(`idempotent: ${service.typeName} has no unary ${localName}`);
     const name = `${service.typeName}/${method.name}`;
     const input = method.input as DescMessage;
     const output = method.output as DescMessage;

@@ -5,7 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   NotificationSchema,
-  NotificationService,
+  type NotificationService,
   NotificationType as PbType,
   type Notification as PbNotification,
 } from "../../gen/chat/v1/notification_pb.js";

@@ -15,7 +15,7 @@ export interface WebhookOptions {
 
 /** The signature a receiver checks: HMAC-SHA256 over "<timestamp>.<body>" with the shared secret. */
 export function signWebhook(secret: string, timestamp: string, body: string): string {
-  return "v1=" + createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
+  return `v1=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
 }
 
 /**

@@ -5,7 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   PresenceSchema,
-  PresenceService,
+  type PresenceService,
   PresenceStatus as PbStatus,
   type Presence as PbPresence,
 } from "../../gen/chat/v1/presence_pb.js";

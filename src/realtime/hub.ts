@@ -245,7 +245,7 @@ export class RealtimeHub implements SessionHost {
   private leave(name: string, s: StreamSession): void {
     s.channels.delete(name);
     const ch = this.channels.get(name);
-    if (!ch || !ch.sessions.delete(s) || ch.sessions.size > 0 || ch.linger) return;
+    if (!ch?.sessions.delete(s) || ch.sessions.size > 0 || ch.linger) return;
     ch.linger = setTimeout(() => {
       ch.linger = null;
       if (ch.sessions.size > 0 || this.channels.get(name) !== ch) return;

@@ -35,7 +35,7 @@ it("builds when missing, skips when current, rebuilds when the sources changed",
   expect(statSync(join(out, "index.html")).mtimeMs).toBe(mtime);
 
   // A build from other sources (as after a pull): rebuilt, same hash as before.
-  writeFileSync(join(out, ".build-hash"), "0".repeat(64) + "\n");
+  writeFileSync(join(out, ".build-hash"), `${"0".repeat(64)}\n`);
   expect(ensureStderr()).toMatch(/web app: sources changed, rebuilding/);
   expect(readFileSync(join(out, ".build-hash"), "utf8").trim()).toBe(stamp);
 });

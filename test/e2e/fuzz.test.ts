@@ -127,7 +127,7 @@ function stringPool(w: World): string[] {
     b64(`srch1:9000000000000000:1:${uuid}`),
     b64(`ntf1:99999999999999999999:${uuid}`),
     b64(`conv1:9007199254740993:${uuid}`),
-    b64("mem1:" + uuid.toUpperCase()),
+    b64(`mem1:${uuid.toUpperCase()}`),
     b64("chan1:"),
     "AAAA",
     "====",
@@ -263,7 +263,7 @@ interface Case {
 }
 
 function tokenFor(rng: Rng, w: World, method: DescMethod, strategy: Strategy): string | null {
-  if (strategy === "token") return rng.pick([...w.tokens.forged, w.tokens.other, "", "garbage", w.tokens.main.slice(0, -3) + "AAA"]);
+  if (strategy === "token") return rng.pick([...w.tokens.forged, w.tokens.other, "", "garbage", `${w.tokens.main.slice(0, -3)}AAA`]);
   // Logging out would end the main session for every later case: a throwaway one does it.
   if (method === AuthService.method.logout || method === AuthService.method.revokeSession || method === AuthService.method.changePassword) {
     return w.tokens.victim();
@@ -412,7 +412,7 @@ function describeCase(c: Case): string {
     `FUZZ_SEED=${SEED} FUZZ_ONLY=${c.index}`,
     `  ${c.protocol}${c.request.http2 ? "/h2" : "/http1.1"} ${c.request.path} (${c.method.methodKind}) strategy=${c.strategy}${c.request.json ? " json" : ""}`,
     `  headers: ${JSON.stringify(c.request.headers)}`,
-    `  body (${c.request.body.byteLength} bytes): ${hex.length > 600 ? hex.slice(0, 600) + "…" : hex}`,
+    `  body (${c.request.body.byteLength} bytes): ${hex.length > 600 ? `${hex.slice(0, 600)}…` : hex}`,
   ].join("\n");
 }
 
@@ -456,7 +456,7 @@ beforeAll(async () => {
     await sign("0b6f3e7a-5c1d-4e2f-9a8b-7c6d5e4f3a2b", "0b6f3e7a-5c1d-4e2f-9a8b-7c6d5e4f3a2b"), // well-formed, unknown user
     await sign(main.user.id, main.sessionId, "another-secret-another-secret-0123456789"),
     await sign(main.user.id, main.sessionId, TEST_SECRET, Math.floor(Date.now() / 1000) - 3600),
-    "eyJhbGciOiJub25lIn0." + b64(JSON.stringify({ sub: main.user.id, sid: main.sessionId })) + ".",
+    `eyJhbGciOiJub25lIn0.${b64(JSON.stringify({ sub: main.user.id, sid: main.sessionId }))}.`,
   ];
   const victim = (await registerUser(server.baseUrl)).accessToken;
   world = {

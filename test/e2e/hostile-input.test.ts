@@ -9,7 +9,7 @@ import { SignJWT } from "jose";
 import { AuthService, LoginRequestSchema, SearchUsersRequestSchema } from "../../gen/chat/v1/auth_pb.js";
 import { MessageService, SearchMessagesRequestSchema, StreamRequestSchema, StreamResponseSchema } from "../../gen/chat/v1/message_pb.js";
 import { NotificationService, ListNotificationsRequestSchema, MarkNotificationsSeenRequestSchema } from "../../gen/chat/v1/notification_pb.js";
-import { PresenceService, WatchPresenceRequestSchema } from "../../gen/chat/v1/presence_pb.js";
+import { PresenceService, } from "../../gen/chat/v1/presence_pb.js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { provisionBackends, startTestServer, TEST_SECRET, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { envelope, rawCall, type RawProtocol, type RawResult } from "../support/raw-rpc.ts";

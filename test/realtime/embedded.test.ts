@@ -4,7 +4,7 @@
 // connection) and resume.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { StreamClient } from "../support/stream-client.ts";
 import { channel, group, users, type TestUser } from "./helpers.ts";

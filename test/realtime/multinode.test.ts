@@ -4,7 +4,7 @@
 // across nodes. Real grpc-js bidirectional streams.
 
 import { afterAll, beforeAll, expect, it } from "vitest";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { forEachBackend } from "../support/backends.ts";
 import { seedTargetForEnv } from "../support/seed.ts";
 import { provisionBackends, spawnServer, type ProvisionedBackends, type ServerProcess } from "../support/server.ts";

@@ -9,7 +9,7 @@
 // flushed it (its announcement failed and was only logged).
 
 import { afterAll, beforeAll, expect, it } from "vitest";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import type { Event } from "../../gen/chat/v1/message_pb.js";
 import { provisionBackends, startTestServer, type BackendChoice, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { forEachBackend } from "../support/backends.ts";

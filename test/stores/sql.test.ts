@@ -118,7 +118,7 @@ forEachBackend("sql store", ["postgres", "pglite"] as const, (name) => {
     try {
       mkdirSync(dir, { recursive: true });
       const real = await loadMigrations(MIGRATIONS_DIR);
-      writeFileSync(join(dir, real[0].name), real[0].sql + "\n-- edited\n");
+      writeFileSync(join(dir, real[0].name), `${real[0].sql}\n-- edited\n`);
       await expect(migrate(db, await loadMigrations(dir))).rejects.toThrow(/changed after it was applied/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

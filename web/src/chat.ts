@@ -82,7 +82,6 @@ export class Chat {
   lastError: string | null = null;
 
   private readonly api: Api;
-  private readonly deviceId: string;
   private readonly timelines = new Map<string, Timeline>();
   private readonly listeners = new Set<(scope: ChangeScope) => void>();
   /** The SDK's realtime link (Subscribe: browsers cannot stream both ways). */
@@ -337,7 +336,7 @@ export class Chat {
     const item = this.timeline(conversationId)
       .items()
       .find((m) => m.clientMessageId === clientMessageId && m.senderId === this.me.id);
-    if (!item || item.state !== "failed") return;
+    if (item?.state !== "failed") return;
     this.timeline(conversationId).setSendState(this.me.id, clientMessageId, "pending", null);
     // The same client_message_id: if the first attempt was stored after all, this returns it.
     this.emit("messages");

@@ -133,7 +133,7 @@ export async function createRedisStore(url: string, prefix: string, faults: Stor
     rateLimiter: (o) =>
       new RateLimiterRedis({
         storeClient: cmd,
-        keyPrefix: prefix + "rl:" + o.keyPrefix,
+        keyPrefix: `${prefix}rl:${o.keyPrefix}`,
         points: o.points,
         duration: o.durationSec,
         blockDuration: o.blockDurationSec ?? 0,
