@@ -11,7 +11,7 @@
 
 import { afterAll, beforeAll, expect, it } from "vitest";
 import pg from "pg";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { randomBytes } from "node:crypto";
 import { forEachBackend } from "../support/backends.ts";
 import { provisionBackends, spawnServer, type ProvisionedBackends, type ServerProcess } from "../support/server.ts";
