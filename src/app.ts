@@ -117,7 +117,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
     stores,
     members: conversationStore,
     conversationsOf: (userId) => memberDirectory.conversationsOf(userId),
-    publishTyping: (conversationId, userId, typing) => realtime.hub.publishTyping(conversationId, userId, typing),
+    publishTyping: (conversationId, userId, typing, version) => realtime.hub.publishTyping(conversationId, userId, typing, version),
     logger,
   });
   const realtime = createRealtime({

@@ -18,13 +18,13 @@ export class StreamPresenceFanout implements PresenceFanout {
   private readonly ephemeral: EphemeralStore;
   private readonly watchers: PresenceWatchers;
   private readonly conversationsOf: (userId: string) => Promise<string[]>;
-  private readonly publishTyping: (conversationId: string, userId: string, typing: boolean) => Promise<void>;
+  private readonly publishTyping: (conversationId: string, userId: string, typing: boolean, version: number) => Promise<void>;
 
   constructor(deps: {
     ephemeral: EphemeralStore;
     watchers: PresenceWatchers;
     conversationsOf: (userId: string) => Promise<string[]>;
-    publishTyping: (conversationId: string, userId: string, typing: boolean) => Promise<void>;
+    publishTyping: (conversationId: string, userId: string, typing: boolean, version: number) => Promise<void>;
   }) {
     this.ephemeral = deps.ephemeral;
     this.watchers = deps.watchers;
@@ -51,7 +51,7 @@ export class StreamPresenceFanout implements PresenceFanout {
     );
   }
 
-  typingChanged(conversationId: string, userId: string, typing: boolean): Promise<void> {
-    return this.publishTyping(conversationId, userId, typing);
+  typingChanged(conversationId: string, userId: string, typing: boolean, version: number): Promise<void> {
+    return this.publishTyping(conversationId, userId, typing, version);
   }
 }

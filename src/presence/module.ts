@@ -27,7 +27,7 @@ export function createPresence(deps: {
   stores: Stores;
   members: MembershipReader;
   conversationsOf: (userId: string) => Promise<string[]>;
-  publishTyping: (conversationId: string, userId: string, typing: boolean) => Promise<void>;
+  publishTyping: (conversationId: string, userId: string, typing: boolean, version: number) => Promise<void>;
   logger: Logger;
 }): PresenceModule {
   const logger = deps.logger.child({ module: "presence" });

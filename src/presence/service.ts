@@ -61,9 +61,10 @@ export class PresenceDomain {
   }
 
   async sendTyping(userId: string, conversationId: string, typing: boolean): Promise<void> {
+    const version = this.typing.stamp(); // before any await: states sent in order keep their order
     if (!UUID.test(conversationId)) throw invalidArgument("conversation_id", "must be a conversation id");
     if (!(await this.members.getMember(conversationId, userId))) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
-    await this.typing.set(conversationId, userId, typing);
+    await this.typing.set(conversationId, userId, typing, version);
   }
 
   /** The listed users' presence now, then every change until `signal` aborts. */

@@ -12,8 +12,8 @@ export interface Presence {
 export interface PresenceFanout {
   /** A user's merged presence changed: tell users who share a conversation with them. */
   presenceChanged(presence: Presence): Promise<void>;
-  /** Someone started or stopped typing in a conversation. */
-  typingChanged(conversationId: string, userId: string, typing: boolean): Promise<void>;
+  /** Someone started or stopped typing in a conversation; `version` (µs since the epoch) orders the states of one user and conversation. */
+  typingChanged(conversationId: string, userId: string, typing: boolean, version: number): Promise<void>;
 }
 
 export interface PresenceSettings {

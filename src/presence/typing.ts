@@ -3,11 +3,19 @@ import type { EphemeralStore } from "../stores/ephemeral/ephemeral.ts";
 import type { PresenceFanout, PresenceSettings } from "./types.ts";
 
 /**
- * Typing indicators: never stored. typing=true is announced at most once per
- * throttle window per user and conversation (across nodes, through the
- * ephemeral store); a local timer announces typing=false when no refresh came
- * within the TTL, so an indicator ends by itself. (Clients should expire it
- * after the same TTL too, in case the announcing node dies.)
+ * Typing indicators: never stored durably. Each state a user sends for a
+ * conversation gets a version when the server receives it (microseconds since
+ * the epoch, strictly increasing per node), and the last version wins
+ * everywhere: the ephemeral store keeps the newest state per user and
+ * conversation (a compare-and-set across nodes), a state older than the one
+ * held is dropped, and the announced event carries the version as its
+ * `occurred_at`, so every stream (on every node) drops an announcement older
+ * than the last one it delivered. typing=true is re-announced at most once per
+ * throttle window; a change (true after false, false after true) always is.
+ * A local timer announces typing=false when no refresh came within the TTL
+ * (as a version just above the one it ends, so it never overrides a newer
+ * state). Clients should expire an indicator after the same TTL too, in case
+ * the announcing node dies.
  */
 export class TypingIndicators {
   private readonly store: EphemeralStore;
@@ -15,6 +23,7 @@ export class TypingIndicators {
   private readonly settings: PresenceSettings;
   private readonly logger: Logger;
   private readonly expiries = new Map<string, NodeJS.Timeout>();
+  private lastVersion = 0;
 
   constructor(deps: { store: EphemeralStore; fanout: PresenceFanout; settings: PresenceSettings; logger: Logger }) {
     this.store = deps.store;
@@ -23,28 +32,45 @@ export class TypingIndicators {
     this.logger = deps.logger;
   }
 
-  /** The caller must already be known to be a member of the conversation. */
-  async set(conversationId: string, userId: string, typing: boolean): Promise<void> {
-    const key = `ty:${conversationId}:${userId}`;
+  /** A version for a state received now: microseconds since the epoch, strictly increasing on this node. */
+  stamp(): number {
+    this.lastVersion = Math.max(Date.now() * 1000, this.lastVersion + 1);
+    return this.lastVersion;
+  }
+
+  /**
+   * The caller must already be known to be a member of the conversation.
+   * `version`: from stamp() when the request arrived (before any await), so
+   * that states sent in order keep their order.
+   */
+  async set(conversationId: string, userId: string, typing: boolean, version = this.stamp()): Promise<void> {
     const local = `${conversationId}|${userId}`;
+    const accepted = await this.apply(conversationId, userId, typing, version);
+    if (!accepted) return; // a newer state is already in place
     clearTimeout(this.expiries.get(local));
     this.expiries.delete(local);
-    if (!typing) {
-      await this.store.del(key);
-      await this.fanout.typingChanged(conversationId, userId, false);
-      return;
-    }
+    if (!typing) return;
     const timer = setTimeout(() => {
       this.expiries.delete(local);
-      this.store
-        .del(key)
-        .then(() => this.fanout.typingChanged(conversationId, userId, false))
-        .catch((err) => this.logger.warn({ err }, "typing expiry failed"));
+      this.apply(conversationId, userId, false, version + 1).catch((err) => this.logger.warn({ err }, "typing expiry failed"));
     }, this.settings.typingTtlMs);
     timer.unref();
     this.expiries.set(local, timer);
-    const fresh = await this.store.set(key, "1", { ttlMs: this.settings.typingThrottleMs, onlyIfAbsent: true });
-    if (fresh) await this.fanout.typingChanged(conversationId, userId, true);
+  }
+
+  /** Stores the state if it is the newest and announces it (unless it only repeats "typing" within the throttle window). */
+  private async apply(conversationId: string, userId: string, typing: boolean, version: number): Promise<boolean> {
+    const nowMs = Math.floor(version / 1000);
+    const prev = await this.store.setIfNewer(`ty:${conversationId}:${userId}`, version, "", this.settings.typingTtlMs * 2);
+    if (!prev.stored) return false;
+    // The stored value says what was last announced and when: "<typing 0|1>:<announced at ms>".
+    const [wasTyping, announcedAt] = (prev.previous ?? "0:0").split(":").map(Number);
+    const repeat = typing && wasTyping === 1 && nowMs - announcedAt < this.settings.typingThrottleMs;
+    const state = repeat ? `1:${announcedAt}` : `${typing ? 1 : 0}:${nowMs}`;
+    // Record what was announced (a newer state may have come in between: then it keeps its own).
+    await this.store.setIfNewer(`ty:${conversationId}:${userId}`, version + 0.5, state, this.settings.typingTtlMs * 2);
+    if (!repeat) await this.fanout.typingChanged(conversationId, userId, typing, version);
+    return true;
   }
 
   stop(): void {

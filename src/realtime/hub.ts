@@ -14,7 +14,8 @@ import type { EphemeralStore } from "../stores/ephemeral/ephemeral.ts";
 import type { EventSink } from "../events/events.ts";
 import { SessionRevocations } from "../auth/revocations.ts";
 import { invalidArgument, unauthenticated, unavailable } from "../shared/errors.ts";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate, TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Event } from "../../gen/chat/v1/message_pb.js";
 import type { CursorValue } from "./cursor.ts";
 import type { Checkpoint, EventLog } from "./event-log.ts";
@@ -274,13 +275,17 @@ export class RealtimeHub implements SessionHost {
 
   // ---- typing, acks ---------------------------------------------------------------
 
-  /** Typing is ephemeral: not logged, no cursor, only to streams open right now. */
-  async publishTyping(conversationId: string, userId: string, typing: boolean): Promise<void> {
+  /**
+   * Typing is ephemeral: not logged, no cursor, only to streams open right now.
+   * `version` (µs since the epoch, when the server received the state) is the
+   * event's occurred_at: the newest one wins, on every stream (see session.ts).
+   */
+  async publishTyping(conversationId: string, userId: string, typing: boolean, version: number): Promise<void> {
     const event: Event = {
       $typeName: "chat.v1.Event",
       cursor: "",
       conversationId,
-      occurredAt: timestampFromDate(new Date()),
+      occurredAt: timestampFromMicros(version),
       payload: { case: "typingUpdated", value: { $typeName: "chat.v1.TypingUpdated", userId, typing } },
     };
     await this.d.ephemeral.publish(conversationChannel(conversationId), encodeEventEnvelope(false, 0, event));
@@ -362,4 +367,10 @@ export class RealtimeHub implements SessionHost {
     await Promise.allSettled([...this.channels.values()].map((ch) => ch.ready.then(() => ch.unsubscribe?.())));
     this.channels.clear();
   }
+}
+
+/** A Timestamp from microseconds since the epoch (exact: typing versions compare by it). */
+function timestampFromMicros(us: number): Timestamp {
+  const seconds = Math.floor(us / 1_000_000);
+  return create(TimestampSchema, { seconds: BigInt(seconds), nanos: Math.round(us - seconds * 1_000_000) * 1000 });
 }

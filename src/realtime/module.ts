@@ -102,7 +102,7 @@ export function createRealtime(deps: {
     hub,
     log,
     handlers: (unary, tokens) =>
-      realtimeHandlers(hub, unary, deps.typing ?? ((c, userId, typing) => hub.publishTyping(c, userId, typing)), tokens, admission),
+      realtimeHandlers(hub, unary, deps.typing ?? ((c, userId, typing) => hub.publishTyping(c, userId, typing, Date.now() * 1000)), tokens, admission),
     async start() {
       await hub.start();
       void maintain();

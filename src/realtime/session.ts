@@ -98,6 +98,8 @@ export class StreamSession implements StreamInfo {
   private state: "open" | "ending" | "closed" = "open";
   /** userId -> the last presence delivered (created on first use: idle streams stay small). */
   private presenceSeen: Map<string, string> | null = null;
+  /** Per "conversation|user", the version of the last typing state delivered. */
+  private typingSeen: Map<string, number> | null = null;
   private error: AppError | null = null;
 
   constructor(deps: SessionDeps, info: Omit<StreamInfo, "kind"> & { kind: "stream" | "subscribe"; expiresAtMs: number | null }) {
@@ -288,6 +290,17 @@ export class StreamSession implements StreamInfo {
     const p = event.payload;
     // Typing of the user's own devices is not news to them.
     if (p.case === "typingUpdated" && p.value.userId === this.userId) return;
+    if (p.case === "typingUpdated") {
+      // Announcements can arrive out of order (two nodes, two publishes): the
+      // newest state wins; occurred_at is its version (see presence/typing.ts).
+      const key = `${c}|${p.value.userId}`;
+      const version = Number(event.occurredAt?.seconds ?? 0n) * 1_000_000 + Math.floor((event.occurredAt?.nanos ?? 0) / 1000);
+      this.typingSeen ??= new Map();
+      if ((this.typingSeen.get(key) ?? -1) >= version) return;
+      if (this.typingSeen.size >= PRESENCE_SEEN_MAX) this.typingSeen.delete(this.typingSeen.keys().next().value!);
+      this.typingSeen.delete(key);
+      this.typingSeen.set(key, version);
+    }
     if (p.case === "presenceUpdated") {
       // Published once per conversation of that user: deliver each change once,
       // without a conversation (presence belongs to the user).

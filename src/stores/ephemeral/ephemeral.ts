@@ -18,6 +18,12 @@ export interface EphemeralStore {
   pttl(key: string): Promise<number>;
   /** Sets a key and returns its previous value, atomically. */
   getSet(key: string, value: string, opts?: { ttlMs?: number }): Promise<string | null>;
+  /**
+   * A versioned register: stores `value` with `version` unless the key holds
+   * an equal or higher version, in one atomic step (across nodes on Redis).
+   * Returns whether it was stored and the value it held before (null: none).
+   */
+  setIfNewer(key: string, version: number, value: string, ttlMs: number): Promise<{ stored: boolean; previous: string | null }>;
   /** Sets a key's expiry; false when the key is absent. */
   pexpire(key: string, ttlMs: number): Promise<boolean>;
   hset(key: string, field: string, value: string): Promise<void>;
@@ -44,6 +50,13 @@ export interface EphemeralStore {
   rateLimiter(opts: { keyPrefix: string; points: number; durationSec: number; blockDurationSec?: number }): RateLimiterAbstract;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Splits a setIfNewer register ("<version>|<value>"); null for anything else. */
+export function versioned(raw: string): { version: number; value: string } | null {
+  const bar = raw.indexOf("|");
+  const version = bar > 0 ? Number(raw.slice(0, bar)) : Number.NaN;
+  return Number.isFinite(version) ? { version, value: raw.slice(bar + 1) } : null;
 }
 
 /** Keeps handlers per channel; used by both adapters. */

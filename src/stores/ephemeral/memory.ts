@@ -1,5 +1,5 @@
 import { RateLimiterMemory } from "rate-limiter-flexible";
-import { HandlerSet, type EphemeralStore } from "./ephemeral.ts";
+import { HandlerSet, versioned, type EphemeralStore } from "./ephemeral.ts";
 
 /**
  * The in-process twin of the Redis adapter, for a single node with no
@@ -73,6 +73,13 @@ export function createMemoryStore(): EphemeralStore {
       const previous = live(key)?.value ?? null;
       values.set(key, { value, expiresAt: o.ttlMs !== undefined ? Date.now() + o.ttlMs : null });
       return previous;
+    },
+    async setIfNewer(key, version, value, ttlMs) {
+      const cur = live(key)?.value ?? null;
+      const held = cur === null ? null : versioned(cur);
+      if (held && held.version >= version) return { stored: false, previous: held.value };
+      values.set(key, { value: `${version}|${value}`, expiresAt: Date.now() + ttlMs });
+      return { stored: true, previous: held?.value ?? null };
     },
     async pexpire(key, ttlMs) {
       const e = live(key) ?? liveHash(key);

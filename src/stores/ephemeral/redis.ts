@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
 import { RateLimiterRedis } from "rate-limiter-flexible";
-import { HandlerSet, type EphemeralStore } from "./ephemeral.ts";
+import { HandlerSet, versioned, type EphemeralStore } from "./ephemeral.ts";
 import { unavailable } from "../../shared/errors.ts";
 import { IGNORE_FAULTS, STORE_RETRY_AFTER_MS, type StoreFaults } from "../faults.ts";
 
@@ -90,6 +90,26 @@ export async function createRedisStore(url: string, prefix: string, faults: Stor
       guard(async () => {
         const args: (string | number)[] = o.ttlMs !== undefined ? ["PX", Math.max(1, Math.round(o.ttlMs))] : [];
         return (cmd.set as (...a: unknown[]) => Promise<string | null>)(k(key), value, ...args, "GET");
+      }),
+    setIfNewer: (key, version, value, ttlMs) =>
+      guard(async () => {
+        // Compare-and-set in one step: a state with an older version never overwrites a newer one.
+        const [stored, previous] = (await cmd.eval(
+          `local cur = redis.call('GET', KEYS[1])
+           if cur then
+             local bar = string.find(cur, '|', 1, true)
+             local v = bar and tonumber(string.sub(cur, 1, bar - 1))
+             if v and v >= tonumber(ARGV[1]) then return {0, cur} end
+           end
+           redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+           return {1, cur or ''}`,
+          1,
+          k(key),
+          String(version),
+          value,
+          String(Math.max(1, Math.round(ttlMs))),
+        )) as [number, string];
+        return { stored: stored === 1, previous: previous === "" ? null : (versioned(previous)?.value ?? null) };
       }),
     pexpire: (key, ttlMs) => guard(async () => (await cmd.pexpire(k(key), Math.max(1, Math.round(ttlMs)))) === 1),
     hset: (key, field, value) => guard(async () => void (await cmd.hset(k(key), field, value))),
