@@ -116,7 +116,6 @@ export class Chat {
 
   constructor(api: Api, me: User, deviceId: string) {
     this.api = api;
-    this.deviceId = deviceId;
     this.me = { id: me.id, username: me.username, displayName: me.displayName || me.username };
     this.users.set(me.id, this.me);
     this.firstReady = new Promise((resolve) => (this.resolveFirstReady = resolve));
