@@ -35,7 +35,14 @@ async function micro(): Promise<void> {
   const { token } = await signer.sign({ userId: randomUUID(), sessionId: randomUUID(), roles: ["user"] });
   const uncached = new AccessTokens(SECRET, 900, 0);
   const cached = new AccessTokens(SECRET, 900);
-  const options = { algorithms: ["HS256"], issuer: "chat.v1", audience: "chat.v1", typ: "at+jwt", requiredClaims: ["sub", "sid", "exp", "iat"], clockTolerance: 5 };
+  const options = {
+    algorithms: ["HS256"],
+    issuer: "chat.v1",
+    audience: "chat.v1",
+    typ: "at+jwt",
+    requiredClaims: ["sub", "sid", "exp", "iat"],
+    clockTolerance: 5,
+  };
   const paths: [string, () => unknown][] = [
     ["jose jwtVerify (async WebCrypto; before)", () => jwtVerify(token, key, options)],
     ["AccessTokens.verify, cache off (sync HMAC)", () => uncached.verify(token)],
@@ -53,7 +60,9 @@ async function micro(): Promise<void> {
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const jose = median(cpu.get(paths[0][0])!);
-  console.log(`\nVerification CPU, ${OPS} verifications per round, ${ROUNDS} interleaved rounds, median round (µs of process CPU per verification):\n`);
+  console.log(
+    `\nVerification CPU, ${OPS} verifications per round, ${ROUNDS} interleaved rounds, median round (µs of process CPU per verification):\n`,
+  );
   console.log("| path | CPU µs / verification | ÷ jose |");
   console.log("|---|---:|---:|");
   for (const [name] of paths) {
@@ -111,7 +120,15 @@ async function endToEnd(): Promise<void> {
   }
 }
 
-console.log(`load average (1/5/15 min) at the start: ${loadavg().map((l) => l.toFixed(2)).join(" / ")} on ${availableParallelism()} cores`);
+console.log(
+  `load average (1/5/15 min) at the start: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" / ")} on ${availableParallelism()} cores`,
+);
 if (process.env.BENCH_PART !== "e2e") await micro();
 if (process.env.BENCH_PART !== "micro") await endToEnd();
-console.log(`\nload average (1/5/15 min) at the end: ${loadavg().map((l) => l.toFixed(2)).join(" / ")}`);
+console.log(
+  `\nload average (1/5/15 min) at the end: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" / ")}`,
+);

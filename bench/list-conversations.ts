@@ -119,9 +119,17 @@ async function benchSetup(setup: string, env: Record<string, string>): Promise<{
   const users: { count: number; reg: Awaited<ReturnType<typeof registerUser>> }[] = [];
   for (const count of SIZES) users.push({ count, reg: await registerUser(server.baseUrl) });
   const t0 = performance.now();
-  await seed(sql, users.map((u) => ({ userId: u.reg.user.id, count: u.count })), NOISE_USERS);
-  const seeded = await sql.query<{ c: number; m: number }>("SELECT (SELECT count(*) FROM conversations)::int AS c, (SELECT count(*) FROM conversation_members)::int AS m");
-  console.error(`[${setup}] seeded ${seeded.rows[0].c} conversations, ${seeded.rows[0].m} memberships in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  await seed(
+    sql,
+    users.map((u) => ({ userId: u.reg.user.id, count: u.count })),
+    NOISE_USERS,
+  );
+  const seeded = await sql.query<{ c: number; m: number }>(
+    "SELECT (SELECT count(*) FROM conversations)::int AS c, (SELECT count(*) FROM conversation_members)::int AS m",
+  );
+  console.error(
+    `[${setup}] seeded ${seeded.rows[0].c} conversations, ${seeded.rows[0].m} memberships in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
 
   // Count every statement the running app sends through its SqlDatabase.
   let queries = 0;
@@ -167,7 +175,16 @@ async function benchSetup(setup: string, env: Record<string, string>): Promise<{
     const cpuMsPerCall = (cpu.user + cpu.system) / 1000 / CALLS;
     const perCall = (queries - before) / CALLS;
     latencies.sort((a, b) => a - b);
-    results.push({ setup, scenario, calls: CALLS, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies[latencies.length - 1], queriesPerCall: perCall, cpuMsPerCall });
+    results.push({
+      setup,
+      scenario,
+      calls: CALLS,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      max: latencies[latencies.length - 1],
+      queriesPerCall: perCall,
+      cpuMsPerCall,
+    });
   }
 
   // EXPLAIN exactly the statements (and parameters) one first-page call sends:
@@ -224,8 +241,14 @@ async function benchPostgres(out: { results: Result[]; plan: string; setup: stri
 }
 
 function report(out: { results: Result[]; plan: string; setup: string }[]): void {
-  console.log(`\nListConversations, users in ${SIZES.join(" / ")} conversations (+${NOISE_USERS} other users with 1,000 each), page_size 50, ${CALLS} sequential calls per row, grpc-js client, server in-process\n`);
-  console.log(`load average (1/5/15 min) at the end: ${loadavg().map((l) => l.toFixed(2)).join(" / ")} on ${availableParallelism()} cores\n`);
+  console.log(
+    `\nListConversations, users in ${SIZES.join(" / ")} conversations (+${NOISE_USERS} other users with 1,000 each), page_size 50, ${CALLS} sequential calls per row, grpc-js client, server in-process\n`,
+  );
+  console.log(
+    `load average (1/5/15 min) at the end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" / ")} on ${availableParallelism()} cores\n`,
+  );
   console.log("| store | scenario | calls | p50 ms | p99 ms | max ms | node CPU ms/call | SQL statements per call |");
   console.log("|---|---|---:|---:|---:|---:|---:|---:|");
   for (const o of out) {
@@ -240,7 +263,10 @@ function report(out: { results: Result[]; plan: string; setup: string }[]): void
     const firstOf = (n: number) => o.results.find((r) => r.scenario === `first page (50 of ${n.toLocaleString("en-US")})`)?.p50;
     const lo = firstOf(SIZES[0]);
     const hi = firstOf(SIZES[SIZES.length - 1]);
-    if (lo && hi) console.log(`\n${o.setup}: first page p50 at ${SIZES[SIZES.length - 1]} / at ${SIZES[0]} = ${(hi / lo).toFixed(2)}x; above the GetMe floor: ${(hi - floor).toFixed(2)} / ${(lo - floor).toFixed(2)} ms`);
+    if (lo && hi)
+      console.log(
+        `\n${o.setup}: first page p50 at ${SIZES[SIZES.length - 1]} / at ${SIZES[0]} = ${(hi / lo).toFixed(2)}x; above the GetMe floor: ${(hi - floor).toFixed(2)} / ${(lo - floor).toFixed(2)} ms`,
+      );
   }
   for (const o of out) console.log(`\nEXPLAIN ANALYZE (${o.setup}, the ${SIZES[SIZES.length - 1]}-membership user's first page):\n${o.plan}`);
 }

@@ -92,7 +92,9 @@ async function benchSetup(setup: string, env: Record<string, string>): Promise<R
     const run = async (scenario: string, concurrency: number, op: (w: number) => Promise<void>) => {
       const r = await measure(concurrency, SECONDS, op);
       rows.push({ setup, scenario, ...r });
-      console.error(`${setup} | ${scenario} | c=${concurrency}: ${r.perSec.toFixed(1)}/s p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms (n=${r.count})`);
+      console.error(
+        `${setup} | ${scenario} | c=${concurrency}: ${r.perSec.toFixed(1)}/s p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms (n=${r.count})`,
+      );
     };
     const login = (w: number) => client.login({ login: users[w % users.length], password: PASSWORD, deviceId: `bench-${w}` }).then(() => {});
     await run("Login (success)", CONCURRENCY, login);
@@ -193,7 +195,9 @@ async function main(): Promise<void> {
 
   const fmt = (n: number, d = 1) => n.toFixed(d);
   console.log(`\nLogin benchmark: ${availableParallelism()} cores, ${SECONDS}s per row, argon2id m=19456 KiB t=2 p=1`);
-  console.log(`One argon2id verify alone: ${fmt(verifyMs)} ms, so ${availableParallelism()} cores can do at most ~${fmt((availableParallelism() * 1000) / verifyMs, 0)} verifies/s.`);
+  console.log(
+    `One argon2id verify alone: ${fmt(verifyMs)} ms, so ${availableParallelism()} cores can do at most ~${fmt((availableParallelism() * 1000) / verifyMs, 0)} verifies/s.`,
+  );
   console.log(`1-min load average: ${fmt(loadBefore, 2)} before, ${fmt(loadavg()[0], 2)} after (other work on the machine skews the figures).\n`);
   console.log("| setup | scenario | concurrency | requests | per second | p50 ms | p99 ms |");
   console.log("|---|---|---:|---:|---:|---:|---:|");

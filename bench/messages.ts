@@ -125,7 +125,12 @@ function record(variant: string, scenario: string, reports: GhzReport[], withRps
   // Several parallel ghz runs: throughput adds up; latencies are call-weighted.
   const rps = withRps ? reports.reduce((n, r) => n + r.rps, 0) : null;
   const measured = reports.filter((r) => r.count > 0 && Number.isFinite(pct(r, 50)));
-  const weighted = (p: number) => measured.reduce((n, r) => n + pct(r, p) * r.count, 0) / Math.max(1, measured.reduce((n, r) => n + r.count, 0));
+  const weighted = (p: number) =>
+    measured.reduce((n, r) => n + pct(r, p) * r.count, 0) /
+    Math.max(
+      1,
+      measured.reduce((n, r) => n + r.count, 0),
+    );
   const row = { variant, scenario, calls, rps, p50: weighted(50), p99: weighted(99), errors: reports.reduce((n, r) => n + errorsOf(r), 0) };
   rows.push(row);
   const errs = reports.flatMap((r) => Object.keys(r.errorDistribution ?? {}));
@@ -146,11 +151,18 @@ async function runVariant(variant: "postgres" | "mongo"): Promise<void> {
     const group = async () =>
       (await conversations.createConversation({ type: ConversationType.GROUP, title: "", memberIds: [peer.user.id] })).conversation!.id;
     // Every conversation up front, while nothing else runs.
-    const convs = { app: await Promise.all(Array.from({ length: SPREAD + 2 }, () => group())), module: await Promise.all(Array.from({ length: SPREAD + 2 }, () => group())) };
+    const convs = {
+      app: await Promise.all(Array.from({ length: SPREAD + 2 }, () => group())),
+      module: await Promise.all(Array.from({ length: SPREAD + 2 }, () => group())),
+    };
     const big = await group();
     const auth = JSON.stringify({ authorization: `Bearer ${me.accessToken}` });
     const sendData = (conversationId: string) =>
-      JSON.stringify({ conversation_id: conversationId, client_message_id: "{{newUUID}}", content: "benchmark message {{.RequestNumber}} with some text in it" });
+      JSON.stringify({
+        conversation_id: conversationId,
+        client_message_id: "{{newUUID}}",
+        content: "benchmark message {{.RequestNumber}} with some text in it",
+      });
 
     const throughput = async (stack: "app" | "module", address: string) => {
       const [warm, hot, ...spread] = convs[stack];
@@ -182,10 +194,29 @@ async function runVariant(variant: "postgres" | "mongo"): Promise<void> {
     console.log(`${variant.padEnd(9)} bulk-loaded ${size} messages in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const target = moduleOnly.address;
     const list = (data: object) =>
-      ghz(["--call", "chat.v1.MessageService/ListMessages", "-m", auth, "-d", JSON.stringify(data), "-c", "1", "-n", String(calls), "-t", "600s", target]);
+      ghz([
+        "--call",
+        "chat.v1.MessageService/ListMessages",
+        "-m",
+        auth,
+        "-d",
+        JSON.stringify(data),
+        "-c",
+        "1",
+        "-n",
+        String(calls),
+        "-t",
+        "600s",
+        target,
+      ]);
     const label = size.toLocaleString("en-US");
     // The floor for one call at a time on this stack: the bare echo, c=1.
-    record(variant, "echo Health/Check c=1", [await ghz(["--call", "grpc.health.v1.Health/Check", "-d", "{}", "-c", "1", "-n", String(calls), target])], false);
+    record(
+      variant,
+      "echo Health/Check c=1",
+      [await ghz(["--call", "grpc.health.v1.Health/Check", "-d", "{}", "-c", "1", "-n", String(calls), target])],
+      false,
+    );
     record(variant, `ListMessages newest 50 of ${label} c=1`, [await list({ conversation_id: big, limit: 50 })], false);
     record(
       variant,
@@ -193,17 +224,36 @@ async function runVariant(variant: "postgres" | "mongo"): Promise<void> {
       [await list({ conversation_id: big, limit: 50, before_seq: `{{randomInt 2 ${size}}}` })],
       false,
     );
-    record(variant, `ListMessages 50 after a random seq of ${label} c=1`, [await list({ conversation_id: big, limit: 50, after_seq: `{{randomInt 1 ${size}}}` })], false);
+    record(
+      variant,
+      `ListMessages 50 after a random seq of ${label} c=1`,
+      [await list({ conversation_id: big, limit: 50, after_seq: `{{randomInt 1 ${size}}}` })],
+      false,
+    );
     // The store's query alone, in this process (no RPC, auth or membership check).
     const took: number[] = [];
     for (let i = 0; i < calls; i++) {
       const t = performance.now();
-      await moduleOnly.store.list({ conversationId: big, direction: "before", seq: 2 + Math.floor(Math.random() * (size - 1)), limit: 50, parentMessageId: null });
+      await moduleOnly.store.list({
+        conversationId: big,
+        direction: "before",
+        seq: 2 + Math.floor(Math.random() * (size - 1)),
+        limit: 50,
+        parentMessageId: null,
+      });
       took.push(performance.now() - t);
     }
     took.sort((a, b) => a - b);
     const at = (p: number) => took[Math.min(took.length - 1, Math.floor((p / 100) * took.length))];
-    rows.push({ variant, scenario: `store.list 50 before a random seq of ${label} (in process)`, calls, rps: null, p50: at(50), p99: at(99), errors: 0 });
+    rows.push({
+      variant,
+      scenario: `store.list 50 before a random seq of ${label} (in process)`,
+      calls,
+      rps: null,
+      p50: at(50),
+      p99: at(99),
+      errors: 0,
+    });
     console.log(`${variant.padEnd(9)} store.list in process: p50 ${at(50).toFixed(2)} ms p99 ${at(99).toFixed(2)} ms`);
   } finally {
     await app?.close();
@@ -238,10 +288,17 @@ async function startModuleServer(env: Record<string, string>): Promise<ModuleSer
   const handler = connectNodeAdapter({
     routes: (router) => {
       registerHealth(router, health);
-      registerReflection(router, [file_chat_v1_message, file_chat_v1_conversation, file_grpc_health_v1_health, reflectionV1.file_grpc_reflection_v1_reflection], names);
+      registerReflection(
+        router,
+        [file_chat_v1_message, file_chat_v1_conversation, file_grpc_health_v1_health, reflectionV1.file_grpc_reflection_v1_reflection],
+        names,
+      );
       router.service(MessageService, messageHandler(messages));
     },
-    interceptors: [edgeInterceptor(logger, createMetrics()), authInterceptor(auth.service, new Set([Health.typeName, reflectionV1.ServerReflection.typeName]))],
+    interceptors: [
+      edgeInterceptor(logger, createMetrics()),
+      authInterceptor(auth.service, new Set([Health.typeName, reflectionV1.ServerReflection.typeName])),
+    ],
     readMaxBytes: config.maxMessageBytes,
   });
   const http = await startHttpServer({ host: "127.0.0.1", port: 0, tls: null, maxConcurrentStreams: config.maxConcurrentStreams }, handler);
@@ -259,7 +316,14 @@ async function startModuleServer(env: Record<string, string>): Promise<ModuleSer
 }
 
 /** `n` messages straight into the store the server uses, then the conversation row to match. */
-async function bulkLoad(sql: SqlDatabase, variant: "postgres" | "mongo", conversationId: string, senderId: string, n: number, mongoUrl?: string): Promise<void> {
+async function bulkLoad(
+  sql: SqlDatabase,
+  variant: "postgres" | "mongo",
+  conversationId: string,
+  senderId: string,
+  n: number,
+  mongoUrl?: string,
+): Promise<void> {
   if (variant === "postgres") {
     const batch = 250_000;
     for (let from = 1; from <= n; from += batch) {
@@ -314,7 +378,10 @@ const variants: ("postgres" | "mongo")[] = [];
 if (ONLY !== "mongo") variants.push("postgres");
 if (ONLY !== "postgres" && process.env.TEST_MONGO_URL) variants.push("mongo");
 // The machine is shared: say how busy it was.
-const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
 console.log(`load average before: ${load()}`);
 for (const v of variants) {
   await runVariant(v);
@@ -323,7 +390,9 @@ for (const v of variants) {
 
 console.log("\n| store | scenario | calls | throughput (rps) | p50 (ms) | p99 (ms) | errors |\n|---|---|---:|---:|---:|---:|---:|");
 for (const r of rows) {
-  console.log(`| ${r.variant} | ${r.scenario} | ${r.calls} | ${r.rps === null ? "" : r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} |`);
+  console.log(
+    `| ${r.variant} | ${r.scenario} | ${r.calls} | ${r.rps === null ? "" : r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} |`,
+  );
 }
 for (const v of variants) {
   for (const stack of ["app", "module"]) {

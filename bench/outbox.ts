@@ -36,7 +36,10 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const COUNT_SENDS = Number(process.env.BENCH_COUNT_SENDS ?? 200);
 const ONLY = process.env.BENCH_ONLY ?? "";
 const log = (s: string) => console.log(s);
-const load = () => loadavg().map((l) => l.toFixed(1)).join(" ");
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ");
 
 if (!process.env.TEST_DATABASE_URL) throw new Error("set TEST_DATABASE_URL");
 
@@ -112,7 +115,9 @@ async function phaseCount(): Promise<void> {
     const { apis, convs } = await setup(server.baseUrl, 8, 1);
     await drive(apis, convs, 1, { total: 20 }); // warm-up
     log(`\n## Statements and commits per SendMessage (wrapped node-postgres client, in-process server) — load ${load()}\n`);
-    log("| concurrent senders | sends | statements/send | explicit transactions/send | standalone writes/send | standalone reads/send | write commits/send |");
+    log(
+      "| concurrent senders | sends | statements/send | explicit transactions/send | standalone writes/send | standalone reads/send | write commits/send |",
+    );
     log("|---:|---:|---:|---:|---:|---:|---:|");
     for (const senders of [1, 8]) {
       Object.assign(counts, { statements: 0, begins: 0, commits: 0, standaloneWrites: 0, standaloneReads: 0 });
@@ -168,10 +173,14 @@ UPDATE conversations SET last_seq = m.seq FROM m WHERE conversations.id = m.conv
         const app = await drive(apis, convs.slice(0, k), senders, { seconds: SECONDS });
         const cpu = cpuSeconds(server.child.pid!) - cpu0;
         const appRate = app.sent / app.seconds;
-        const out = execFileSync("pgbench", ["-n", "-c", String(senders), "-j", "2", "-T", String(SECONDS), "-D", `nconv=${k}`, "-f", script, url.replace(/\+/g, "%20")], {
-          encoding: "utf8",
-          stdio: ["ignore", "pipe", "pipe"],
-        });
+        const out = execFileSync(
+          "pgbench",
+          ["-n", "-c", String(senders), "-j", "2", "-T", String(SECONDS), "-D", `nconv=${k}`, "-f", script, url.replace(/\+/g, "%20")],
+          {
+            encoding: "utf8",
+            stdio: ["ignore", "pipe", "pipe"],
+          },
+        );
         const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
         log(
           `| ${senders} | ${k} | ${appRate.toFixed(0)}${app.errors ? ` (${app.errors} errors)` : ""} | ${((1000 * cpu) / Math.max(1, app.sent)).toFixed(2)} | ${tps.toFixed(0)} | ${(appRate / tps).toFixed(2)} | ${loadavg()[0].toFixed(1)} |`,

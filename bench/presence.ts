@@ -51,14 +51,22 @@ function percentile(sorted: number[], p: number): number {
 
 function presenceEvents(s: StreamClient, userId: string, status: PresenceStatus): number {
   return s.frames.filter(
-    (f) => f.frame.case === "event" && f.frame.value.payload.case === "presenceUpdated" && f.frame.value.payload.value.userId === userId && f.frame.value.payload.value.status === status,
+    (f) =>
+      f.frame.case === "event" &&
+      f.frame.value.payload.case === "presenceUpdated" &&
+      f.frame.value.payload.value.userId === userId &&
+      f.frame.value.payload.value.status === status,
   ).length;
 }
 
 async function main() {
   const redisPort = await freePort();
   const redisDir = mkdtempSync(join(tmpdir(), "bench-redis-"));
-  const redisProc = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir], { stdio: "ignore" });
+  const redisProc = spawn(
+    "redis-server",
+    ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir],
+    { stdio: "ignore" },
+  );
   const redis = new Redis(`redis://127.0.0.1:${redisPort}`, { lazyConnect: true, maxRetriesPerRequest: 50 });
   redis.on("error", () => {}); // while redis-server starts
   for (let i = 0; i < 50; i++) {
@@ -77,7 +85,15 @@ async function main() {
   dbUrl.searchParams.set("options", `-c search_path=${schema}`);
   const dataDir = mkdtempSync(join(tmpdir(), "bench-presence-"));
   const server = await spawnServer(
-    { HOST: "127.0.0.1", PORT: "0", ADMIN_PORT: "off", DATA_DIR: dataDir, DATABASE_URL: dbUrl.toString(), REDIS_URL: `redis://127.0.0.1:${redisPort}`, ACCESS_TOKEN_SECRET: randomBytes(32).toString("hex") },
+    {
+      HOST: "127.0.0.1",
+      PORT: "0",
+      ADMIN_PORT: "off",
+      DATA_DIR: dataDir,
+      DATABASE_URL: dbUrl.toString(),
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      ACCESS_TOKEN_SECRET: randomBytes(32).toString("hex"),
+    },
     // No grace: a disconnect turns into offline at the next sweep, so cycles are short.
     { PRESENCE_GRACE_MS: "0", PRESENCE_SWEEP_MS: "50", PRESENCE_COALESCE_MS: "10" },
   );
@@ -130,18 +146,34 @@ async function main() {
     const published = (USERS - 1) * CONVERSATIONS;
     for (const s of streams) s.cancel();
 
-    const med = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
-    const p99 = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 99);
+    const med = (xs: number[]) =>
+      percentile(
+        [...xs].sort((a, b) => a - b),
+        50,
+      );
+    const p99 = (xs: number[]) =>
+      percentile(
+        [...xs].sort((a, b) => a - b),
+        99,
+      );
     const sweepsPerSec = 1000 / 50;
     console.log(`\nPresence fan-out, user in ${CONVERSATIONS} conversations (${CYCLES} cycles; own redis-server; Postgres; 1 node)\n`);
     console.log("| measure | median | p99 |");
     console.log("|---|---|---|");
     console.log(`| Redis commands per connect (incl. ${CONVERSATIONS} PUBLISH + background sweeps) | ${med(connectOps)} | ${p99(connectOps)} |`);
-    console.log(`| Redis commands per disconnect (incl. ${CONVERSATIONS} PUBLISH + background sweeps) | ${med(disconnectOps)} | ${p99(disconnectOps)} |`);
+    console.log(
+      `| Redis commands per disconnect (incl. ${CONVERSATIONS} PUBLISH + background sweeps) | ${med(disconnectOps)} | ${p99(disconnectOps)} |`,
+    );
     console.log(`| connect -> watcher sees ONLINE (ms) | ${med(onlineMs).toFixed(1)} | ${p99(onlineMs).toFixed(1)} |`);
-    console.log(`| disconnect -> watcher sees OFFLINE (ms, includes the ${50} ms sweep period) | ${med(offlineMs).toFixed(1)} | ${p99(offlineMs).toFixed(1)} |`);
-    console.log(`\npresence_updated frames the watcher got per change: ${eventsPerChange.toFixed(1)} (it shares ${CONVERSATIONS} conversations with the user)`);
-    console.log(`burst: ${USERS - 1} users online at once -> ${published} conversation publishes in ${elapsed.toFixed(2)} s = ${Math.round(published / elapsed)} presence events/s fanned out`);
+    console.log(
+      `| disconnect -> watcher sees OFFLINE (ms, includes the ${50} ms sweep period) | ${med(offlineMs).toFixed(1)} | ${p99(offlineMs).toFixed(1)} |`,
+    );
+    console.log(
+      `\npresence_updated frames the watcher got per change: ${eventsPerChange.toFixed(1)} (it shares ${CONVERSATIONS} conversations with the user)`,
+    );
+    console.log(
+      `burst: ${USERS - 1} users online at once -> ${published} conversation publishes in ${elapsed.toFixed(2)} s = ${Math.round(published / elapsed)} presence events/s fanned out`,
+    );
     console.log(`(background: each node sweeps the expiry index ${sweepsPerSec}x/s = ${sweepsPerSec} ZRANGEBYSCORE/s, counted in the figures above)`);
   } finally {
     await server.stop();

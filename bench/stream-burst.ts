@@ -28,10 +28,14 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 25);
 const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT_S ?? 120);
 
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
-const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] : NaN);
+const pct = (xs: number[], p: number) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] : NaN;
 
 async function main() {
-  const backends = await provisionBackends({ sql: process.env.TEST_DATABASE_URL ? "postgres" : "pglite", redis: Boolean(process.env.TEST_REDIS_URL) });
+  const backends = await provisionBackends({
+    sql: process.env.TEST_DATABASE_URL ? "postgres" : "pglite",
+    redis: Boolean(process.env.TEST_REDIS_URL),
+  });
   const server = await spawnServer(backends.env, { MAX_CONCURRENT_STREAMS: "1000" });
   const pid = server.child.pid!;
   const tokens = new AccessTokens(TEST_SECRET, 3600);
@@ -63,7 +67,10 @@ async function main() {
     }
   })();
 
-  const clients = Array.from({ length: CONNECTIONS }, () => new grpc.Client(server.address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }));
+  const clients = Array.from(
+    { length: CONNECTIONS },
+    () => new grpc.Client(server.address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),
+  );
   const calls: grpc.ClientReadableStream<unknown>[] = [];
   let ready = 0;
   let refusedWithRetry = 0;
@@ -120,8 +127,18 @@ async function main() {
         refusedWithRetryInfo: refusedWithRetry,
         otherOutcomes: other.length,
         otherSample: other.slice(0, 5),
-        healthMs: { n: during.length, p50: Number(pct(during, 50).toFixed(1)), p99: Number(pct(during, 99).toFixed(1)), max: Number(Math.max(...during).toFixed(1)) },
-        rssMb: { start: Math.round(rssStart), peak: Math.round(rssPeak), afterClose: Math.round(rssAfter), afterVsStart: Number((rssAfter / rssStart).toFixed(2)) },
+        healthMs: {
+          n: during.length,
+          p50: Number(pct(during, 50).toFixed(1)),
+          p99: Number(pct(during, 99).toFixed(1)),
+          max: Number(Math.max(...during).toFixed(1)),
+        },
+        rssMb: {
+          start: Math.round(rssStart),
+          peak: Math.round(rssPeak),
+          afterClose: Math.round(rssAfter),
+          afterVsStart: Number((rssAfter / rssStart).toFixed(2)),
+        },
         loadAverage: `${l1} ${l5} ${l15}`,
       },
       null,

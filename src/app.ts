@@ -101,7 +101,9 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
   // Aborted as shutdown begins (before the grace period): calls that only end when the client leaves end now.
   const draining = new AbortController();
   // Messages live in MongoDB when it is configured, else in the relational store.
-  const messageStore: MessageStore = stores.mongo ? new MongoMessageStore(stores.mongo, stores.sql, { hooks: hooks.mongo, firstSweepMs: config.realtime.eventRetentionSec * 1000 }) : new SqlMessageStore(stores.sql);
+  const messageStore: MessageStore = stores.mongo
+    ? new MongoMessageStore(stores.mongo, stores.sql, { hooks: hooks.mongo, firstSweepMs: config.realtime.eventRetentionSec * 1000 })
+    : new SqlMessageStore(stores.sql);
   await messageStore.init().catch(async (err) => {
     await stores.close();
     throw err;
@@ -134,7 +136,14 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
     sinkHooks: hooks.sink,
     maintenance: messageStore instanceof MongoMessageStore ? () => messageStore.sweep().then(() => undefined) : undefined,
   });
-  const notifications = await createNotifications({ config, stores, messages: messageStore, conversations: conversationStore, presence: presence.tracker, logger });
+  const notifications = await createNotifications({
+    config,
+    stores,
+    messages: messageStore,
+    conversations: conversationStore,
+    presence: presence.tracker,
+    logger,
+  });
   // Every change commits its events with it; realtime's sink announces them after the reply.
   const events: EventSink = realtime.events;
   const conversations = new Conversations({
@@ -182,7 +191,12 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
     // something else happened (a later edit, a removal, a second group).
     // SendMessage has client_message_id instead.
     router.service(ConversationService, idempotent(ConversationService, conversationHandler(conversations), idempotency, ["createConversation"]));
-    const messageRpcs = idempotent(MessageService, messageHandler(messages), idempotency, ["editMessage", "deleteMessage", "addReaction", "removeReaction"]);
+    const messageRpcs = idempotent(MessageService, messageHandler(messages), idempotency, [
+      "editMessage",
+      "deleteMessage",
+      "addReaction",
+      "removeReaction",
+    ]);
     // Stream/Subscribe/AckEvents are realtime's; a `send` frame goes through the same SendMessage handler.
     router.service(MessageService, {
       ...messageRpcs,

@@ -54,7 +54,10 @@ const handler = connectNodeAdapter({
         if (!members) groups.set(group, (members = new Set()));
         members.add(me);
         ctx.signal.addEventListener("abort", () => (me.closed = true));
-        me.push({ $typeName: "chat.v1.StreamResponse", frame: { case: "ready", value: { $typeName: "chat.v1.Ready", resumeToken: "x", sessionId: "" } } });
+        me.push({
+          $typeName: "chat.v1.StreamResponse",
+          frame: { case: "ready", value: { $typeName: "chat.v1.Ready", resumeToken: "x", sessionId: "" } },
+        });
         void (async () => {
           try {
             for (;;) {

@@ -76,7 +76,12 @@ export class Fleet {
   static async open(address: string, specs: DeviceSpec[], connections: number, timeoutMs = 120_000): Promise<Fleet> {
     const fleet = new Fleet();
     for (let i = 0; i < connections; i++) {
-      fleet.clients.push(new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "grpc.max_receive_message_length": 16 << 20 }));
+      fleet.clients.push(
+        new grpc.Client(address, grpc.credentials.createInsecure(), {
+          "grpc.use_local_subchannel_pool": 1,
+          "grpc.max_receive_message_length": 16 << 20,
+        }),
+      );
     }
     const onEvent = (content: string) => {
       if (!fleet.recording) return;

@@ -73,7 +73,11 @@ async function settledMemory(t: Target): Promise<{ rssKb: number; heapUsed: numb
   const seen = t.output().length;
   process.kill(t.pid, "SIGUSR2");
   await waitFor(() => t.output().slice(seen).includes("gcMemory"), 10_000);
-  const line = t.output().slice(seen).split("\n").find((l) => l.includes("gcMemory"))!;
+  const line = t
+    .output()
+    .slice(seen)
+    .split("\n")
+    .find((l) => l.includes("gcMemory"))!;
   const m = (JSON.parse(line) as { gcMemory: { heapUsed: number } }).gcMemory;
   return { rssKb: rssKb(t.pid), heapUsed: m.heapUsed };
 }
@@ -113,9 +117,16 @@ const log = (s: string) => console.log(s);
 
 async function main(): Promise<void> {
   const users = Math.max(STREAMS, IDLE);
-  const backends = await provisionBackends({ sql: process.env.TEST_DATABASE_URL ? "postgres" : "pglite", redis: Boolean(process.env.TEST_REDIS_URL) });
+  const backends = await provisionBackends({
+    sql: process.env.TEST_DATABASE_URL ? "postgres" : "pglite",
+    redis: Boolean(process.env.TEST_REDIS_URL),
+  });
   const setup = `${process.env.TEST_DATABASE_URL ? "Postgres" : "PGlite (embedded)"} + ${process.env.TEST_REDIS_URL ? "Redis" : "in-process fan-out"}`;
-  log(`realtime bench: ${setup}; ${STREAMS} streams in groups of ${GROUP}; ${IDLE} idle streams; ${cpus().length} cores; load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+  log(
+    `realtime bench: ${setup}; ${STREAMS} streams in groups of ${GROUP}; ${IDLE} idle streams; ${cpus().length} cores; load ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
+  );
 
   // Fixture straight into the database (no argon2 per user): users, groups, members.
   const t0 = performance.now();
@@ -128,7 +139,15 @@ async function main(): Promise<void> {
   }
   log(`fixture: ${users} users, ${groups.conversations.length} groups, tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-  const results: Record<string, { steps: (StepResult & { rate: number })[]; saturation: number; half: StepResult | null; idle: { before: number; after: number; perStreamKb: number; heapPerStreamKb: number } | null }> = {};
+  const results: Record<
+    string,
+    {
+      steps: (StepResult & { rate: number })[];
+      saturation: number;
+      half: StepResult | null;
+      idle: { before: number; after: number; perStreamKb: number; heapPerStreamKb: number } | null;
+    }
+  > = {};
   const profileDir = mkdtempSync(join(tmpdir(), "rt-prof-"));
   const order: Target["name"][] = ONLY === "app" ? ["app"] : ONLY === "ceiling" ? ["ceiling"] : ["ceiling", "app"];
   for (const name of order) {
@@ -176,7 +195,9 @@ async function main(): Promise<void> {
         r.saturation = best;
         const halfRate = Math.max(1, Math.round(bestRate / 2));
         r.half = await fleet.run(halfRate, Math.max(STEP_SECONDS, 10));
-        log(`  half of saturation: offer ${halfRate} msg/s -> delivered ${fmt(r.half.deliveredPerSec, 0)} events/s p50 ${fmt(r.half.p50)} ms p99 ${fmt(r.half.p99)} ms max ${fmt(r.half.max)} ms`);
+        log(
+          `  half of saturation: offer ${halfRate} msg/s -> delivered ${fmt(r.half.deliveredPerSec, 0)} events/s p50 ${fmt(r.half.p50)} ms p99 ${fmt(r.half.p99)} ms max ${fmt(r.half.max)} ms`,
+        );
         fleet.close();
       } finally {
         await target.stop();
@@ -194,7 +215,12 @@ async function main(): Promise<void> {
         const idleFleet = await Fleet.open(target.address, specs.slice(0, IDLE), Math.ceil(IDLE / IDLE_PER_CONNECTION), 600_000);
         await new Promise((res) => setTimeout(res, 3000));
         const after = await settledMemory(target);
-        r.idle = { before: before.rssKb, after: after.rssKb, perStreamKb: (after.rssKb - before.rssKb) / IDLE, heapPerStreamKb: (after.heapUsed - before.heapUsed) / 1024 / IDLE };
+        r.idle = {
+          before: before.rssKb,
+          after: after.rssKb,
+          perStreamKb: (after.rssKb - before.rssKb) / IDLE,
+          heapPerStreamKb: (after.heapUsed - before.heapUsed) / 1024 / IDLE,
+        };
         log(
           `  idle (after a full GC): RSS ${(before.rssKb / 1024).toFixed(1)} MiB -> ${(after.rssKb / 1024).toFixed(1)} MiB with ${IDLE} open streams: ${fmt(r.idle.perStreamKb, 2)} KiB RSS, ${fmt(r.idle.heapPerStreamKb, 2)} KiB JS heap per stream`,
         );
@@ -214,7 +240,9 @@ async function main(): Promise<void> {
   for (const [name, r] of Object.entries(results)) {
     const sat = r.steps.find((s) => s.deliveredPerSec === r.saturation);
     const under100 = Math.max(0, ...r.steps.filter((x) => keepsUp(x) && x.p99 < 100).map((x) => x.deliveredPerSec));
-    log(`| ${name} | ${fmt(r.saturation, 0)} | ${fmt(sat?.p50 ?? NaN)} / ${fmt(sat?.p99 ?? NaN)} | ${under100 ? fmt(under100, 0) : "none"} | ${fmt(r.half?.p50 ?? NaN)} / ${fmt(r.half?.p99 ?? NaN)} / ${fmt(r.half?.max ?? NaN)} | ${fmt(r.idle?.perStreamKb ?? NaN, 2)} | ${fmt(r.idle?.heapPerStreamKb ?? NaN, 2)} |`);
+    log(
+      `| ${name} | ${fmt(r.saturation, 0)} | ${fmt(sat?.p50 ?? NaN)} / ${fmt(sat?.p99 ?? NaN)} | ${under100 ? fmt(under100, 0) : "none"} | ${fmt(r.half?.p50 ?? NaN)} / ${fmt(r.half?.p99 ?? NaN)} / ${fmt(r.half?.max ?? NaN)} | ${fmt(r.idle?.perStreamKb ?? NaN, 2)} | ${fmt(r.idle?.heapPerStreamKb ?? NaN, 2)} |`,
+    );
   }
   if (results.app && results.ceiling) log(`\napp / ceiling at saturation: ${fmt(results.app.saturation / results.ceiling.saturation, 2)}x`);
   if (PROFILE) summariseProfile(profileDir);
@@ -319,12 +347,17 @@ function summariseProfile(dir: string): void {
     const key = `${n.callFrame.functionName || "(anonymous)"} ${url}:${n.callFrame.lineNumber + 1}`;
     byFn.set(key, (byFn.get(key) ?? 0) + t);
     const area = url.startsWith("node_modules/")
-      ? url.split("/").slice(0, url.startsWith("node_modules/@") ? 3 : 2).join("/")
+      ? url
+          .split("/")
+          .slice(0, url.startsWith("node_modules/@") ? 3 : 2)
+          .join("/")
       : url.startsWith("src/")
         ? url.split("/").slice(0, 2).join("/")
         : url.startsWith("node:")
           ? `node:${url.slice(5).split("/")[0]}`
-          : n.callFrame.functionName.startsWith("(") ? n.callFrame.functionName : "(other)";
+          : n.callFrame.functionName.startsWith("(")
+            ? n.callFrame.functionName
+            : "(other)";
     byArea.set(area, (byArea.get(area) ?? 0) + t);
   }
   log(`\n## CPU profile of the app (${(total / 1e6).toFixed(1)} s sampled)\n`);

@@ -130,7 +130,16 @@ export class RealtimeStream {
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private ackDue: string | null = null;
   private ackRunning = false;
-  readonly stats: RealtimeStats = { connects: 0, reconnects: 0, rollovers: 0, overlapDropped: 0, inBandRefreshes: 0, goAways: 0, ackFailures: 0, lastError: null };
+  readonly stats: RealtimeStats = {
+    connects: 0,
+    reconnects: 0,
+    rollovers: 0,
+    overlapDropped: 0,
+    inBandRefreshes: 0,
+    goAways: 0,
+    ackFailures: 0,
+    lastError: null,
+  };
 
   constructor(o: RealtimeOptions) {
     this.o = o;
@@ -349,7 +358,11 @@ export class RealtimeStream {
           arm(this.o.connectTimeoutMs ?? 20_000, conn);
         }
         const wake = new Promise<"poke">((r) => (this.poke = () => r("poke")));
-        const winner = await Promise.race([curStep.then((s) => ({ src: "cur" as const, s })), ...(next ? [next.step.then((s) => ({ src: "next" as const, s }))] : []), wake]);
+        const winner = await Promise.race([
+          curStep.then((s) => ({ src: "cur" as const, s })),
+          ...(next ? [next.step.then((s) => ({ src: "next" as const, s }))] : []),
+          wake,
+        ]);
         this.poke = null;
         if (winner === "poke") continue;
         if (winner.src === "next") {
@@ -357,7 +370,8 @@ export class RealtimeStream {
           const n = next!;
           next = null;
           if (!winner.s.ok) throw winner.s.err;
-          if (winner.s.r.done || winner.s.r.value.case !== "ready") throw new ConnectError("rollover: the new Subscribe did not start with ready", Code.Unavailable);
+          if (winner.s.r.done || winner.s.r.value.case !== "ready")
+            throw new ConnectError("rollover: the new Subscribe did not start with ready", Code.Unavailable);
           cur.ac.abort();
           cur = n.conn;
           this.current = cur;

@@ -117,7 +117,8 @@ export class UnreadCounts {
       s.unreadSeqs.push(m.seq);
       return true;
     }
-    if (p.case === "receiptUpdated" && p.value.userId === this.me && p.value.readSeq > s.readSeq) return this.markRead(e.conversationId, p.value.readSeq);
+    if (p.case === "receiptUpdated" && p.value.userId === this.me && p.value.readSeq > s.readSeq)
+      return this.markRead(e.conversationId, p.value.readSeq);
     return false;
   }
 
@@ -211,7 +212,10 @@ export class PresenceState {
   apply(e: Event): boolean {
     if (e.payload.case !== "presenceUpdated") return false;
     const p = e.payload.value;
-    this.set(p.userId, { status: p.status, lastSeenAt: p.lastSeenAt ? new Date(Number(p.lastSeenAt.seconds) * 1000 + Math.floor(p.lastSeenAt.nanos / 1e6)) : null });
+    this.set(p.userId, {
+      status: p.status,
+      lastSeenAt: p.lastSeenAt ? new Date(Number(p.lastSeenAt.seconds) * 1000 + Math.floor(p.lastSeenAt.nanos / 1e6)) : null,
+    });
     return true;
   }
 

@@ -195,7 +195,9 @@ export class AuthService implements AccessTokenVerifier {
         throw unauthenticated("REFRESH_TOKEN_REUSED", "refresh token already used; session revoked");
       }
       case "ended":
-        throw unauthenticated("SESSION_REVOKED", outcome.reason === "suspended" ? "account suspended" : `session ${outcome.reason}`, { cause: outcome.reason });
+        throw unauthenticated("SESSION_REVOKED", outcome.reason === "suspended" ? "account suspended" : `session ${outcome.reason}`, {
+          cause: outcome.reason,
+        });
     }
   }
 

@@ -99,12 +99,7 @@ export interface AuthStore {
    * Revokes live sessions of a user: the given ids, or all of them (optionally
    * but one). Returns the ids that were live and are now revoked.
    */
-  revokeSessions(
-    userId: string,
-    which: { sessionIds: string[] } | { all: true; except?: string },
-    reason: string,
-    now: Date,
-  ): Promise<string[]>;
+  revokeSessions(userId: string, which: { sessionIds: string[] } | { all: true; except?: string }, reason: string, now: Date): Promise<string[]>;
   /** Deletes sessions (and their tokens) that ended before `cutoff`. Returns how many. */
   purgeEndedSessions(cutoff: Date): Promise<number>;
   /** Refuses the user's live sessions' access tokens issued before `at` (roles changed). Returns their ids. */
@@ -216,7 +211,9 @@ export class SqlAuthStore implements AuthStore, SessionAccessSource {
         // Some drivers do not report the constraint: look which one is taken.
         field = (await this.findUserByEmail(user.emailNormalized)) ? "email" : "username";
       }
-      throw field === "email" ? alreadyExists("EMAIL_TAKEN", "email is already registered") : alreadyExists("USERNAME_TAKEN", "username is already taken");
+      throw field === "email"
+        ? alreadyExists("EMAIL_TAKEN", "email is already registered")
+        : alreadyExists("USERNAME_TAKEN", "username is already taken");
     }
   }
 
@@ -262,10 +259,10 @@ export class SqlAuthStore implements AuthStore, SessionAccessSource {
   }
 
   async setDisplayName(userId: string, displayName: string): Promise<UserRecord | null> {
-    const { rows } = await this.db.query<UserRow>(
-      `UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1 RETURNING ${USER_COLS}`,
-      [userId, displayName],
-    );
+    const { rows } = await this.db.query<UserRow>(`UPDATE users SET display_name = $2, updated_at = now() WHERE id = $1 RETURNING ${USER_COLS}`, [
+      userId,
+      displayName,
+    ]);
     return rows[0] ? toUser(rows[0]) : null;
   }
 
@@ -273,10 +270,10 @@ export class SqlAuthStore implements AuthStore, SessionAccessSource {
     return this.db.transaction(async (tx) => {
       const prev = await tx.query<{ roles: string[] }>("SELECT roles FROM users WHERE id = $1 FOR UPDATE", [userId]);
       if (!prev.rows[0]) return null;
-      const { rows } = await tx.query<UserRow>(
-        `UPDATE users SET roles = $2::text[], updated_at = now() WHERE id = $1 RETURNING ${USER_COLS}`,
-        [userId, roles],
-      );
+      const { rows } = await tx.query<UserRow>(`UPDATE users SET roles = $2::text[], updated_at = now() WHERE id = $1 RETURNING ${USER_COLS}`, [
+        userId,
+        roles,
+      ]);
       return { before: prev.rows[0].roles as Role[], user: toUser(rows[0]) };
     });
   }
@@ -285,10 +282,10 @@ export class SqlAuthStore implements AuthStore, SessionAccessSource {
     return this.db.transaction(async (tx) => {
       const prev = await tx.query<{ status: string }>("SELECT status FROM users WHERE id = $1 FOR UPDATE", [userId]);
       if (!prev.rows[0]) return null;
-      const { rows } = await tx.query<UserRow>(
-        `UPDATE users SET status = $2, updated_at = now() WHERE id = $1 RETURNING ${USER_COLS}`,
-        [userId, status],
-      );
+      const { rows } = await tx.query<UserRow>(`UPDATE users SET status = $2, updated_at = now() WHERE id = $1 RETURNING ${USER_COLS}`, [
+        userId,
+        status,
+      ]);
       return { before: prev.rows[0].status as UserStatus, user: toUser(rows[0]) };
     });
   }
@@ -312,7 +309,9 @@ export class SqlAuthStore implements AuthStore, SessionAccessSource {
     return this.db.transaction(async (tx): Promise<RotateOutcome> => {
       // Lock the token and its session: concurrent presentations queue here.
       const found = await tx.query<{ used_at: Date | null; token_expires_at: Date } & SessionRow>(
-        `SELECT rt.used_at, rt.expires_at AS token_expires_at, ${SESSION_COLS.split(", ").map((c) => `s.${c}`).join(", ")}
+        `SELECT rt.used_at, rt.expires_at AS token_expires_at, ${SESSION_COLS.split(", ")
+          .map((c) => `s.${c}`)
+          .join(", ")}
          FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id
          WHERE rt.token_hash = $1 FOR UPDATE OF rt, s`,
         [presented],
@@ -347,7 +346,9 @@ export class SqlAuthStore implements AuthStore, SessionAccessSource {
 
   replaceRefreshToken(sessionId: string, next: NewRefreshToken, now: Date): Promise<void> {
     return this.db.transaction(async (tx) => {
-      const s = await tx.query<{ user_id: string; expires_at: Date }>("SELECT user_id, expires_at FROM sessions WHERE id = $1 FOR UPDATE", [sessionId]);
+      const s = await tx.query<{ user_id: string; expires_at: Date }>("SELECT user_id, expires_at FROM sessions WHERE id = $1 FOR UPDATE", [
+        sessionId,
+      ]);
       if (!s.rows[0]) return;
       const expiresAt = next.expiresAt < s.rows[0].expires_at ? next.expiresAt : s.rows[0].expires_at;
       // Deleted, not marked used: the old token is then simply unknown, not a reuse.

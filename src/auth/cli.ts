@@ -29,7 +29,13 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`no user named ${username}\n`);
       return 1;
     }
-    await new AuditLog(sql).record({ actorId: null, action: "auth.user.roles_changed", entityType: "user", entityId: rows[0].id, metadata: { to: roles, via: "cli" } });
+    await new AuditLog(sql).record({
+      actorId: null,
+      action: "auth.user.roles_changed",
+      entityType: "user",
+      entityId: rows[0].id,
+      metadata: { to: roles, via: "cli" },
+    });
     process.stdout.write(`${username}: roles ${roles.join(", ")}\n`);
     return 0;
   } finally {
@@ -37,7 +43,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
-  process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(1);
-});
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  },
+);

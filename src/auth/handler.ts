@@ -92,14 +92,24 @@ export function authHandler(auth: AuthService, opts: AuthHandlerOptions = { cook
     async register(req, ctx) {
       const cookie = cookieMode(ctx);
       const { user, tokens } = await auth.register(
-        { email: req.email, username: req.username, password: req.password, displayName: req.displayName, deviceId: req.deviceId, deviceName: req.deviceName },
+        {
+          email: req.email,
+          username: req.username,
+          password: req.password,
+          displayName: req.displayName,
+          deviceId: req.deviceId,
+          deviceName: req.deviceName,
+        },
         meta(ctx),
       );
       return { user: userToPb(user, { withEmail: true }), tokens: issue(ctx, tokens, cookie) };
     },
     async login(req, ctx) {
       const cookie = cookieMode(ctx);
-      const { user, tokens } = await auth.login({ login: req.login, password: req.password, deviceId: req.deviceId, deviceName: req.deviceName }, meta(ctx));
+      const { user, tokens } = await auth.login(
+        { login: req.login, password: req.password, deviceId: req.deviceId, deviceName: req.deviceName },
+        meta(ctx),
+      );
       return { user: userToPb(user, { withEmail: true }), tokens: issue(ctx, tokens, cookie) };
     },
     async refresh(req, ctx) {
@@ -111,7 +121,8 @@ export function authHandler(auth: AuthService, opts: AuthHandlerOptions = { cook
         return { tokens: issue(ctx, await auth.refresh(token, meta(ctx)), true) };
       } catch (err) {
         // A refused token is dead for good: drop the cookie so the browser stops sending it.
-        if (err instanceof AppError && (err.kind === "unauthenticated" || err.kind === "permission_denied")) ctx.responseHeader.append("set-cookie", clearedRefreshCookie(opts.cookieSecure));
+        if (err instanceof AppError && (err.kind === "unauthenticated" || err.kind === "permission_denied"))
+          ctx.responseHeader.append("set-cookie", clearedRefreshCookie(opts.cookieSecure));
         throw err;
       }
     },

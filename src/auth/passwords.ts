@@ -23,7 +23,8 @@ export class Gate {
       return await op();
     } finally {
       const next = this.waiting.shift();
-      if (next) next(); // hands its slot over: `running` stays the same
+      if (next)
+        next(); // hands its slot over: `running` stays the same
       else this.running--;
     }
   }

@@ -27,8 +27,16 @@ export class AuthRateLimits {
   constructor(ephemeral: EphemeralStore, s: AuthRateLimitSettings) {
     this.loginAccount = ephemeral.rateLimiter({ keyPrefix: "auth:login:account", points: s.loginFailuresPerAccount, durationSec: s.loginWindowSec });
     this.loginAddress = ephemeral.rateLimiter({ keyPrefix: "auth:login:address", points: s.loginFailuresPerAddress, durationSec: s.loginWindowSec });
-    this.registerAddress = ephemeral.rateLimiter({ keyPrefix: "auth:register:address", points: s.registerPerAddress, durationSec: s.registerWindowSec });
-    this.registerAccount = ephemeral.rateLimiter({ keyPrefix: "auth:register:account", points: s.registerPerAccount, durationSec: s.registerWindowSec });
+    this.registerAddress = ephemeral.rateLimiter({
+      keyPrefix: "auth:register:address",
+      points: s.registerPerAddress,
+      durationSec: s.registerWindowSec,
+    });
+    this.registerAccount = ephemeral.rateLimiter({
+      keyPrefix: "auth:register:account",
+      points: s.registerPerAccount,
+      durationSec: s.registerWindowSec,
+    });
   }
 
   /**

@@ -144,7 +144,8 @@ export class SessionRevocations {
       await SessionRevocations.subscribe(this.ephemeral, (m) => this.apply(m.sessionIds, { revoked: true, staleBeforeMs: 0 }, Date.now())),
       await this.ephemeral.subscribe(SESSION_STALE_CHANNEL, (bytes) => {
         const m = parseJson<SessionStaleMessage>(bytes);
-        if (m && Array.isArray(m.sessionIds) && typeof m.beforeMs === "number") this.apply(m.sessionIds, { revoked: false, staleBeforeMs: m.beforeMs }, m.beforeMs);
+        if (m && Array.isArray(m.sessionIds) && typeof m.beforeMs === "number")
+          this.apply(m.sessionIds, { revoked: false, staleBeforeMs: m.beforeMs }, m.beforeMs);
       }),
       this.ephemeral.onSubscriptionState((live) => this.feedChanged(live)),
     );
@@ -228,11 +229,14 @@ export class SessionRevocations {
     try {
       state = await this.source.sessionAccess(claims.sessionId);
     } catch (err) {
-      throw unavailable("STORE_UNAVAILABLE", "cannot check the session: revocation feed and database unavailable; retry", err, 1_000, { store: "sql" });
+      throw unavailable("STORE_UNAVAILABLE", "cannot check the session: revocation feed and database unavailable; retry", err, 1_000, {
+        store: "sql",
+      });
     }
     // No such session: purged long ago (its tokens expired) or its user deleted.
     if (!state || state.revoked) throw unauthenticated("SESSION_REVOKED", "session revoked");
-    if (state.staleBeforeMs !== null && claims.issuedAtMs < state.staleBeforeMs) throw unauthenticated("TOKEN_OUTDATED", "access token outdated; refresh it");
+    if (state.staleBeforeMs !== null && claims.issuedAtMs < state.staleBeforeMs)
+      throw unauthenticated("TOKEN_OUTDATED", "access token outdated; refresh it");
   }
 
   private apply(sessionIds: string[], change: { revoked: boolean; staleBeforeMs: number }, fromMs: number): void {

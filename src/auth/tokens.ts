@@ -114,7 +114,12 @@ export class AccessTokens {
     if (iatMs !== undefined && (typeof iatMs !== "number" || !Number.isFinite(iatMs))) throw invalid();
     if (nowMs >= exp * 1000 + CLOCK_TOLERANCE_SEC * 1000) throw unauthenticated("TOKEN_EXPIRED", "access token expired");
     return {
-      claims: { userId: sub.toLowerCase(), sessionId: sid.toLowerCase(), roles: roles as string[], issuedAtMs: typeof iatMs === "number" ? iatMs : iat * 1000 },
+      claims: {
+        userId: sub.toLowerCase(),
+        sessionId: sid.toLowerCase(),
+        roles: roles as string[],
+        issuedAtMs: typeof iatMs === "number" ? iatMs : iat * 1000,
+      },
       expiresAtMs: exp * 1000,
     };
   }

@@ -26,7 +26,13 @@ const ROLE_TO_PB: Record<MemberRole, PbRole> = { owner: PbRole.OWNER, admin: PbR
 const VISIBILITY_TO_PB: Record<Visibility, PbVisibility> = { public: PbVisibility.PUBLIC, private: PbVisibility.PRIVATE };
 
 function kindFromPb(t: ConversationType): "group" | "channel" | "direct" | "unspecified" {
-  return t === ConversationType.GROUP ? "group" : t === ConversationType.CHANNEL ? "channel" : t === ConversationType.DIRECT ? "direct" : "unspecified";
+  return t === ConversationType.GROUP
+    ? "group"
+    : t === ConversationType.CHANNEL
+      ? "channel"
+      : t === ConversationType.DIRECT
+        ? "direct"
+        : "unspecified";
 }
 
 function visibilityFromPb(field: string, vis: PbVisibility): Visibility | "unspecified" {
@@ -154,12 +160,20 @@ export function conversationHandler(conversations: Conversations): ServiceImpl<t
     },
 
     async listMembers(req, ctx) {
-      const page = await conversations.listMembers(actorOf(ctx), { conversationId: req.conversationId, pageSize: req.pageSize, pageToken: req.pageToken });
+      const page = await conversations.listMembers(actorOf(ctx), {
+        conversationId: req.conversationId,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
       return { members: page.items.map(toPbMember), nextPageToken: page.nextPageToken };
     },
 
     async setMemberRole(req, ctx) {
-      const member = await conversations.setMemberRole(actorOf(ctx), { conversationId: req.conversationId, userId: req.userId, role: roleFromPb(req.role) });
+      const member = await conversations.setMemberRole(actorOf(ctx), {
+        conversationId: req.conversationId,
+        userId: req.userId,
+        role: roleFromPb(req.role),
+      });
       return { member: toPbMember(member) };
     },
 

@@ -80,7 +80,8 @@ function requireMember(c: ConversationRecord, member: MemberRecord | null): Memb
 }
 
 function requireRole(member: MemberRecord, min: MemberRole, what: string): void {
-  if (ROLE_RANK[member.role] < ROLE_RANK[min]) throw permissionDenied("ROLE_INSUFFICIENT", `only ${min === "owner" ? "owners" : "owners and admins"} may ${what}`);
+  if (ROLE_RANK[member.role] < ROLE_RANK[min])
+    throw permissionDenied("ROLE_INSUFFICIENT", `only ${min === "owner" ? "owners" : "owners and admins"} may ${what}`);
 }
 
 function notDirect(c: ConversationRecord, what: string): void {
@@ -114,13 +115,16 @@ export class Conversations {
     }
     const type = input.type;
     const isChannel = type === "channel";
-    const title = isChannel ? v.channelName("title", input.title, this.limits.titleMaxChars) : v.groupTitle("title", input.title, this.limits.titleMaxChars);
+    const title = isChannel
+      ? v.channelName("title", input.title, this.limits.titleMaxChars)
+      : v.groupTitle("title", input.title, this.limits.titleMaxChars);
     const description = v.description("description", input.description, this.limits.descriptionMaxChars);
     if (!isChannel && input.visibility === "public") throw invalidArgument("visibility", "groups are always private");
     const visibility: Visibility = isChannel ? (input.visibility === "private" ? "private" : "public") : "private";
     const others = v.uuidList("member_ids", input.memberIds, this.limits.addMembersMaxBatch).filter((id) => id !== actor.userId);
     const max = isChannel ? this.limits.channelMaxMembers : this.limits.groupMaxMembers;
-    if (others.length + 1 > max) throw failedPrecondition("MEMBER_LIMIT_REACHED", `a ${input.type} has at most ${max} members`, { limit: String(max) });
+    if (others.length + 1 > max)
+      throw failedPrecondition("MEMBER_LIMIT_REACHED", `a ${input.type} has at most ${max} members`, { limit: String(max) });
 
     let conversation: ConversationRecord;
     const out: LoggedEvent[] = [];
@@ -132,7 +136,12 @@ export class Conversations {
           this.store.createConversation(
             { type, title, description, visibility, ownerId: actor.userId },
             [{ userId: actor.userId, role: "owner" }, ...others.map((userId) => ({ userId, role: "member" as const }))],
-            { actorId: actor.userId, action: "conversation.created", clientAddress: actor.clientAddress, metadata: { type: input.type, memberIds: others } },
+            {
+              actorId: actor.userId,
+              action: "conversation.created",
+              clientAddress: actor.clientAddress,
+              metadata: { type: input.type, memberIds: others },
+            },
             out,
           ),
         () => out,
@@ -203,13 +212,17 @@ export class Conversations {
       const c = locked.conversation;
       const me = requireMember(c, await locked.member(actor.userId));
       notDirect(c, "be renamed");
-      if (input.visibility !== "unspecified" && c.type !== "channel") throw invalidArgument("visibility", "only channels have a visibility", "VISIBILITY_NOT_APPLICABLE");
+      if (input.visibility !== "unspecified" && c.type !== "channel")
+        throw invalidArgument("visibility", "only channels have a visibility", "VISIBILITY_NOT_APPLICABLE");
       // Asking for any change needs the role, even when the value happens to be the same.
       requireRole(me, "admin", "change the title or description");
       if (input.visibility !== "unspecified") requireRole(me, "owner", "change the visibility");
       const patch: { title?: string; description?: string; visibility?: Visibility } = {};
       if (input.title !== undefined) {
-        patch.title = c.type === "channel" ? v.channelName("title", input.title, this.limits.titleMaxChars) : v.groupTitle("title", input.title, this.limits.titleMaxChars);
+        patch.title =
+          c.type === "channel"
+            ? v.channelName("title", input.title, this.limits.titleMaxChars)
+            : v.groupTitle("title", input.title, this.limits.titleMaxChars);
       }
       if (input.description !== undefined) patch.description = v.description("description", input.description, this.limits.descriptionMaxChars);
       if (input.visibility !== "unspecified" && input.visibility !== c.visibility) patch.visibility = input.visibility;
@@ -250,11 +263,21 @@ export class Conversations {
       const fresh = userIds.filter((u) => !existing.has(u));
       if (fresh.length === 0) return { me, added: [] as string[] };
       const unknown = await locked.unknownUsers(fresh);
-      if (unknown.length > 0) throw new AppError("USER_UNKNOWN", `user_ids: unknown user ${unknown[0]}`, { violations: [{ field: "user_ids", description: `unknown user ${unknown[0]}` }], metadata: { user_id: unknown[0] } });
+      if (unknown.length > 0)
+        throw new AppError("USER_UNKNOWN", `user_ids: unknown user ${unknown[0]}`, {
+          violations: [{ field: "user_ids", description: `unknown user ${unknown[0]}` }],
+          metadata: { user_id: unknown[0] },
+        });
       const max = maxMembers(c, this.limits);
-      if (c.memberCount + fresh.length > max) throw failedPrecondition("MEMBER_LIMIT_REACHED", `a ${c.type} has at most ${max} members`, { limit: String(max) });
+      if (c.memberCount + fresh.length > max)
+        throw failedPrecondition("MEMBER_LIMIT_REACHED", `a ${c.type} has at most ${max} members`, { limit: String(max) });
       const added = await locked.addMembers(fresh, "member");
-      await locked.audit({ actorId: actor.userId, action: "conversation.members.added", clientAddress: actor.clientAddress, metadata: { userIds: added } });
+      await locked.audit({
+        actorId: actor.userId,
+        action: "conversation.members.added",
+        clientAddress: actor.clientAddress,
+        metadata: { userIds: added },
+      });
       if (added.length) {
         locked.emit([
           ...added.map((userId): DomainEvent => ({ type: "member_joined", conversationId: id, userId, role: "member" })),
@@ -305,7 +328,10 @@ export class Conversations {
       if (existing) return { me: existing, joined: false }; // idempotent
       // Groups are invite-only and private channels unlisted: same answer as a nonexistent id.
       if (!isPublicChannel(c)) throw conversationNotFound();
-      if (c.memberCount + 1 > this.limits.channelMaxMembers) throw failedPrecondition("MEMBER_LIMIT_REACHED", `a channel has at most ${this.limits.channelMaxMembers} members`, { limit: String(this.limits.channelMaxMembers) });
+      if (c.memberCount + 1 > this.limits.channelMaxMembers)
+        throw failedPrecondition("MEMBER_LIMIT_REACHED", `a channel has at most ${this.limits.channelMaxMembers} members`, {
+          limit: String(this.limits.channelMaxMembers),
+        });
       // A channel whose owners all left gets its next member as owner, so it is never unmanageable.
       const role: MemberRole = c.ownerId === null ? "owner" : "member";
       await locked.addMembers([actor.userId], role);
@@ -342,7 +368,12 @@ export class Conversations {
       }
       await locked.removeMember(actor.userId);
       if (me.role === "owner") await locked.refreshOwner();
-      await locked.audit({ actorId: actor.userId, action: "conversation.member.left", clientAddress: actor.clientAddress, metadata: { role: me.role } });
+      await locked.audit({
+        actorId: actor.userId,
+        action: "conversation.member.left",
+        clientAddress: actor.clientAddress,
+        metadata: { role: me.role },
+      });
       locked.emit([
         { type: "member_left", conversationId: id, userId: actor.userId, removed: false },
         { type: "conversation_updated", conversationId: id },
@@ -394,10 +425,7 @@ export class Conversations {
     return out.result.member;
   }
 
-  async updateMemberSettings(
-    actor: Actor,
-    input: { conversationId: string; mutedUntil?: Date; archived?: boolean },
-  ): Promise<ConversationView> {
+  async updateMemberSettings(actor: Actor, input: { conversationId: string; mutedUntil?: Date; archived?: boolean }): Promise<ConversationView> {
     const id = v.uuid("conversation_id", input.conversationId);
     let mutedUntil: Date | null | undefined;
     if (input.mutedUntil !== undefined) {
@@ -426,7 +454,11 @@ export class Conversations {
 
   /** A change under the conversation's lock; what it emits commits with it and is announced after. */
   private async mutate<T>(id: string, fn: (locked: LockedConversation) => Promise<T>): Promise<{ result: T; conversation: ConversationRecord }> {
-    const out = await this.events.track([id], () => this.store.mutate(id, fn), (r) => r?.events ?? []);
+    const out = await this.events.track(
+      [id],
+      () => this.store.mutate(id, fn),
+      (r) => r?.events ?? [],
+    );
     if (!out) throw conversationNotFound();
     return out;
   }
@@ -440,7 +472,11 @@ export class Conversations {
   }
 
   private unknownUsers(err: unknown, field: string): unknown {
-    if (err instanceof UnknownUsers) return new AppError("USER_UNKNOWN", `${field}: unknown user`, { violations: [{ field, description: err.userIds.length ? `unknown user ${err.userIds[0]}` : "unknown user" }], metadata: err.userIds.length ? { user_id: err.userIds[0] } : {} });
+    if (err instanceof UnknownUsers)
+      return new AppError("USER_UNKNOWN", `${field}: unknown user`, {
+        violations: [{ field, description: err.userIds.length ? `unknown user ${err.userIds[0]}` : "unknown user" }],
+        metadata: err.userIds.length ? { user_id: err.userIds[0] } : {},
+      });
     return err;
   }
 

@@ -92,7 +92,14 @@ async function unknownUsers(tx: SqlExecutor, userIds: string[]): Promise<string[
 
 function writeAudit(audit: AuditLog, tx: SqlExecutor, e: AuditEntry): Promise<void> {
   return audit.record(
-    { actorId: e.actorId, action: e.action, entityType: "conversation", entityId: e.conversationId, metadata: e.metadata, clientAddress: e.clientAddress },
+    {
+      actorId: e.actorId,
+      action: e.action,
+      entityType: "conversation",
+      entityId: e.conversationId,
+      metadata: e.metadata,
+      clientAddress: e.clientAddress,
+    },
     tx,
   );
 }
@@ -194,18 +201,20 @@ class SqlLockedConversation implements LockedConversation {
   }
 
   async update(patch: ConversationPatch): Promise<void> {
-    await this.tx.query(
-      `UPDATE conversations SET
+    await this.tx
+      .query(
+        `UPDATE conversations SET
          title = COALESCE($2, title),
          description = COALESCE($3, description),
          visibility = COALESCE($4, visibility),
          updated_at = now()
        WHERE id = $1`,
-      [this.id, patch.title ?? null, patch.description ?? null, patch.visibility ?? null],
-    ).catch((err) => {
-      // Renaming a channel onto another's name (the transaction is aborted either way).
-      throw sqlState(err) === UNIQUE_VIOLATION ? new ChannelNameTaken("channel name taken") : err;
-    });
+        [this.id, patch.title ?? null, patch.description ?? null, patch.visibility ?? null],
+      )
+      .catch((err) => {
+        // Renaming a channel onto another's name (the transaction is aborted either way).
+        throw sqlState(err) === UNIQUE_VIOLATION ? new ChannelNameTaken("channel name taken") : err;
+      });
     await this.reload();
   }
 
@@ -394,7 +403,17 @@ export class SqlConversationStore implements ConversationStore {
     // planner on those probes rather than a hash join over every
     // conversation). The two top-N lists are merged, and full rows are read
     // for the N kept, with the caller's unread state (no per-row query).
-    const { rows } = await this.db.query<ConvRow & { m_role: MemberRole; m_joined_at: Date; m_last_read_seq: number; m_delivered_seq: number; m_muted_until: Date | null; m_archived: boolean; activity_us: number }>(
+    const { rows } = await this.db.query<
+      ConvRow & {
+        m_role: MemberRole;
+        m_joined_at: Date;
+        m_last_read_seq: number;
+        m_delivered_seq: number;
+        m_muted_until: Date | null;
+        m_archived: boolean;
+        activity_us: number;
+      }
+    >(
       `SELECT ${CONV_COLS},
          m.role AS m_role, m.joined_at AS m_joined_at, m.last_read_seq AS m_last_read_seq,
          m.delivered_seq AS m_delivered_seq, m.muted_until AS m_muted_until, m.archived AS m_archived,

@@ -62,14 +62,16 @@ export function idempotent<S extends DescService>(
       const deadline = Date.now() + waitMs;
       for (;;) {
         const claim = await store.claim(userId, name, key, requestHash);
-        if (claim.state === "mismatch") throw invalidArgument(IDEMPOTENCY_HEADER, "was already used with a different request", "IDEMPOTENCY_KEY_REUSED");
+        if (claim.state === "mismatch")
+          throw invalidArgument(IDEMPOTENCY_HEADER, "was already used with a different request", "IDEMPOTENCY_KEY_REUSED");
         if (claim.state === "done") {
           ctx.responseHeader.set(REPLAYED_HEADER, "true");
           return fromBinary(output, claim.response);
         }
         if (claim.state === "claimed") break;
         // pending: the first call is still running, here or on another node
-        if (Date.now() >= deadline) throw unavailable("IDEMPOTENT_CALL_IN_PROGRESS", "a call with this idempotency key is still running; retry later");
+        if (Date.now() >= deadline)
+          throw unavailable("IDEMPOTENT_CALL_IN_PROGRESS", "a call with this idempotency key is still running; retry later");
         await new Promise((r) => setTimeout(r, pollMs));
       }
       let res: unknown;

@@ -64,21 +64,12 @@ export class IdempotencyStore {
   }
 
   async complete(userId: string, method: string, key: string, response: Uint8Array): Promise<void> {
-    await this.db.query("UPDATE idempotency_keys SET response = $4 WHERE user_id = $1 AND method = $2 AND key = $3", [
-      userId,
-      method,
-      key,
-      response,
-    ]);
+    await this.db.query("UPDATE idempotency_keys SET response = $4 WHERE user_id = $1 AND method = $2 AND key = $3", [userId, method, key, response]);
   }
 
   /** Frees a claim whose call failed, so a retry runs again. */
   async release(userId: string, method: string, key: string): Promise<void> {
-    await this.db.query("DELETE FROM idempotency_keys WHERE user_id = $1 AND method = $2 AND key = $3 AND response IS NULL", [
-      userId,
-      method,
-      key,
-    ]);
+    await this.db.query("DELETE FROM idempotency_keys WHERE user_id = $1 AND method = $2 AND key = $3 AND response IS NULL", [userId, method, key]);
   }
 
   async sweep(): Promise<number> {

@@ -271,7 +271,11 @@ export class MongoMessageStore implements MessageStore {
 
   /** Stored messages with seq > afterSeq, oldest first. */
   private async storedAfter(conversationId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
-    const docs = await this.messages.find({ conversationId, seq: { $gt: afterSeq } }).sort({ seq: 1 }).limit(limit).toArray();
+    const docs = await this.messages
+      .find({ conversationId, seq: { $gt: afterSeq } })
+      .sort({ seq: 1 })
+      .limit(limit)
+      .toArray();
     return docs.map(toMessage);
   }
 
@@ -306,9 +310,7 @@ export class MongoMessageStore implements MessageStore {
     const from = this.sweptUntil ?? new Date(now.getTime() - this.firstSweepMs);
     const to = new Date(now.getTime() - SWEEP_GRACE_MS);
     if (to <= from) return [];
-    const docs = await this.messages
-      .find({ createdAt: { $gte: from, $lt: to } }, { projection: { conversationId: 1, seq: 1 } })
-      .toArray();
+    const docs = await this.messages.find({ createdAt: { $gte: from, $lt: to } }, { projection: { conversationId: 1, seq: 1 } }).toArray();
     const top = new Map<string, number>();
     for (const d of docs) top.set(d.conversationId, Math.max(top.get(d.conversationId) ?? 0, Number(d.seq)));
     const relational = await lastSeqs(this.sql, [...top.keys()]);
@@ -325,7 +327,11 @@ export class MongoMessageStore implements MessageStore {
   }
 
   private async maxSeq(conversationId: string): Promise<number> {
-    const top = await this.messages.find({ conversationId }, { projection: { seq: 1 } }).sort({ seq: -1 }).limit(1).next();
+    const top = await this.messages
+      .find({ conversationId }, { projection: { seq: 1 } })
+      .sort({ seq: -1 })
+      .limit(1)
+      .next();
     return top ? Number(top.seq) : 0;
   }
 
@@ -359,7 +365,9 @@ export class MongoMessageStore implements MessageStore {
       await this.hooks.afterMongoWrite?.("edit");
       const message = toMessage(d);
       const reactions = await this.counts(messageId);
-      const events = await appendEvents(tx, conversationId, [{ type: "message_edited", conversationId, messageId, seq: message.seq, message, reactions }]);
+      const events = await appendEvents(tx, conversationId, [
+        { type: "message_edited", conversationId, messageId, seq: message.seq, message, reactions },
+      ]);
       return { message, events };
     });
     if (!r) return null;
@@ -438,7 +446,10 @@ export class MongoMessageStore implements MessageStore {
     const rows = await this.reactionsCol
       .aggregate<{ _id: string; count: number }>([{ $match: match }, { $group: { _id: "$emoji", count: { $sum: 1 } } }])
       .toArray();
-    return sortReactions(rows.map((r) => ({ emoji: r._id, count: Number(r.count), reacted: false }))).map(({ emoji: e, count }) => ({ emoji: e, count }));
+    return sortReactions(rows.map((r) => ({ emoji: r._id, count: Number(r.count), reacted: false }))).map(({ emoji: e, count }) => ({
+      emoji: e,
+      count,
+    }));
   }
 
   /**

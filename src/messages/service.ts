@@ -92,7 +92,8 @@ export class MessageService {
       if (!parent || parent.conversationId !== conversationId) {
         throw invalidArgument("parent_message_id", "is not a message of this conversation", "PARENT_NOT_IN_CONVERSATION");
       }
-      if (parent.parentMessageId) throw invalidArgument("parent_message_id", "must be a top-level message (threads are one level deep)", "THREAD_TOO_DEEP");
+      if (parent.parentMessageId)
+        throw invalidArgument("parent_message_id", "must be a top-level message (threads are one level deep)", "THREAD_TOO_DEEP");
       if (isDeleted(parent)) throw failedPrecondition("THREAD_PARENT_DELETED", "the thread's parent message was deleted");
     }
     // Mentions of non-members are dropped, not rejected: membership can change
@@ -207,13 +208,18 @@ export class MessageService {
   /** A store write whose events (written in its transaction) are announced after it returns. */
   private write<T>(conversationId: string, fn: (out: LoggedEvent[]) => Promise<T>): Promise<T> {
     const out: LoggedEvent[] = [];
-    return this.events.track([conversationId], () => fn(out), () => out);
+    return this.events.track(
+      [conversationId],
+      () => fn(out),
+      () => out,
+    );
   }
 
   private async requireMember(conversationId: string, userId: string, what: "conversation" | "message"): Promise<MemberState> {
     const member = await this.members.getMember(conversationId, userId);
     // Not a member answers like "does not exist", so existence never leaks.
-    if (!member) throw what === "message" ? notFound("MESSAGE_NOT_FOUND", "message not found") : notFound("CONVERSATION_NOT_FOUND", "conversation not found");
+    if (!member)
+      throw what === "message" ? notFound("MESSAGE_NOT_FOUND", "message not found") : notFound("CONVERSATION_NOT_FOUND", "conversation not found");
     return member;
   }
 

@@ -90,13 +90,7 @@ export async function membersAmongSql(sql: SqlExecutor, conversationId: string, 
  * repeated calls commute and a lagging row catches up), the sender's
  * watermarks, and un-archive it for the other members. One statement.
  */
-export async function advanceAfterSend(
-  sql: SqlExecutor,
-  conversationId: string,
-  senderId: string,
-  seq: number,
-  createdAt: Date,
-): Promise<void> {
+export async function advanceAfterSend(sql: SqlExecutor, conversationId: string, senderId: string, seq: number, createdAt: Date): Promise<void> {
   await sql.query(
     `WITH c AS (
        UPDATE conversations

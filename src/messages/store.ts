@@ -14,17 +14,7 @@
 
 import type { LastMessagePreviews } from "../conversations/ports.ts";
 import type { LoggedEvent } from "../events/events.ts";
-import type {
-  ListPage,
-  ListQuery,
-  NewMessage,
-  ReactionSummary,
-  ReadResult,
-  SearchPage,
-  SearchQuery,
-  SendResult,
-  StoredMessage,
-} from "./types.ts";
+import type { ListPage, ListQuery, NewMessage, ReactionSummary, ReadResult, SearchPage, SearchQuery, SendResult, StoredMessage } from "./types.ts";
 
 export interface MessageStore extends LastMessagePreviews {
   readonly kind: "postgres" | "pglite" | "mongo";

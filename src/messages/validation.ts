@@ -107,7 +107,11 @@ export function validateSeq(field: string, seq: number): number {
 }
 
 /** The proto's window: after_seq > 0 pages oldest first; otherwise newest first before before_seq (0: from the newest). */
-export function validateListWindow(beforeSeq: number, afterSeq: number, limit: number): { direction: "before" | "after"; seq: number; limit: number } {
+export function validateListWindow(
+  beforeSeq: number,
+  afterSeq: number,
+  limit: number,
+): { direction: "before" | "after"; seq: number; limit: number } {
   const before = validateSeq("before_seq", beforeSeq);
   const after = validateSeq("after_seq", afterSeq);
   if (before > 0 && after > 0) throw invalidArgument("after_seq", "is exclusive with before_seq");
@@ -126,7 +130,8 @@ export function validateSearchQuery(query: string): string {
 }
 
 export function validatePageSize(size: number): number {
-  if (size < 0 || size > MAX_SEARCH_PAGE) throw invalidArgument("page_size", `must be between 1 and ${MAX_SEARCH_PAGE} (0 for ${DEFAULT_SEARCH_PAGE})`);
+  if (size < 0 || size > MAX_SEARCH_PAGE)
+    throw invalidArgument("page_size", `must be between 1 and ${MAX_SEARCH_PAGE} (0 for ${DEFAULT_SEARCH_PAGE})`);
   return size === 0 ? DEFAULT_SEARCH_PAGE : size;
 }
 

@@ -69,7 +69,11 @@ export function notificationHandler(store: NotificationStore): Partial<ServiceIm
       if (req.notificationIds.length === 0 && !req.upTo) throw invalidArgument("notification_ids", "give notification_ids or up_to");
       if (req.notificationIds.length > 500) throw invalidArgument("notification_ids", "at most 500 ids");
       for (const id of req.notificationIds) if (!UUID.test(id)) throw invalidArgument("notification_ids", "not a notification id");
-      const marked = await store.markSeen(me.userId, { ids: req.notificationIds, upTo: req.upTo ? dateFromTimestamp("up_to", req.upTo) : null }, new Date());
+      const marked = await store.markSeen(
+        me.userId,
+        { ids: req.notificationIds, upTo: req.upTo ? dateFromTimestamp("up_to", req.upTo) : null },
+        new Date(),
+      );
       return { markedCount: marked };
     },
   };

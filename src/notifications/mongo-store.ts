@@ -2,7 +2,16 @@ import { randomUUID } from "node:crypto";
 import type { Collection, IndexDescription } from "mongodb";
 import { ensureIndexes, type MongoStore } from "../stores/mongo/mongo.ts";
 import type { NotificationStore } from "./store.ts";
-import { closedBatchKey, MAX_IDS_PER_NOTIFICATION, openBatchKey, TYPE_RANK, type BatchEntry, type ListCursor, type Notification, type NotificationType } from "./types.ts";
+import {
+  closedBatchKey,
+  MAX_IDS_PER_NOTIFICATION,
+  openBatchKey,
+  TYPE_RANK,
+  type BatchEntry,
+  type ListCursor,
+  type Notification,
+  type NotificationType,
+} from "./types.ts";
 
 /** One notification (a batch): created once, by whoever inserts it first. */
 interface HeaderDoc {
@@ -64,7 +73,8 @@ export class MongoNotificationStore implements NotificationStore {
       .collection<HeaderDoc>("notifications")
       .find({ openKey: { $exists: false } }, { projection: { _id: 1 } })
       .toArray();
-    for (const h of legacy) await mongo.db.collection<HeaderDoc>("notifications").updateOne({ _id: h._id }, { $set: { openKey: closedBatchKey(h._id) } });
+    for (const h of legacy)
+      await mongo.db.collection<HeaderDoc>("notifications").updateOne({ _id: h._id }, { $set: { openKey: closedBatchKey(h._id) } });
     const specs: IndexDescription[] = [
       { key: { batchKey: 1 }, name: "batch_key", unique: true },
       { key: { openKey: 1 }, name: "open_key", unique: true },
@@ -104,7 +114,16 @@ export class MongoNotificationStore implements NotificationStore {
       }
       const entryId = `${header.batchKey}|${e.messageId}`;
       await this.entries
-        .insertOne({ _id: entryId, batchKey: header.batchKey, typeRank: TYPE_RANK[e.type], messageId: e.messageId, senderId: e.senderId, seq: e.seq, preview: e.preview, at: e.at })
+        .insertOne({
+          _id: entryId,
+          batchKey: header.batchKey,
+          typeRank: TYPE_RANK[e.type],
+          messageId: e.messageId,
+          senderId: e.senderId,
+          seq: e.seq,
+          preview: e.preview,
+          at: e.at,
+        })
         .catch((err) => {
           if (!isDuplicate(err)) throw err;
         });
@@ -118,7 +137,11 @@ export class MongoNotificationStore implements NotificationStore {
   }
 
   async dueBatches(now: Date, limit: number): Promise<Notification[]> {
-    const docs = await this.headers.find({ batchedAt: null, windowEndsAt: { $lte: now } }).sort({ windowEndsAt: 1 }).limit(limit).toArray();
+    const docs = await this.headers
+      .find({ batchedAt: null, windowEndsAt: { $lte: now } })
+      .sort({ windowEndsAt: 1 })
+      .limit(limit)
+      .toArray();
     return this.assemble(docs);
   }
 

@@ -1,7 +1,16 @@
 import { randomUUID } from "node:crypto";
 import type { SqlDatabase } from "../stores/sql/sql.ts";
 import type { NotificationStore } from "./store.ts";
-import { closedBatchKey, MAX_IDS_PER_NOTIFICATION, openBatchKey, TYPE_RANK, type BatchEntry, type ListCursor, type Notification, type NotificationType } from "./types.ts";
+import {
+  closedBatchKey,
+  MAX_IDS_PER_NOTIFICATION,
+  openBatchKey,
+  TYPE_RANK,
+  type BatchEntry,
+  type ListCursor,
+  type Notification,
+  type NotificationType,
+} from "./types.ts";
 
 interface Row {
   id: string;
@@ -37,7 +46,9 @@ const toNotification = (r: Row): Notification => ({
 
 /** SQL for the rank of a type column (TYPE_RANK: mention > thread_reply > direct_message). */
 const rank = (col: string) =>
-  `CASE ${col} ${Object.entries(TYPE_RANK).map(([t, r]) => `WHEN '${t}' THEN ${r}`).join(" ")} END`;
+  `CASE ${col} ${Object.entries(TYPE_RANK)
+    .map(([t, r]) => `WHEN '${t}' THEN ${r}`)
+    .join(" ")} END`;
 
 export class SqlNotificationStore implements NotificationStore {
   private readonly db: SqlDatabase;
@@ -95,7 +106,9 @@ export class SqlNotificationStore implements NotificationStore {
   }
 
   async unseenCount(userId: string): Promise<number> {
-    const { rows } = await this.db.query<{ n: number }>("SELECT count(*)::int AS n FROM notifications WHERE user_id = $1 AND seen_at IS NULL", [userId]);
+    const { rows } = await this.db.query<{ n: number }>("SELECT count(*)::int AS n FROM notifications WHERE user_id = $1 AND seen_at IS NULL", [
+      userId,
+    ]);
     return rows[0].n;
   }
 

@@ -3,12 +3,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import {
-  PresenceSchema,
-  type PresenceService,
-  PresenceStatus as PbStatus,
-  type Presence as PbPresence,
-} from "../../gen/chat/v1/presence_pb.js";
+import { PresenceSchema, type PresenceService, PresenceStatus as PbStatus, type Presence as PbPresence } from "../../gen/chat/v1/presence_pb.js";
 import { caller, untilDraining } from "../server/context.ts";
 import type { PresenceDomain } from "./service.ts";
 import type { Presence, PresenceStatus } from "./types.ts";

@@ -39,7 +39,13 @@ export function createPresence(deps: {
     publishTyping: deps.publishTyping,
   });
   const settings = deps.config.presence;
-  const tracker = new PresenceTracker({ store: deps.stores.ephemeral, snapshots: new SqlPresenceSnapshots(deps.stores.sql), fanout, settings, logger });
+  const tracker = new PresenceTracker({
+    store: deps.stores.ephemeral,
+    snapshots: new SqlPresenceSnapshots(deps.stores.sql),
+    fanout,
+    settings,
+    logger,
+  });
   const typing = new TypingIndicators({ store: deps.stores.ephemeral, fanout, settings, logger });
   const domain = new PresenceDomain({ tracker, typing, watchers, members: deps.members });
   // A device is online while its stream is open: the hub closes streams whose

@@ -55,7 +55,10 @@ export class PresenceDomain {
   }
 
   private async visibleTo(viewerId: string, ids: string[]): Promise<Set<string>> {
-    const visible = await this.members.sharingAConversation(viewerId, ids.filter((id) => id !== viewerId));
+    const visible = await this.members.sharingAConversation(
+      viewerId,
+      ids.filter((id) => id !== viewerId),
+    );
     if (ids.includes(viewerId)) visible.add(viewerId);
     return visible;
   }

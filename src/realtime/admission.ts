@@ -60,7 +60,11 @@ export class StreamAdmission {
             registers: [registry],
           }),
           waiting: new Gauge({ name: "realtime_stream_opens_waiting", help: "Stream opens waiting for an opening slot", registers: [registry] }),
-          opening: new Gauge({ name: "realtime_stream_opens_running", help: "Stream opens running (subscribe, heads, replay)", registers: [registry] }),
+          opening: new Gauge({
+            name: "realtime_stream_opens_running",
+            help: "Stream opens running (subscribe, heads, replay)",
+            registers: [registry],
+          }),
         }
       : null;
   }

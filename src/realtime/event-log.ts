@@ -157,10 +157,10 @@ export class SqlEventLog implements EventLog {
       let total = 0;
       // Small batches: no long transaction, no lock on the whole table.
       for (;;) {
-        const res = await this.sql.query(
-          `DELETE FROM ${table} WHERE ctid IN (SELECT ctid FROM ${table} WHERE created_at < $1 LIMIT $2)`,
-          [before, batch],
-        );
+        const res = await this.sql.query(`DELETE FROM ${table} WHERE ctid IN (SELECT ctid FROM ${table} WHERE created_at < $1 LIMIT $2)`, [
+          before,
+          batch,
+        ]);
         total += res.rowCount;
         if (res.rowCount < batch) return total;
       }

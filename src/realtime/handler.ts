@@ -5,14 +5,7 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { decodeJwt } from "jose";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type {
-  ChatMessage,
-  MessageService,
-  StreamRequest,
-  StreamResponse,
-  SubscribeResponse,
-  StreamError,
-} from "../../gen/chat/v1/message_pb.js";
+import type { ChatMessage, MessageService, StreamRequest, StreamResponse, SubscribeResponse, StreamError } from "../../gen/chat/v1/message_pb.js";
 import { caller, kLogger, kRequestId } from "../server/context.ts";
 import { clientDecodeError, toConnectError } from "../server/errors.ts";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -207,7 +200,8 @@ function unreadableFrame(err: unknown): AppError | null {
   const decode = clientDecodeError(err);
   if (decode) return new AppError("REQUEST_MALFORMED", decode.rawMessage, { violations: [{ field: "frame", description: decode.rawMessage }] });
   if (!(err instanceof ConnectError)) return null;
-  if (err.code === Code.InvalidArgument) return new AppError("REQUEST_MALFORMED", err.rawMessage, { violations: [{ field: "frame", description: err.rawMessage }] });
+  if (err.code === Code.InvalidArgument)
+    return new AppError("REQUEST_MALFORMED", err.rawMessage, { violations: [{ field: "frame", description: err.rawMessage }] });
   if (err.code === Code.ResourceExhausted) return new AppError("REQUEST_TOO_LARGE", err.rawMessage);
   return null;
 }

@@ -15,20 +15,14 @@ import type { EventSink } from "../events/events.ts";
 import { SessionRevocations } from "../auth/revocations.ts";
 import { invalidArgument, unauthenticated, unavailable } from "../shared/errors.ts";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate, TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Event } from "../../gen/chat/v1/message_pb.js";
 import type { CursorValue } from "./cursor.ts";
 import type { Checkpoint, EventLog } from "./event-log.ts";
 import type { EventMaterializer } from "./materialize.ts";
 import type { MemberDirectory, StreamHooks } from "./ports.ts";
 import { StreamSession, type SessionDeps, type SessionHost, type SessionSettings } from "./session.ts";
-import {
-  conversationChannel,
-  decodeEventEnvelope,
-  decodeMembershipChange,
-  encodeEventEnvelope,
-  userChannel,
-} from "./envelope.ts";
+import { conversationChannel, decodeEventEnvelope, decodeMembershipChange, encodeEventEnvelope, userChannel } from "./envelope.ts";
 
 interface Channel {
   /** The one copy of the name every session's channel set refers to. */
@@ -77,7 +71,13 @@ export class RealtimeHub implements SessionHost {
   private headTimer: NodeJS.Timeout | null = null;
   private checking: Promise<number> | null = null;
   private stopRevocations: (() => Promise<void>) | null = null;
-  private readonly metrics: { streams: Gauge<"kind">; cutoffs: Counter<"reason">; delivered: Counter; filled: Counter; checkFailures: Counter } | null;
+  private readonly metrics: {
+    streams: Gauge<"kind">;
+    cutoffs: Counter<"reason">;
+    delivered: Counter;
+    filled: Counter;
+    checkFailures: Counter;
+  } | null;
 
   constructor(deps: HubDeps) {
     this.d = deps;
@@ -86,7 +86,12 @@ export class RealtimeHub implements SessionHost {
     this.metrics = deps.registry
       ? {
           streams: new Gauge({ name: "realtime_streams", help: "Open Stream/Subscribe calls on this node", labelNames: ["kind"], registers }),
-          cutoffs: new Counter({ name: "realtime_stream_closed_total", help: "Streams closed by the server, by reason", labelNames: ["reason"], registers }),
+          cutoffs: new Counter({
+            name: "realtime_stream_closed_total",
+            help: "Streams closed by the server, by reason",
+            labelNames: ["reason"],
+            registers,
+          }),
           delivered: new Counter({ name: "realtime_events_received_total", help: "Events received from the fan-out channel", registers }),
           filled: new Counter({
             name: "realtime_head_check_fills_total",
@@ -101,7 +106,8 @@ export class RealtimeHub implements SessionHost {
   async start(): Promise<void> {
     this.stopRevocations = await SessionRevocations.subscribe(this.d.ephemeral, (m) => {
       for (const id of m.sessionIds) {
-        for (const s of this.bySessionId.get(id) ?? []) this.closeSession(s, unauthenticated("SESSION_REVOKED", `session ended (${m.reason})`, { cause: m.reason }), "revoked");
+        for (const s of this.bySessionId.get(id) ?? [])
+          this.closeSession(s, unauthenticated("SESSION_REVOKED", `session ended (${m.reason})`, { cause: m.reason }), "revoked");
       }
     });
     const hb = this.d.settings.heartbeatIntervalMs;
@@ -160,7 +166,13 @@ export class RealtimeHub implements SessionHost {
     return this.sessions.size;
   }
 
-  createSession(info: { userId: string; sessionId: string; deviceId: string; kind: "stream" | "subscribe"; expiresAtMs: number | null }): StreamSession {
+  createSession(info: {
+    userId: string;
+    sessionId: string;
+    deviceId: string;
+    kind: "stream" | "subscribe";
+    expiresAtMs: number | null;
+  }): StreamSession {
     const s = new StreamSession(this.sessionDeps, info);
     this.sessions.add(s);
     this.running.add(s);
@@ -311,7 +323,11 @@ export class RealtimeHub implements SessionHost {
     if (positions.size === 0) return;
     const messageSeqs = await this.d.log.messageSeqsAt(positions);
     const conversationIds = [...messageSeqs.keys()];
-    await this.d.events.track(conversationIds, () => this.d.directory.markDelivered(userId, messageSeqs), (r) => r.events);
+    await this.d.events.track(
+      conversationIds,
+      () => this.d.directory.markDelivered(userId, messageSeqs),
+      (r) => r.events,
+    );
     if (seen) for (const [c, seq] of positions) seen.set(c, seq);
   }
 

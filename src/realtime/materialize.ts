@@ -90,9 +90,7 @@ export class EventMaterializer {
       .filter((id) => byId.get(id)?.deletedAt === null);
     const reactions = withReactions.length ? await this.messages.reactions([...new Set(withReactions)], viewerId) : new Map();
     const conversationIds = [...new Set(logged.filter((l) => l.event.type === "conversation_updated").map((l) => l.event.conversationId))];
-    const conversations = new Map(
-      await Promise.all(conversationIds.map(async (id) => [id, await this.conversations.getConversation(id)] as const)),
-    );
+    const conversations = new Map(await Promise.all(conversationIds.map(async (id) => [id, await this.conversations.getConversation(id)] as const)));
     return logged.map((l) => {
       const e = l.event;
       const chat = (): ChatMessage => {
@@ -102,7 +100,11 @@ export class EventMaterializer {
         if (!m) return toChatMessage({ ...placeholder(id, seq, e.conversationId), reactions: [] });
         return toChatMessage({ ...m, reactions: m.deletedAt ? [] : (reactions.get(id) ?? []) });
       };
-      return create(EventSchema, { conversationId: e.conversationId, occurredAt: timestampFromDate(l.createdAt), payload: this.payload(e, chat, conversations) });
+      return create(EventSchema, {
+        conversationId: e.conversationId,
+        occurredAt: timestampFromDate(l.createdAt),
+        payload: this.payload(e, chat, conversations),
+      });
     });
   }
 
@@ -121,7 +123,14 @@ export class EventMaterializer {
       case "reaction_updated":
         return {
           case: "reactionUpdated",
-          value: { $typeName: "chat.v1.ReactionUpdated", messageId: e.messageId, emoji: e.emoji, userId: e.userId, added: e.added, count: e.count ?? 0 },
+          value: {
+            $typeName: "chat.v1.ReactionUpdated",
+            messageId: e.messageId,
+            emoji: e.emoji,
+            userId: e.userId,
+            added: e.added,
+            count: e.count ?? 0,
+          },
         };
       case "receipt_updated":
         return {
@@ -131,7 +140,10 @@ export class EventMaterializer {
       case "conversation_updated": {
         const c = conversations.get(e.conversationId);
         const conversation = c
-          ? create(ConversationSchema, { ...toPbConversation({ conversation: c, member: null, peerUserId: null, unreadCount: 0, lastMessage: null }), joined: true })
+          ? create(ConversationSchema, {
+              ...toPbConversation({ conversation: c, member: null, peerUserId: null, unreadCount: 0, lastMessage: null }),
+              joined: true,
+            })
           : create(ConversationSchema, { id: e.conversationId });
         return { case: "conversationUpdated", value: { $typeName: "chat.v1.ConversationUpdated", conversation } };
       }

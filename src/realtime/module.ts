@@ -16,7 +16,15 @@ import { RealtimeHub } from "./hub.ts";
 import { realtimeHandlers } from "./handler.ts";
 import { StreamAdmission, goAwayWindowMs } from "./admission.ts";
 import { SqlMemberDirectory } from "./sql-directory.ts";
-import { messageReaderOf, noHooks, type AccessTokenCheck, type ConversationReader, type StreamHooks, type TypingSink, type UnaryMessageOps } from "./ports.ts";
+import {
+  messageReaderOf,
+  noHooks,
+  type AccessTokenCheck,
+  type ConversationReader,
+  type StreamHooks,
+  type TypingSink,
+  type UnaryMessageOps,
+} from "./ports.ts";
 
 export interface RealtimeModule {
   /** The EventSink every feature announces persisted changes to. */
@@ -102,7 +110,13 @@ export function createRealtime(deps: {
     hub,
     log,
     handlers: (unary, tokens) =>
-      realtimeHandlers(hub, unary, deps.typing ?? ((c, userId, typing) => hub.publishTyping(c, userId, typing, Date.now() * 1000)), tokens, admission),
+      realtimeHandlers(
+        hub,
+        unary,
+        deps.typing ?? ((c, userId, typing) => hub.publishTyping(c, userId, typing, Date.now() * 1000)),
+        tokens,
+        admission,
+      ),
     async start() {
       await hub.start();
       void maintain();

@@ -11,12 +11,7 @@ import type { ConversationRecord } from "../conversations/types.ts";
 import type { MessageStore } from "../messages/store.ts";
 import type { LoggedEvent } from "../events/events.ts";
 import type { ReactionSummary, StoredMessage } from "../messages/types.ts";
-import type {
-  MarkReadRequest,
-  MarkReadResponseSchema,
-  SendMessageRequest,
-  SendMessageResponseSchema,
-} from "../../gen/chat/v1/message_pb.js";
+import type { MarkReadRequest, MarkReadResponseSchema, SendMessageRequest, SendMessageResponseSchema } from "../../gen/chat/v1/message_pb.js";
 
 export interface MessageReader {
   get(messageId: string): Promise<StoredMessage | null>;
@@ -62,7 +57,10 @@ export interface UnaryMessageOps {
     req: SendMessageRequest,
     ctx: HandlerContext,
   ): MessageInitShape<typeof SendMessageResponseSchema> | Promise<MessageInitShape<typeof SendMessageResponseSchema>>;
-  markRead(req: MarkReadRequest, ctx: HandlerContext): MessageInitShape<typeof MarkReadResponseSchema> | Promise<MessageInitShape<typeof MarkReadResponseSchema>>;
+  markRead(
+    req: MarkReadRequest,
+    ctx: HandlerContext,
+  ): MessageInitShape<typeof MarkReadResponseSchema> | Promise<MessageInitShape<typeof MarkReadResponseSchema>>;
 }
 
 /** Takes a stream's typing frame (the membership is already checked). */

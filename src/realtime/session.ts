@@ -124,14 +124,13 @@ export class StreamSession implements StreamInfo {
 
   /** Opens in the background; frames start flowing at once (ready first). Settles when the open phase is over (never rejects). */
   start(resume: CursorValue | null, field: string): Promise<void> {
-    return this.open(resume, field)
-      .then(
-        () => {
-          this.opened = true;
-          this.kick();
-        },
-        (err: unknown) => this.close(asAppError(err)),
-      );
+    return this.open(resume, field).then(
+      () => {
+        this.opened = true;
+        this.kick();
+      },
+      (err: unknown) => this.close(asAppError(err)),
+    );
   }
 
   private async open(resume: CursorValue | null, field: string): Promise<void> {

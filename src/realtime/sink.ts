@@ -86,7 +86,13 @@ export class RealtimeEventSink implements EventSink {
       if (events.length > 0) this.d.also?.(events.map((l) => l.event));
     } finally {
       const tracked = new Set(conversationIds);
-      conversationIds.forEach((c, i) => this.end(c, tickets[i], events.filter((l) => l.event.conversationId === c)));
+      conversationIds.forEach((c, i) =>
+        this.end(
+          c,
+          tickets[i],
+          events.filter((l) => l.event.conversationId === c),
+        ),
+      );
       const rest = events.filter((l) => !tracked.has(l.event.conversationId));
       if (rest.length > 0) this.publishNow(rest.sort((a, b) => a.eventSeq - b.eventSeq));
     }

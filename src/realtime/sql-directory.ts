@@ -15,10 +15,9 @@ export class SqlMemberDirectory implements MemberDirectory {
   }
 
   async conversationsOf(userId: string): Promise<string[]> {
-    const { rows } = await this.sql.query<{ conversation_id: string }>(
-      "SELECT conversation_id FROM conversation_members WHERE user_id = $1",
-      [userId],
-    );
+    const { rows } = await this.sql.query<{ conversation_id: string }>("SELECT conversation_id FROM conversation_members WHERE user_id = $1", [
+      userId,
+    ]);
     return rows.map((r) => r.conversation_id);
   }
 
@@ -29,7 +28,13 @@ export class SqlMemberDirectory implements MemberDirectory {
     // (the head rows first, in id order, then the member rows: the lock order of src/events/sql-outbox.ts).
     for (let attempt = 1; ; attempt++) {
       try {
-        const { rows } = await this.sql.query<{ conversation_id: string; delivered_seq: number; last_read_seq: number; event_seq: number; created_at: Date }>(
+        const { rows } = await this.sql.query<{
+          conversation_id: string;
+          delivered_seq: number;
+          last_read_seq: number;
+          event_seq: number;
+          created_at: Date;
+        }>(
           `WITH l AS (
              SELECT 1 FROM conversation_event_heads WHERE conversation_id = ANY($2::uuid[]) ORDER BY conversation_id FOR NO KEY UPDATE
            ), mv AS (
@@ -54,12 +59,22 @@ export class SqlMemberDirectory implements MemberDirectory {
              FROM e JOIN mv ON mv.conversation_id = e.conversation_id`,
           [userId, ids, ids.map((id) => upTo.get(id)!)],
         );
-        const moved = rows.map((r) => ({ conversationId: r.conversation_id, deliveredSeq: Number(r.delivered_seq), readSeq: Number(r.last_read_seq) }));
+        const moved = rows.map((r) => ({
+          conversationId: r.conversation_id,
+          deliveredSeq: Number(r.delivered_seq),
+          readSeq: Number(r.last_read_seq),
+        }));
         const events = rows.map(
           (r, i): LoggedEvent => ({
             eventSeq: Number(r.event_seq),
             createdAt: r.created_at,
-            event: { type: "receipt_updated", conversationId: r.conversation_id, userId, deliveredSeq: moved[i].deliveredSeq, readSeq: moved[i].readSeq },
+            event: {
+              type: "receipt_updated",
+              conversationId: r.conversation_id,
+              userId,
+              deliveredSeq: moved[i].deliveredSeq,
+              readSeq: moved[i].readSeq,
+            },
           }),
         );
         return { moved, events };

@@ -8,7 +8,12 @@ import { HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/heal
  * The admin port, kept off the public one: Prometheus metrics at /metrics,
  * liveness at /healthz, readiness (stores reachable, not shutting down) at /readyz.
  */
-export async function startAdminServer(host: string, port: number, registry: Registry, health: HealthState): Promise<{ port: number; close(): Promise<void> }> {
+export async function startAdminServer(
+  host: string,
+  port: number,
+  registry: Registry,
+  health: HealthState,
+): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer(async (req, res) => {
     try {
       if (req.url === "/metrics") {
@@ -35,6 +40,10 @@ export async function startAdminServer(host: string, port: number, registry: Reg
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -1,12 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  BadRequestSchema,
-  BadRequest_FieldViolationSchema,
-  ErrorInfoSchema,
-  RetryInfoSchema,
-} from "../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, BadRequest_FieldViolationSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AppError, unavailable } from "../shared/errors.ts";
 import { isStoreConnectionError, STORE_RETRY_AFTER_MS } from "../stores/faults.ts";
 import { ERROR_DOMAIN, REASONS, type ErrorKind, type Reason } from "../shared/reasons.ts";
@@ -45,9 +40,7 @@ const errorInfo = (reason: Reason, metadata: Record<string, string> = {}) => ({
 });
 
 function internal(requestId: string): ConnectError {
-  return new ConnectError(`internal error (request id ${requestId})`, Code.Internal, undefined, [
-    errorInfo("INTERNAL", { request_id: requestId }),
-  ]);
+  return new ConnectError(`internal error (request id ${requestId})`, Code.Internal, undefined, [errorInfo("INTERNAL", { request_id: requestId })]);
 }
 
 /** The ErrorInfo reason a ConnectError carries, if any. */

@@ -87,7 +87,14 @@ export function edgeInterceptor(logger: Logger, metrics: ServerMetrics): Interce
 const CANCELED = toConnectError(new ConnectError("the client cancelled the call or went away", Code.Canceled), "", () => {});
 
 /** Node's codes for "the other side closed the stream or connection under us". */
-const GONE = new Set(["ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED", "ERR_HTTP2_INVALID_STREAM", "ERR_HTTP2_STREAM_CANCEL", "ECONNRESET", "EPIPE"]);
+const GONE = new Set([
+  "ERR_STREAM_PREMATURE_CLOSE",
+  "ERR_STREAM_DESTROYED",
+  "ERR_HTTP2_INVALID_STREAM",
+  "ERR_HTTP2_STREAM_CANCEL",
+  "ECONNRESET",
+  "EPIPE",
+]);
 
 /**
  * Whether the call ended because the client left: it cancelled (HTTP/2

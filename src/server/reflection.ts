@@ -137,7 +137,10 @@ function respond(registry: FileRegistry, serviceNames: string[], req: v1.ServerR
       break;
     }
     default:
-      messageResponse = { case: "errorResponse", value: { $typeName: "grpc.reflection.v1.ErrorResponse", errorCode: 3, errorMessage: "unsupported request" } };
+      messageResponse = {
+        case: "errorResponse",
+        value: { $typeName: "grpc.reflection.v1.ErrorResponse", errorCode: 3, errorMessage: "unsupported request" },
+      };
   }
   return { $typeName: "grpc.reflection.v1.ServerReflectionResponse", validHost: req.host, originalRequest: req, messageResponse };
 }

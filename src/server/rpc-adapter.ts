@@ -95,11 +95,7 @@ function checkBody(desc: DescMessage, body: Uint8Array, framing: Framing, encodi
   }
 }
 
-async function* checkedBody(
-  body: AsyncIterable<Uint8Array>,
-  check: (bytes: Uint8Array) => void,
-  max: number,
-): AsyncGenerator<Uint8Array> {
+async function* checkedBody(body: AsyncIterable<Uint8Array>, check: (bytes: Uint8Array) => void, max: number): AsyncGenerator<Uint8Array> {
   const it = body[Symbol.asyncIterator]();
   const held: Uint8Array[] = [];
   let size = 0;

@@ -41,7 +41,8 @@ const HASHED_ASSET = /^\/assets\/(?:[^/]+\/)*[^/]*-[A-Za-z0-9_-]{8,}\.[a-z0-9]+$
 // gRPC/Connect paths (/pkg.Service/Method) never get the app's HTML, so an unknown RPC stays a 404.
 const RPC_PATH = /^\/[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)+\/[^/]*$/;
 // The page is same-origin only: scripts, styles and RPCs all come from this server.
-const CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 // Files above this are streamed from disk on each request instead of kept in memory.
 const CACHE_MAX_FILE_BYTES = 2 * 1024 * 1024;
 

@@ -37,8 +37,7 @@ export const REASONS = {
   // ---- INVALID_ARGUMENT ----
   INVALID_FIELD: {
     kind: "invalid_argument",
-    when:
-      "One or more request fields break their rules (the protovalidate rules in the proto, or a configured limit such as MESSAGE_MAX_CHARS). google.rpc.BadRequest lists every violation; each FieldViolation.reason is the rule id (e.g. `string.uuid`, `string.max_len`).",
+    when: "One or more request fields break their rules (the protovalidate rules in the proto, or a configured limit such as MESSAGE_MAX_CHARS). google.rpc.BadRequest lists every violation; each FieldViolation.reason is the rule id (e.g. `string.uuid`, `string.max_len`).",
     action: "Fix the fields named in BadRequest.field_violations; do not retry unchanged.",
   },
   REQUEST_MALFORMED: {

@@ -48,7 +48,8 @@ forEachBackend("auth accounts", ["postgres", "pglite"] as const, (sqlName) => {
       displayName: r.displayName ?? "",
       deviceId: r.deviceId ?? "",
     });
-  const login = (loginName: string, password: string, deviceId = "dev") => c.unary(AuthService.method.login, { login: loginName, password, deviceId });
+  const login = (loginName: string, password: string, deviceId = "dev") =>
+    c.unary(AuthService.method.login, { login: loginName, password, deviceId });
 
   describe("uniqueness", () => {
     it("normalises email and username, and refuses case-insensitive duplicates with ALREADY_EXISTS", async () => {
@@ -155,7 +156,11 @@ forEachBackend("auth accounts", ["postgres", "pglite"] as const, (sqlName) => {
       const payload = JSON.parse(Buffer.from(p, "base64url").toString());
       const forged = Buffer.from(JSON.stringify({ ...payload, roles: ["user", "admin"] })).toString("base64url");
       const flipped = s.slice(0, -2) + (s.at(-2) === "A" ? "B" : "A") + s.at(-1);
-      const wrongKey = await new AccessTokens("another-secret-that-is-32-bytes-long!!", 900).sign({ userId: u.user.id, sessionId: u.sessionId, roles: ["user"] });
+      const wrongKey = await new AccessTokens("another-secret-that-is-32-bytes-long!!", 900).sign({
+        userId: u.user.id,
+        sessionId: u.sessionId,
+        roles: ["user"],
+      });
       const noType = await new SignJWT({ sid: u.sessionId, roles: ["user"] })
         .setProtectedHeader({ alg: "HS256" })
         .setSubject(u.user.id)
@@ -164,7 +169,13 @@ forEachBackend("auth accounts", ["postgres", "pglite"] as const, (sqlName) => {
         .setIssuedAt()
         .setExpirationTime("5m")
         .sign(new TextEncoder().encode(TEST_SECRET));
-      const unsigned = new UnsecuredJWT({ sid: u.sessionId, roles: ["admin"] }).setSubject(u.user.id).setIssuer("chat.v1").setAudience("chat.v1").setIssuedAt().setExpirationTime("5m").encode();
+      const unsigned = new UnsecuredJWT({ sid: u.sessionId, roles: ["admin"] })
+        .setSubject(u.user.id)
+        .setIssuer("chat.v1")
+        .setAudience("chat.v1")
+        .setIssuedAt()
+        .setExpirationTime("5m")
+        .encode();
       const key = new TextEncoder().encode(TEST_SECRET);
       // Well signed with the server's own secret, but wrong in shape: each must be UNAUTHENTICATED, never INTERNAL.
       const signed = (claims: Record<string, unknown>, header: Record<string, unknown> = {}, alg = "HS256") =>
@@ -275,7 +286,11 @@ forEachBackend("auth accounts", ["postgres", "pglite"] as const, (sqlName) => {
     it("GetUsers returns public profiles without email, in request order, unknown ids left out", async () => {
       const a = await registerUser(server.baseUrl);
       const b = await registerUser(server.baseUrl);
-      const res = await c.unary(AuthService.method.getUsers, { userIds: [b.user.id, crypto.randomUUID(), a.user.id, b.user.id] }, { token: a.accessToken });
+      const res = await c.unary(
+        AuthService.method.getUsers,
+        { userIds: [b.user.id, crypto.randomUUID(), a.user.id, b.user.id] },
+        { token: a.accessToken },
+      );
       expect(res.users.map((u) => u.id)).toEqual([b.user.id, a.user.id]);
       for (const u of res.users) expect(u.email).toBe("");
       expect((await c.unary(AuthService.method.getMe, {}, { token: a.accessToken })).user!.email).toContain("@");
@@ -345,7 +360,8 @@ forEachBackend("auth limits and re-hashing", ["postgres", "pglite"] as const, (s
     server = await startTestServer(backends.env);
     const u = await registerUser(server.baseUrl);
     const hashOf = async () =>
-      (await server!.app.stores.sql.query<{ password_hash: string }>("SELECT password_hash FROM users WHERE id = $1", [u.user.id])).rows[0].password_hash;
+      (await server!.app.stores.sql.query<{ password_hash: string }>("SELECT password_hash FROM users WHERE id = $1", [u.user.id])).rows[0]
+        .password_hash;
     const before = await hashOf();
     expect(argon2Params(before)).toEqual({ m: 19456, t: 2, p: 1 });
     await server.close();

@@ -40,7 +40,9 @@ forEachBackend("auth admin", ["postgres", "pglite"] as const, (sqlName) => {
   it("refuses admin RPCs to a non-admin with PERMISSION_DENIED", async () => {
     const u = await registerUser(server.baseUrl);
     const other = await registerUser(server.baseUrl);
-    const roles = await grpcFailure(c.unary(AuthService.method.setUserRoles, { userId: u.user.id, roles: [UserRole.ADMIN] }, { token: u.accessToken }));
+    const roles = await grpcFailure(
+      c.unary(AuthService.method.setUserRoles, { userId: u.user.id, roles: [UserRole.ADMIN] }, { token: u.accessToken }),
+    );
     expect(roles.code).toBe(grpc.status.PERMISSION_DENIED);
     const status = await grpcFailure(
       c.unary(AuthService.method.setUserStatus, { userId: other.user.id, status: UserStatus.SUSPENDED }, { token: u.accessToken }),
@@ -62,7 +64,9 @@ forEachBackend("auth admin", ["postgres", "pglite"] as const, (sqlName) => {
       expect(err.code, field).toBe(grpc.status.INVALID_ARGUMENT);
       expect(violatedFields(err)).toEqual([field]);
     }
-    const missing = await grpcFailure(c.unary(AuthService.method.setUserRoles, { userId: crypto.randomUUID(), roles: [UserRole.USER] }, { token: admin.token }));
+    const missing = await grpcFailure(
+      c.unary(AuthService.method.setUserRoles, { userId: crypto.randomUUID(), roles: [UserRole.USER] }, { token: admin.token }),
+    );
     expect(missing.code).toBe(grpc.status.NOT_FOUND);
     const self = await grpcFailure(c.unary(AuthService.method.setUserRoles, { userId: admin.id, roles: [UserRole.USER] }, { token: admin.token }));
     expect(self.code).toBe(grpc.status.FAILED_PRECONDITION);
@@ -98,7 +102,9 @@ forEachBackend("auth admin", ["postgres", "pglite"] as const, (sqlName) => {
     const res = await c.unary(AuthService.method.setUserStatus, { userId: u.user.id, status: UserStatus.SUSPENDED }, { token: admin.token });
     expect(res.user!.status).toBe(UserStatus.SUSPENDED);
     for (const t of [u.accessToken, two.tokens!.accessToken]) expect((await grpcFailure(getMe(t))).code).toBe(grpc.status.UNAUTHENTICATED);
-    expect((await grpcFailure(c.unary(AuthService.method.refresh, { refreshToken: two.tokens!.refreshToken }))).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((await grpcFailure(c.unary(AuthService.method.refresh, { refreshToken: two.tokens!.refreshToken }))).code).toBe(
+      grpc.status.UNAUTHENTICATED,
+    );
     const blocked = await grpcFailure(c.unary(AuthService.method.login, { login: u.user.username, password: DEFAULT_TEST_PASSWORD }));
     expect(blocked.code).toBe(grpc.status.PERMISSION_DENIED);
     // A wrong password still gets the ordinary answer: suspension is not revealed to guessers.

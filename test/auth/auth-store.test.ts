@@ -20,7 +20,15 @@ let seq = 0;
 
 function newUser(over: Partial<NewUser> = {}): NewUser {
   const n = `${Date.now().toString(36)}${(seq++).toString(36)}`;
-  return { id: randomUUID(), email: `U${n}@Example.test`, emailNormalized: `u${n}@example.test`, username: `u${n}`, displayName: `User ${n}`, passwordHash: "$argon2id$x", ...over };
+  return {
+    id: randomUUID(),
+    email: `U${n}@Example.test`,
+    emailNormalized: `u${n}@example.test`,
+    username: `u${n}`,
+    displayName: `User ${n}`,
+    passwordHash: "$argon2id$x",
+    ...over,
+  };
 }
 function newSession(userId: string, deviceId = "dev", expiresInMs = 24 * HOUR): NewSession {
   return { id: randomUUID(), userId, deviceId, deviceName: deviceId, expiresAt: new Date(Date.now() + expiresInMs) };
@@ -211,7 +219,14 @@ forEachBackend("auth store", ["postgres", "pglite"] as const, (name) => {
   it("AuditLog records entries, in a caller's transaction too", async () => {
     const audit = new AuditLog(db);
     const entity = randomUUID();
-    await audit.record({ actorId: null, action: "test.action", entityType: "thing", entityId: entity, metadata: { a: 1 }, clientAddress: "10.0.0.1" });
+    await audit.record({
+      actorId: null,
+      action: "test.action",
+      entityType: "thing",
+      entityId: entity,
+      metadata: { a: 1 },
+      clientAddress: "10.0.0.1",
+    });
     await db
       .transaction(async (tx) => {
         await audit.record({ actorId: null, action: "test.rolled_back", entityType: "thing", entityId: entity }, tx);

@@ -96,7 +96,12 @@ describe("refresh cookie (browser sessions)", () => {
       const maxAge = attrs.find((a) => a.startsWith("Max-Age="));
       expect(Number(maxAge!.slice(8))).toBeGreaterThan(3500);
       expect(Number(maxAge!.slice(8))).toBeLessThanOrEqual(3600);
-      expect(attrs.slice(1).filter((a) => a !== maxAge).sort()).toEqual(["HttpOnly", "Path=/chat.v1.AuthService/Refresh", "SameSite=Strict"]);
+      expect(
+        attrs
+          .slice(1)
+          .filter((a) => a !== maxAge)
+          .sort(),
+      ).toEqual(["HttpOnly", "Path=/chat.v1.AuthService/Refresh", "SameSite=Strict"]);
       const first = tab.jar;
 
       // Refresh with nothing in the body: the cookie is read and rotated.
@@ -213,7 +218,9 @@ describe("refresh cookie (browser sessions)", () => {
     expect(loadConfig(base).auth.refreshCookieSecure).toBe(false);
     expect(loadConfig({ ...base, TLS_CERT_FILE: "/c.pem", TLS_KEY_FILE: "/k.pem" }).auth.refreshCookieSecure).toBe(true);
     expect(loadConfig({ ...base, REFRESH_COOKIE_SECURE: "on" }).auth.refreshCookieSecure).toBe(true);
-    expect(loadConfig({ ...base, TLS_CERT_FILE: "/c.pem", TLS_KEY_FILE: "/k.pem", REFRESH_COOKIE_SECURE: "off" }).auth.refreshCookieSecure).toBe(false);
+    expect(loadConfig({ ...base, TLS_CERT_FILE: "/c.pem", TLS_KEY_FILE: "/k.pem", REFRESH_COOKIE_SECURE: "off" }).auth.refreshCookieSecure).toBe(
+      false,
+    );
     expect(() => loadConfig({ ...base, REFRESH_COOKIE_SECURE: "yes" })).toThrow(/REFRESH_COOKIE_SECURE/);
     expect(refreshCookie("abc", new Date(Date.now() + 60_000), true)).toMatch(/; Secure$/);
     expect(readRefreshCookie(new Headers({ cookie: "a=1; chat_refresh=tok; b=2" }))).toBe("tok");

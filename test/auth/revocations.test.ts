@@ -91,7 +91,14 @@ forEachBackend("session revocations", ["redis", "memory"] as const, (name) => {
     const sessionId = randomUUID();
     const token = newRefreshToken();
     await store.createUser(
-      { id: userId, email: `r${n}@example.test`, emailNormalized: `r${n}@example.test`, username: `r${n}`, displayName: "r", passwordHash: "$argon2id$x" },
+      {
+        id: userId,
+        email: `r${n}@example.test`,
+        emailNormalized: `r${n}@example.test`,
+        username: `r${n}`,
+        displayName: "r",
+        passwordHash: "$argon2id$x",
+      },
       { id: sessionId, userId, deviceId: "d", deviceName: "d", expiresAt: new Date(Date.now() + HOUR) },
       { hash: hashRefreshToken(token), expiresAt: new Date(Date.now() + HOUR) },
     );
@@ -128,7 +135,11 @@ forEachBackend("session revocations", ["redis", "memory"] as const, (name) => {
     const stale = await store.markSessionsStale(s.userId, new Date(mark), new Date());
     expect(stale).toEqual([s.sessionId]);
     await here.r.staleBefore(s.userId, stale, mark);
-    await until(async () => (await outcome(() => there.r.check(claims(s, mark - 1)))) === "unauthenticated", 1_000, "stale mark seen on the other node");
+    await until(
+      async () => (await outcome(() => there.r.check(claims(s, mark - 1)))) === "unauthenticated",
+      1_000,
+      "stale mark seen on the other node",
+    );
     expect(await outcome(() => there.r.check(claims(s, mark)))).toBe("ok");
     await store.revokeSessions(s.userId, { sessionIds: [s.sessionId] }, "revoked", new Date());
     await here.r.revoked(s.userId, [s.sessionId], "revoked");

@@ -51,7 +51,11 @@ forEachBackend("auth sessions", ["postgres", "pglite"] as const, (sqlName) => {
     expect((await grpcFailure(getMe(reg.accessToken))).code).toBe(grpc.status.UNAUTHENTICATED); // replaced session
     const sessions = (await listSessions(phone.tokens!.accessToken)).sessions;
     expect(sessions.map((s) => s.deviceId).sort()).toEqual(["laptop", "phone"]);
-    expect(sessions.find((s) => s.deviceId === "phone")).toMatchObject({ current: true, sessionId: phone.tokens!.sessionId, deviceName: "phone name" });
+    expect(sessions.find((s) => s.deviceId === "phone")).toMatchObject({
+      current: true,
+      sessionId: phone.tokens!.sessionId,
+      deviceName: "phone name",
+    });
     expect(sessions.find((s) => s.deviceId === "laptop")).toMatchObject({ current: false, sessionId: laptop.tokens!.sessionId });
     for (const s of sessions) {
       // Made during this test, used no earlier than made (seconds: the wire's resolution).
@@ -107,7 +111,10 @@ forEachBackend("auth sessions", ["postgres", "pglite"] as const, (sqlName) => {
     const actions = mine.map((r) => r.action);
     expect(actions).toContain("auth.register");
     expect(actions.filter((a) => a === "auth.login.succeeded")).toHaveLength(4);
-    expect(mine.find((r) => r.action === "auth.refresh.reuse_detected")).toMatchObject({ entity_type: "session", entity_id: laptop.tokens!.sessionId });
+    expect(mine.find((r) => r.action === "auth.refresh.reuse_detected")).toMatchObject({
+      entity_type: "session",
+      entity_id: laptop.tokens!.sessionId,
+    });
     expect(mine.find((r) => r.action === "auth.session.revoked")).toMatchObject({ entity_id: tablet.tokens!.sessionId });
     expect(mine.find((r) => r.action === "auth.logout")).toMatchObject({ metadata: expect.objectContaining({ all_sessions: true }) });
     expect(mine.every((r) => r.client_address === "127.0.0.1" || r.client_address === "::ffff:127.0.0.1")).toBe(true);

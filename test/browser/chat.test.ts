@@ -24,7 +24,16 @@ import { DEFAULT_TEST_PASSWORD, registerUser } from "../support/users.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-component-update",
+  "--disable-sync",
+];
 const ARTIFACTS = join(ROOT, "test-results", "browser");
 const TRANSPORTS = ["connect", "grpc-web"] as const;
 type TransportKind = (typeof TRANSPORTS)[number];
@@ -55,10 +64,14 @@ beforeAll(async () => {
   if (!haveChromium) return;
   // The real production build (about a second), served by the real server.
   outDir = mkdtempSync(join(tmpdir(), "chat-web-"));
-  const built = spawnSync(process.execPath, [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "web", "--outDir", outDir, "--emptyOutDir", "--logLevel", "warn"], {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
+  const built = spawnSync(
+    process.execPath,
+    [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "web", "--outDir", outDir, "--emptyOutDir", "--logLevel", "warn"],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+    },
+  );
   if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
   // Whatever real stores this machine offers (CI: all three); else the embedded default.
   backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", mongo: Boolean(env.mongo), redis: Boolean(env.redis) });
@@ -235,7 +248,15 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web client in Chromium over %s", 
     await bob.page.getByRole("button", { name: "React with 👍" }).click();
     await waitFor(() => messageEl(bob, "Hi Bob!").getByTestId("reaction").getAttribute("aria-pressed"), "true", "Bob's own reaction");
     const aliceChip = messageEl(alice, "Hi Bob!").getByTestId("reaction");
-    await waitFor(async () => [await aliceChip.getAttribute("data-emoji"), await aliceChip.getAttribute("data-count"), await aliceChip.getAttribute("aria-pressed")], ["👍", "1", "false"], "Alice sees Bob's reaction");
+    await waitFor(
+      async () => [
+        await aliceChip.getAttribute("data-emoji"),
+        await aliceChip.getAttribute("data-count"),
+        await aliceChip.getAttribute("aria-pressed"),
+      ],
+      ["👍", "1", "false"],
+      "Alice sees Bob's reaction",
+    );
     // Alice adds hers to the same emoji: both see 2.
     await aliceChip.click();
     await waitFor(() => messageEl(bob, "Hi Bob!").getByTestId("reaction").getAttribute("data-count"), "2", "Bob sees two");
@@ -259,7 +280,11 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web client in Chromium over %s", 
 
     const missed = [1, 2, 3, 4, 5].map((i) => `While you were away #${i}`);
     for (const text of missed) await send(alice, text);
-    await waitFor(async () => (await shownMessages(alice)).slice(-5).map((m) => [m.text, m.state]), missed.map((t) => [t, "sent"]), "Alice's five stored");
+    await waitFor(
+      async () => (await shownMessages(alice)).slice(-5).map((m) => [m.text, m.state]),
+      missed.map((t) => [t, "sent"]),
+      "Alice's five stored",
+    );
     expect(await texts(bob)).toEqual(before); // nothing reached Bob while offline
 
     await bob.context.setOffline(false);
@@ -355,7 +380,11 @@ describe.runIf(haveChromium)("web client forms and settings", () => {
       await p.page.getByLabel("Protocol").selectOption("grpc-web");
       expect(new URL(p.page.url()).searchParams.get("transport")).toBe("grpc-web");
       // The event stream reconnects over the new transport.
-      await waitFor(() => Promise.resolve(p.rpcs.slice(from).some((r) => r.path === `/${MessageService.typeName}/Subscribe`)), true, "stream re-opened");
+      await waitFor(
+        () => Promise.resolve(p.rpcs.slice(from).some((r) => r.path === `/${MessageService.typeName}/Subscribe`)),
+        true,
+        "stream re-opened",
+      );
       await waitFor(() => linkState(p), "live", "live again");
       await p.page.getByLabel("Message someone").fill(p.username); // searching works too (and finds only yourself)
       await p.page.getByLabel("Message someone").press("Enter");

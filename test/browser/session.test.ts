@@ -23,7 +23,16 @@ import { DEFAULT_TEST_PASSWORD, registerUser } from "../support/users.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-component-update",
+  "--disable-sync",
+];
 const ARTIFACTS = join(ROOT, "test-results", "browser");
 const TRANSPORTS = ["connect", "grpc-web"] as const;
 type TransportKind = (typeof TRANSPORTS)[number];
@@ -46,10 +55,14 @@ let browser: Browser;
 beforeAll(async () => {
   if (!haveChromium) return;
   outDir = mkdtempSync(join(tmpdir(), "chat-web-"));
-  const built = spawnSync(process.execPath, [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "web", "--outDir", outDir, "--emptyOutDir", "--logLevel", "warn"], {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
+  const built = spawnSync(
+    process.execPath,
+    [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "web", "--outDir", outDir, "--emptyOutDir", "--logLevel", "warn"],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+    },
+  );
   if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
   backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", redis: Boolean(env.redis) });
   server = await startTestServer(backends.env, { WEB_DIR: outDir, ACCESS_TOKEN_TTL_SEC: String(ACCESS_TOKEN_TTL_SEC) });

@@ -15,7 +15,8 @@ import { fullJitterMs, PresenceState, SessionEndedError, Timeline, TokenManager,
 const C = "11111111-1111-4111-8111-111111111111";
 const msg = (seq: number, sender = "bob", extra: { content?: string; conversationId?: string; parentMessageId?: string } = {}): ChatMessage =>
   create(ChatMessageSchema, { id: `m${seq}`, conversationId: C, seq: BigInt(seq), senderId: sender, content: `c${seq}`, ...extra });
-const created = (m: ChatMessage): Event => create(EventSchema, { conversationId: C, cursor: `k${m.seq}`, payload: { case: "messageCreated", value: { message: m } } });
+const created = (m: ChatMessage): Event =>
+  create(EventSchema, { conversationId: C, cursor: `k${m.seq}`, payload: { case: "messageCreated", value: { message: m } } });
 
 describe("Timeline", () => {
   it("merges pages and events by seq, each once, newest version winning; finds gaps", () => {
@@ -68,7 +69,9 @@ describe("TypingState and PresenceState", () => {
 
     const presence = new PresenceState({ ttlMs: 60_000, now: () => now });
     presence.apply(
-      create(EventSchema, { payload: { case: "presenceUpdated", value: { userId: "bob", status: PresenceStatus.OFFLINE, lastSeenAt: timestampFromMs(5_000) } } }),
+      create(EventSchema, {
+        payload: { case: "presenceUpdated", value: { userId: "bob", status: PresenceStatus.OFFLINE, lastSeenAt: timestampFromMs(5_000) } },
+      }),
     );
     expect(presence.get("bob")).toEqual({ status: PresenceStatus.OFFLINE, lastSeenAt: new Date(5_000) });
     now += 60_001;

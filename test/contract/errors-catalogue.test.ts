@@ -33,7 +33,8 @@ describe("error catalogue", () => {
 
   it("every reason literal used by an error construction in src/ is catalogued", () => {
     // new AppError("X", ...), notFound("X", ...), invalidArgument(f, d, "X"), ...
-    const helper = /\b(?:new AppError|notFound|permissionDenied|alreadyExists|unauthenticated|failedPrecondition|resourceExhausted|unavailable)\(\s*"([^"]+)"/g;
+    const helper =
+      /\b(?:new AppError|notFound|permissionDenied|alreadyExists|unauthenticated|failedPrecondition|resourceExhausted|unavailable)\(\s*"([^"]+)"/g;
     const third = /\binvalidArgument\([^;]*?,\s*"([A-Z][A-Z0-9_]+)"\)/g;
     const used = new Set<string>();
     for (const { path, text } of SRC) {
@@ -51,7 +52,9 @@ describe("error catalogue", () => {
   });
 
   it("every catalogued reason is produced somewhere (no dead entries)", () => {
-    const all = SRC.filter((f) => f.path !== "src/shared/reasons.ts").map((f) => f.text).join("\n");
+    const all = SRC.filter((f) => f.path !== "src/shared/reasons.ts")
+      .map((f) => f.text)
+      .join("\n");
     const dead = (Object.keys(REASONS) as Reason[]).filter((r) => !all.includes(`"${r}"`));
     // INVALID_FIELD is the default of invalidArgument() and of the validation interceptor.
     expect(dead.filter((r) => r !== "INVALID_FIELD")).toEqual([]);

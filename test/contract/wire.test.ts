@@ -47,9 +47,7 @@ describe("ErrorInfo on every protocol", () => {
   it("native gRPC stubs (grpc-js) read the reason from grpc-status-details-bin", async () => {
     const client = new GrpcJsClient(server.address);
     try {
-      const err = await failure<GrpcError>(
-        client.unary(AuthService.method.login, { login: `nobody_${Date.now()}`, password: "not the password" }),
-      );
+      const err = await failure<GrpcError>(client.unary(AuthService.method.login, { login: `nobody_${Date.now()}`, password: "not the password" }));
       expect(grpcErrorInfo(err)).toMatchObject({ domain: "chat.v1", reason: "LOGIN_FAILED" });
       const bad = await failure<GrpcError>(client.unary(AuthService.method.getMe, {}, { token: "not.a.jwt" }));
       expect(grpcErrorInfo(bad)?.reason).toBe("TOKEN_INVALID");

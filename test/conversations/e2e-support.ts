@@ -16,7 +16,11 @@ export interface Harness {
   server: TestServer;
   grpc: GrpcJsClient;
   /** A unary call through @grpc/grpc-js as `user`. */
-  call<I extends DescMessage, O extends DescMessage>(user: TestUser, method: DescMethod & { input: I; output: O }, req: MessageInitShape<I>): Promise<MessageShape<O>>;
+  call<I extends DescMessage, O extends DescMessage>(
+    user: TestUser,
+    method: DescMethod & { input: I; output: O },
+    req: MessageInitShape<I>,
+  ): Promise<MessageShape<O>>;
   users(n: number): Promise<TestUser[]>;
   close(): Promise<void>;
 }

@@ -76,7 +76,9 @@ forEachBackend("conversation events and audit (domain on the real store)", ["pos
     const [owner, m1, m2, joiner] = await insertUsers(db, 4);
     const a = { userId: owner, clientAddress: "192.0.2.1" };
 
-    const ch = (await svc.create(a, { type: "channel", title: `ev-${randomUUID().slice(0, 6)}`, description: "", memberIds: [m1], visibility: "public" })).conversation;
+    const ch = (
+      await svc.create(a, { type: "channel", title: `ev-${randomUUID().slice(0, 6)}`, description: "", memberIds: [m1], visibility: "public" })
+    ).conversation;
     expect(sink.take()).toEqual([
       { type: "member_joined", conversationId: ch.id, userId: owner, role: "owner" },
       { type: "member_joined", conversationId: ch.id, userId: m1, role: "member" },
@@ -145,7 +147,8 @@ forEachBackend("conversation events and audit (domain on the real store)", ["pos
 
   it("announces nothing for a refused change", async () => {
     const [owner, member, other] = await insertUsers(db, 3);
-    const g = (await svc.create({ userId: owner }, { type: "group", title: "", description: "", memberIds: [member], visibility: "unspecified" })).conversation;
+    const g = (await svc.create({ userId: owner }, { type: "group", title: "", description: "", memberIds: [member], visibility: "unspecified" }))
+      .conversation;
     sink.take();
     const refusals = [
       () => svc.addMembers({ userId: member }, { conversationId: g.id, userIds: [other] }),

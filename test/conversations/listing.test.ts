@@ -44,7 +44,9 @@ forEachBackend("conversations e2e: listing", ["postgres", "pglite"] as const, (b
     const ids: string[] = [];
     for (let i = 0; i < 500; i += 25) {
       const batch = await Promise.all(
-        Array.from({ length: 25 }, (_, j) => h.call(me, M.createConversation, { type: ConversationType.GROUP, title: `g${i + j}`, memberIds: [peer.id] })),
+        Array.from({ length: 25 }, (_, j) =>
+          h.call(me, M.createConversation, { type: ConversationType.GROUP, title: `g${i + j}`, memberIds: [peer.id] }),
+        ),
       );
       ids.push(...batch.map((r) => r.conversation!.id));
     }
@@ -76,7 +78,10 @@ forEachBackend("conversations e2e: listing", ["postgres", "pglite"] as const, (b
     const untouched = ids.filter((id) => !touched.has(id));
     expect(touched.size).toBeGreaterThan(20);
     // Every untouched conversation exactly once, in the store's exact order.
-    const { rows } = await sql().query<{ id: string }>("SELECT id FROM conversations WHERE id = ANY($1::uuid[]) ORDER BY last_message_at DESC, id DESC", [untouched]);
+    const { rows } = await sql().query<{ id: string }>(
+      "SELECT id FROM conversations WHERE id = ANY($1::uuid[]) ORDER BY last_message_at DESC, id DESC",
+      [untouched],
+    );
     expect(seenIds.filter((id) => !touched.has(id))).toEqual(rows.map((r) => r.id));
     // Nothing that is not the caller's.
     for (const id of seenIds) expect(ids).toContain(id);
@@ -104,7 +109,8 @@ forEachBackend("conversations e2e: listing", ["postgres", "pglite"] as const, (b
     expect((await h.call(a, M.listConversations, { includeArchived: true })).conversations.map((c) => c.id)).toContain(g.id);
 
     // A time in the past unmutes.
-    const unmuted = (await h.call(a, M.updateMemberSettings, { conversationId: g.id, mutedUntil: timestampFromDate(new Date(0)), archived: false })).conversation!;
+    const unmuted = (await h.call(a, M.updateMemberSettings, { conversationId: g.id, mutedUntil: timestampFromDate(new Date(0)), archived: false }))
+      .conversation!;
     expect([unmuted.archived, unmuted.mutedUntil]).toEqual([false, undefined]);
     expect((await h.call(a, M.listConversations, {})).conversations.map((c) => c.id)).toContain(g.id);
   });
@@ -112,7 +118,14 @@ forEachBackend("conversations e2e: listing", ["postgres", "pglite"] as const, (b
   it("works the same over Connect (JSON-capable clients, browsers)", async () => {
     const [a, b] = await h.users(2);
     const client = connectClient(ConversationService, "connect", h.server.baseUrl, a.token);
-    const ch = (await client.createConversation({ type: ConversationType.CHANNEL, title: `connect-${randomUUID().slice(0, 6)}`, visibility: Visibility.PUBLIC, memberIds: [b.id] })).conversation!;
+    const ch = (
+      await client.createConversation({
+        type: ConversationType.CHANNEL,
+        title: `connect-${randomUUID().slice(0, 6)}`,
+        visibility: Visibility.PUBLIC,
+        memberIds: [b.id],
+      })
+    ).conversation!;
     const list = await client.listConversations({ pageSize: 10 });
     expect(list.conversations.map((c) => c.id)).toEqual([ch.id]);
     const err = ConnectError.from(await failure(client.listConversations({ pageSize: 1000 })));
@@ -153,14 +166,22 @@ forEachBackend("conversations e2e: listing", ["postgres", "pglite"] as const, (b
       ["rename a channel to nothing", "title", () => h.call(a, M.updateConversation, { conversationId: channel.id, title: "" })],
       ["visibility on a group", "visibility", () => h.call(a, M.updateConversation, { conversationId: group.id, visibility: Visibility.PUBLIC })],
       ["AddMembers with no users", "user_ids", () => h.call(a, M.addMembers, { conversationId: group.id, userIds: [] })],
-      ["AddMembers over the batch limit", "user_ids", () => h.call(a, M.addMembers, { conversationId: group.id, userIds: Array.from({ length: 101 }, () => randomUUID()) })],
+      [
+        "AddMembers over the batch limit",
+        "user_ids",
+        () => h.call(a, M.addMembers, { conversationId: group.id, userIds: Array.from({ length: 101 }, () => randomUUID()) }),
+      ],
       ["AddMembers unknown user", "user_ids", () => h.call(a, M.addMembers, { conversationId: group.id, userIds: [randomUUID()] })],
       ["RemoveMember bad user", "user_id", () => h.call(a, M.removeMember, { conversationId: group.id, userId: "x" })],
       ["SetMemberRole without a role", "role", () => h.call(a, M.setMemberRole, { conversationId: group.id, userId: b.id })],
       ["ListMembers page_size", "page_size", () => h.call(a, M.listMembers, { conversationId: group.id, pageSize: 501 })],
       ["ListMembers token", "page_token", () => h.call(a, M.listMembers, { conversationId: group.id, pageToken: "zzzz" })],
       ["ListPublicChannels query", "query", () => h.call(a, M.listPublicChannels, { query: "#general" })],
-      ["muted_until out of range", "muted_until", () => h.call(a, M.updateMemberSettings, { conversationId: group.id, mutedUntil: { seconds: 300_000_000_000n, nanos: 0 } })],
+      [
+        "muted_until out of range",
+        "muted_until",
+        () => h.call(a, M.updateMemberSettings, { conversationId: group.id, mutedUntil: { seconds: 300_000_000_000n, nanos: 0 } }),
+      ],
     ];
     it.each(cases)("%s", async (_name, field, call) => {
       const err = await fail(call());

@@ -40,7 +40,9 @@ forEachBackend("conversations e2e: membership", ["postgres", "pglite"] as const,
     return res.conversation!;
   }
   async function memberRows(conversationId: string): Promise<number> {
-    const { rows } = await sql().query<{ n: number }>("SELECT count(*)::int AS n FROM conversation_members WHERE conversation_id = $1", [conversationId]);
+    const { rows } = await sql().query<{ n: number }>("SELECT count(*)::int AS n FROM conversation_members WHERE conversation_id = $1", [
+      conversationId,
+    ]);
     return rows[0].n;
   }
 
@@ -48,14 +50,23 @@ forEachBackend("conversations e2e: membership", ["postgres", "pglite"] as const,
     it("20 concurrent GetOrCreateDirect calls from both users yield one conversation, created once", async () => {
       const [a, b] = await h.users(2);
       const results = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => (i % 2 ? h.call(a, M.getOrCreateDirect, { userId: b.id }) : h.call(b, M.getOrCreateDirect, { userId: a.id }))),
+        Array.from({ length: 20 }, (_, i) =>
+          i % 2 ? h.call(a, M.getOrCreateDirect, { userId: b.id }) : h.call(b, M.getOrCreateDirect, { userId: a.id }),
+        ),
       );
       expect(new Set(results.map((r) => r.conversation!.id)).size).toBe(1);
       expect(results.filter((r) => r.created)).toHaveLength(1);
       const id = results[0].conversation!.id;
       expect(await memberRows(id)).toBe(2);
       for (const r of results) {
-        expect(r.conversation).toMatchObject({ type: ConversationType.DIRECT, memberCount: 2, joined: true, role: MemberRole.MEMBER, visibility: Visibility.PRIVATE, ownerId: "" });
+        expect(r.conversation).toMatchObject({
+          type: ConversationType.DIRECT,
+          memberCount: 2,
+          joined: true,
+          role: MemberRole.MEMBER,
+          visibility: Visibility.PRIVATE,
+          ownerId: "",
+        });
       }
       // Each side sees the other as the peer.
       expect((await h.call(a, M.getConversation, { conversationId: id })).conversation!.peerUserId).toBe(b.id);
@@ -185,8 +196,15 @@ forEachBackend("conversations e2e: membership", ["postgres", "pglite"] as const,
       const stream = StreamClient.open(h.grpc.raw, member.token);
       try {
         await stream.until((s) => s.ready(), 10_000, "ready");
-        await until(async () => (await h.call(owner, P.getPresence, { userIds: [member.id] })).presences[0].status === PresenceStatus.ONLINE, 10_000, "member online for the owner");
-        const strip = (p: { userId: string; status: number; lastSeenAt?: unknown }, id: string) => ({ ...p, userId: p.userId === id ? "<id>" : p.userId });
+        await until(
+          async () => (await h.call(owner, P.getPresence, { userIds: [member.id] })).presences[0].status === PresenceStatus.ONLINE,
+          10_000,
+          "member online for the owner",
+        );
+        const strip = (p: { userId: string; status: number; lastSeenAt?: unknown }, id: string) => ({
+          ...p,
+          userId: p.userId === id ? "<id>" : p.userId,
+        });
         const reference = (await h.call(outsider, P.getPresence, { userIds: [nonexistent] })).presences[0];
         const seen = (await h.call(outsider, P.getPresence, { userIds: [member.id] })).presences[0];
         expect(strip(seen, member.id)).toEqual(strip(reference, nonexistent));
@@ -202,7 +220,10 @@ forEachBackend("conversations e2e: membership", ["postgres", "pglite"] as const,
         const firstWatched = async (user: TestUser, id: string) => {
           const ac = new AbortController();
           try {
-            for await (const r of connectClient(PresenceService, "grpc", h.server.baseUrl, user.token).watchPresence({ userIds: [id] }, { signal: ac.signal })) {
+            for await (const r of connectClient(PresenceService, "grpc", h.server.baseUrl, user.token).watchPresence(
+              { userIds: [id] },
+              { signal: ac.signal },
+            )) {
               return r.presence!;
             }
           } finally {
@@ -304,7 +325,9 @@ forEachBackend("conversations e2e: membership", ["postgres", "pglite"] as const,
       const [owner, admin, member, friend] = await h.users(4);
       const ch = await createChannel(owner, Visibility.PUBLIC, [admin, member]);
       await h.call(owner, M.setMemberRole, { conversationId: ch.id, userId: admin.id, role: MemberRole.ADMIN });
-      expect((await fail(h.call(admin, M.updateConversation, { conversationId: ch.id, visibility: Visibility.PRIVATE }))).code).toBe(grpc.status.PERMISSION_DENIED);
+      expect((await fail(h.call(admin, M.updateConversation, { conversationId: ch.id, visibility: Visibility.PRIVATE }))).code).toBe(
+        grpc.status.PERMISSION_DENIED,
+      );
       expect((await h.call(member, M.addMembers, { conversationId: ch.id, userIds: [friend.id] })).addedUserIds).toEqual([friend.id]);
       const priv = (await h.call(owner, M.updateConversation, { conversationId: ch.id, visibility: Visibility.PRIVATE })).conversation!;
       expect(priv.visibility).toBe(Visibility.PRIVATE);
@@ -332,7 +355,9 @@ forEachBackend("conversations e2e: membership", ["postgres", "pglite"] as const,
     expect(await memberRows(ch.id)).toBe(expected);
     // A second wave: the ones who stayed leave, the ones who left come back.
     await Promise.all(
-      people.map((p, i) => (i % 2 === 0 ? h.call(p, M.leaveConversation, { conversationId: ch.id }) : h.call(p, M.joinConversation, { conversationId: ch.id }))),
+      people.map((p, i) =>
+        i % 2 === 0 ? h.call(p, M.leaveConversation, { conversationId: ch.id }) : h.call(p, M.joinConversation, { conversationId: ch.id }),
+      ),
     );
     const { rows } = await sql().query<{ member_count: number; n: number }>(
       "SELECT c.member_count, (SELECT count(*)::int FROM conversation_members m WHERE m.conversation_id = c.id) AS n FROM conversations c WHERE c.id = $1",

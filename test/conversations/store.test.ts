@@ -28,7 +28,9 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
   });
 
   async function memberRows(conversationId: string): Promise<number> {
-    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM conversation_members WHERE conversation_id = $1", [conversationId]);
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM conversation_members WHERE conversation_id = $1", [
+      conversationId,
+    ]);
     return rows[0].n;
   }
 
@@ -79,8 +81,16 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
     expect(attempts.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     for (const r of attempts) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(ChannelNameTaken);
     // Groups may share titles with channels and each other.
-    const g1 = await store.createConversation({ type: "group", title: name, description: "", visibility: "private", ownerId: a }, [{ userId: a, role: "owner" }], audit(a));
-    const g2 = await store.createConversation({ type: "group", title: name, description: "", visibility: "private", ownerId: a }, [{ userId: a, role: "owner" }], audit(a));
+    const g1 = await store.createConversation(
+      { type: "group", title: name, description: "", visibility: "private", ownerId: a },
+      [{ userId: a, role: "owner" }],
+      audit(a),
+    );
+    const g2 = await store.createConversation(
+      { type: "group", title: name, description: "", visibility: "private", ownerId: a },
+      [{ userId: a, role: "owner" }],
+      audit(a),
+    );
     expect(g1.id).not.toBe(g2.id);
   });
 
@@ -107,10 +117,14 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
     const ghost = randomUUID();
     const title = `ghosts-${randomUUID().slice(0, 8)}`;
     const err = await failure(
-      store.createConversation({ type: "channel", title, description: "", visibility: "public", ownerId: owner }, [
-        { userId: owner, role: "owner" },
-        { userId: ghost, role: "member" },
-      ], audit(owner)),
+      store.createConversation(
+        { type: "channel", title, description: "", visibility: "public", ownerId: owner },
+        [
+          { userId: owner, role: "owner" },
+          { userId: ghost, role: "member" },
+        ],
+        audit(owner),
+      ),
     );
     expect(err).toBeInstanceOf(UnknownUsers);
     expect((err as UnknownUsers).userIds).toEqual([ghost]);
@@ -121,7 +135,11 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
   it("mutate: null for a missing conversation; rolls everything back when the decision throws", async () => {
     expect(await store.mutate(randomUUID(), async () => 1)).toBeNull();
     const [owner, x] = await insertUsers(db, 2);
-    const c = await store.createConversation({ type: "group", title: "", description: "", visibility: "private", ownerId: owner }, [{ userId: owner, role: "owner" }], audit(owner));
+    const c = await store.createConversation(
+      { type: "group", title: "", description: "", visibility: "private", ownerId: owner },
+      [{ userId: owner, role: "owner" }],
+      audit(owner),
+    );
     await expect(
       store.mutate(c.id, async (locked) => {
         await locked.addMembers([x], "member");
@@ -138,7 +156,11 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
   it("keeps member_count exact under concurrent adds and removes (and ignores repeats)", async () => {
     const users = await insertUsers(db, 41);
     const [owner, ...others] = users;
-    const c = await store.createConversation({ type: "channel", title: `busy-${randomUUID().slice(0, 8)}`, description: "", visibility: "public", ownerId: owner }, [{ userId: owner, role: "owner" }], audit(owner));
+    const c = await store.createConversation(
+      { type: "channel", title: `busy-${randomUUID().slice(0, 8)}`, description: "", visibility: "public", ownerId: owner },
+      [{ userId: owner, role: "owner" }],
+      audit(owner),
+    );
     // Every user is added twice, concurrently: only one insert each may count.
     const added = await Promise.all([...others, ...others].map((u) => store.mutate(c.id, (l) => l.addMembers([u], "member"))));
     expect(added.flatMap((r) => r!.result).sort()).toEqual([...others].sort());
@@ -157,7 +179,11 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
 
   it("new members start with the history before them read", async () => {
     const [owner, late] = await insertUsers(db, 2);
-    const c = await store.createConversation({ type: "group", title: "", description: "", visibility: "private", ownerId: owner }, [{ userId: owner, role: "owner" }], audit(owner));
+    const c = await store.createConversation(
+      { type: "group", title: "", description: "", visibility: "private", ownerId: owner },
+      [{ userId: owner, role: "owner" }],
+      audit(owner),
+    );
     await db.query("UPDATE conversations SET last_seq = 42 WHERE id = $1", [c.id]);
     await store.mutate(c.id, (l) => l.addMembers([late], "member"));
     expect(await store.getMember(c.id, late)).toEqual({ role: "member", lastReadSeq: 42, deliveredSeq: 42, mutedUntil: null, archived: false });
@@ -168,13 +194,25 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
     const [owner, ...others] = users;
     const c = await store.createConversation(
       { type: "group", title: "", description: "", visibility: "private", ownerId: owner },
-      [{ userId: owner, role: "owner" }, { userId: others[0], role: "member" }],
+      [
+        { userId: owner, role: "owner" },
+        { userId: others[0], role: "member" },
+      ],
       audit(owner),
     );
     const messages = new SqlMessageStore(db);
     let n = 0;
     const send = (sender: string) =>
-      messages.send({ conversationId: c.id, senderId: sender, clientMessageId: `m${n++}`, content: "hi", parentMessageId: null, mentions: [], attachments: [], createdAt: new Date(Date.now() + n) });
+      messages.send({
+        conversationId: c.id,
+        senderId: sender,
+        clientMessageId: `m${n++}`,
+        content: "hi",
+        parentMessageId: null,
+        mentions: [],
+        attachments: [],
+        createdAt: new Date(Date.now() + n),
+      });
     // Every member row against the rule: activity_at = last_message_at while member_count <= 32, else null.
     const check = async (members: number) => {
       const { rows } = await db.query<{ member_count: number; ok: boolean; n: number }>(
@@ -210,7 +248,11 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
     const [first, second, third] = await insertUsers(db, 3);
     const c = await store.createConversation(
       { type: "group", title: "", description: "", visibility: "private", ownerId: first },
-      [{ userId: first, role: "owner" }, { userId: second, role: "member" }, { userId: third, role: "member" }],
+      [
+        { userId: first, role: "owner" },
+        { userId: second, role: "member" },
+        { userId: third, role: "member" },
+      ],
       audit(first),
     );
     const res = await store.mutate(c.id, async (l) => {
@@ -229,7 +271,14 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
     const [me, other] = await insertUsers(db, 2);
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) {
-      const c = await store.createConversation({ type: "group", title: `g${i}`, description: "", visibility: "private", ownerId: me }, [{ userId: me, role: "owner" }, { userId: other, role: "member" }], audit(me));
+      const c = await store.createConversation(
+        { type: "group", title: `g${i}`, description: "", visibility: "private", ownerId: me },
+        [
+          { userId: me, role: "owner" },
+          { userId: other, role: "member" },
+        ],
+        audit(me),
+      );
       ids.push(c.id);
     }
     // Activity times that differ only below the millisecond, and exact ties (broken by id).
@@ -263,7 +312,14 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
     const [me, ...crowd] = users;
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) {
-      const c = await store.createConversation({ type: "group", title: `m${i}`, description: "", visibility: "private", ownerId: me }, [{ userId: me, role: "owner" }, { userId: crowd[0], role: "member" }], audit(me));
+      const c = await store.createConversation(
+        { type: "group", title: `m${i}`, description: "", visibility: "private", ownerId: me },
+        [
+          { userId: me, role: "owner" },
+          { userId: crowd[0], role: "member" },
+        ],
+        audit(me),
+      );
       ids.push(c.id);
     }
     // Every third conversation gets more members than the fan-out limit: no activity copy for its members.
@@ -279,8 +335,20 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
        FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, i) WHERE c.id = t.id`,
       [ids],
     );
-    await new SqlMessageStore(db).send({ conversationId: ids[3], senderId: crowd[5], clientMessageId: "late", content: "x", parentMessageId: null, mentions: [], attachments: [], createdAt: new Date("2032-01-01T00:00:00Z") });
-    await db.query("UPDATE conversation_members SET archived = true WHERE user_id = $1 AND conversation_id = ANY($2::uuid[])", [me, [ids[6], ids[7]]]);
+    await new SqlMessageStore(db).send({
+      conversationId: ids[3],
+      senderId: crowd[5],
+      clientMessageId: "late",
+      content: "x",
+      parentMessageId: null,
+      mentions: [],
+      attachments: [],
+      createdAt: new Date("2032-01-01T00:00:00Z"),
+    });
+    await db.query("UPDATE conversation_members SET archived = true WHERE user_id = $1 AND conversation_id = ANY($2::uuid[])", [
+      me,
+      [ids[6], ids[7]],
+    ]);
     const { rows: expected } = await db.query<{ id: string }>(
       "SELECT id FROM conversations WHERE id = ANY($1::uuid[]) AND NOT (id = ANY($2::uuid[])) ORDER BY last_message_at DESC, id DESC",
       [ids, [ids[6], ids[7]]],
@@ -306,9 +374,19 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
     const names = ["Alpha", "beta", "Beta_2", "gamma", "zeta"].map((n) => `${tag}-${n}`);
     const made = [];
     for (const title of names) {
-      made.push(await store.createConversation({ type: "channel", title, description: "", visibility: "public", ownerId: owner }, [{ userId: owner, role: "owner" }], audit(owner)));
+      made.push(
+        await store.createConversation(
+          { type: "channel", title, description: "", visibility: "public", ownerId: owner },
+          [{ userId: owner, role: "owner" }],
+          audit(owner),
+        ),
+      );
     }
-    await store.createConversation({ type: "channel", title: `${tag}-hidden`, description: "", visibility: "private", ownerId: owner }, [{ userId: owner, role: "owner" }], audit(owner));
+    await store.createConversation(
+      { type: "channel", title: `${tag}-hidden`, description: "", visibility: "private", ownerId: owner },
+      [{ userId: owner, role: "owner" }],
+      audit(owner),
+    );
     await store.mutate(made[1].id, (l) => l.addMembers([me], "member"));
 
     const page1 = await store.listPublicChannels(me, { limit: 2, afterNameKey: null, prefix: tag });
@@ -333,7 +411,11 @@ forEachBackend("conversation store", ["postgres", "pglite"] as const, (backend) 
 
   it("updates a member's own settings field by field", async () => {
     const [me, stranger] = await insertUsers(db, 2);
-    const c = await store.createConversation({ type: "group", title: "", description: "", visibility: "private", ownerId: me }, [{ userId: me, role: "owner" }], audit(me));
+    const c = await store.createConversation(
+      { type: "group", title: "", description: "", visibility: "private", ownerId: me },
+      [{ userId: me, role: "owner" }],
+      audit(me),
+    );
     const until = new Date("2031-05-06T07:08:09.123Z");
     expect(await store.updateMemberSettings(c.id, me, { mutedUntil: until })).toMatchObject({ mutedUntil: until, archived: false });
     expect(await store.updateMemberSettings(c.id, me, { archived: true })).toMatchObject({ mutedUntil: until, archived: true });

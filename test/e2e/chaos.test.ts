@@ -114,79 +114,75 @@ forEachBackend("chaos: backend kills and a node kill -9 while sending", ["postgr
     }
   }
 
-  it(
-    "loses, duplicates and reorders nothing; only the killed node exits",
-    async () => {
-      const people = await users(nodes[0].baseUrl, SENDERS + 2);
-      const senders = people.slice(0, SENDERS);
-      const [r1, r2] = people.slice(SENDERS);
-      const conv = await group(nodes[1].baseUrl, senders[0], [...senders.slice(1), r1, r2]);
-      // Receivers on the nodes that survive and on the one that dies (it must resume elsewhere).
-      const receivers = [receiver(r1, conv, 1), receiver(r2, conv, 0)];
-      for (const r of receivers) await r.ready();
+  it("loses, duplicates and reorders nothing; only the killed node exits", async () => {
+    const people = await users(nodes[0].baseUrl, SENDERS + 2);
+    const senders = people.slice(0, SENDERS);
+    const [r1, r2] = people.slice(SENDERS);
+    const conv = await group(nodes[1].baseUrl, senders[0], [...senders.slice(1), r1, r2]);
+    // Receivers on the nodes that survive and on the one that dies (it must resume elsewhere).
+    const receivers = [receiver(r1, conv, 1), receiver(r2, conv, 0)];
+    for (const r of receivers) await r.ready();
 
-      chaos = true;
-      let kills = 0;
-      const killer = (async () => {
-        while (chaos) {
-          const { rows } = await admin
-            .query<{ n: number }>("SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1", [appName])
-            .catch(() => ({ rows: [{ n: 0 }] }));
-          kills += rows[0].n;
-          // Every second or so, every backend of these nodes at once (a failover looks like that),
-          // with time to recover in between.
-          await sleep(800 + Math.floor(Math.random() * 700));
-        }
-      })();
-
-      let sent = 0;
-      let retried = 0;
-      const sending = senders.map(async (u, k) => {
-        for (let i = 0; i < PER_SENDER; i++) {
-          const { attempts } = await sendWithRetry(u, conv, `s${k}-${i}`, k + i);
-          if (attempts > 1) retried++;
-          sent++;
-          if (sent === Math.floor((SENDERS * PER_SENDER) / 3)) nodes[0].child.kill("SIGKILL");
-        }
-      });
-      await Promise.all(sending);
-      chaos = false;
-      await killer;
-
-      // Everything stored: exactly once per client_message_id, seqs 1..n.
-      const reader = messages(nodes[1].baseUrl, r1.token);
-      const listed: { seq: number; clientMessageId: string }[] = [];
-      // Newest first, page by page (before_seq), then oldest first.
-      for (let before = 0; ; ) {
-        const page = await reader.listMessages({ conversationId: conv, beforeSeq: BigInt(before), limit: 200 });
-        for (const m of page.messages) listed.push({ seq: Number(m.seq), clientMessageId: m.clientMessageId });
-        if (page.messages.length < 200) break;
-        before = Number(page.messages[page.messages.length - 1].seq);
+    chaos = true;
+    let kills = 0;
+    const killer = (async () => {
+      while (chaos) {
+        const { rows } = await admin
+          .query<{ n: number }>("SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1", [appName])
+          .catch(() => ({ rows: [{ n: 0 }] }));
+        kills += rows[0].n;
+        // Every second or so, every backend of these nodes at once (a failover looks like that),
+        // with time to recover in between.
+        await sleep(800 + Math.floor(Math.random() * 700));
       }
-      listed.reverse();
-      const total = SENDERS * PER_SENDER;
-      expect(listed.map((m) => m.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
-      expect(new Set(listed.map((m) => m.clientMessageId)).size).toBe(total);
+    })();
 
-      // Every receiver got exactly that, in order (waiting for the tail to arrive).
-      const expected = listed.map((m) => m.seq);
-      for (const r of receivers) {
-        const deadline = Date.now() + 60_000;
-        while (r.seqs.length < expected.length && Date.now() < deadline) await sleep(50);
-        await r.stop();
-        expect(r.resyncs()).toBe(0);
-        expect(r.seqs).toEqual(expected);
+    let sent = 0;
+    let retried = 0;
+    const sending = senders.map(async (u, k) => {
+      for (let i = 0; i < PER_SENDER; i++) {
+        const { attempts } = await sendWithRetry(u, conv, `s${k}-${i}`, k + i);
+        if (attempts > 1) retried++;
+        sent++;
+        if (sent === Math.floor((SENDERS * PER_SENDER) / 3)) nodes[0].child.kill("SIGKILL");
       }
+    });
+    await Promise.all(sending);
+    chaos = false;
+    await killer;
 
-      // The chaos happened, and only the killed node is gone.
-      expect(kills).toBeGreaterThan(0);
-      expect(nodes[0].child.signalCode).toBe("SIGKILL");
-      for (const n of nodes.slice(1)) {
-        expect(n.child.exitCode, n.output().slice(-2000)).toBeNull();
-        expect(n.output()).not.toMatch(/Unhandled 'error' event/);
-      }
-      console.log(`chaos [${variant}]: ${total} messages, ${retried} needed a retry, ${kills} backends killed, node 0 killed -9`);
-    },
-    170_000,
-  );
+    // Everything stored: exactly once per client_message_id, seqs 1..n.
+    const reader = messages(nodes[1].baseUrl, r1.token);
+    const listed: { seq: number; clientMessageId: string }[] = [];
+    // Newest first, page by page (before_seq), then oldest first.
+    for (let before = 0; ; ) {
+      const page = await reader.listMessages({ conversationId: conv, beforeSeq: BigInt(before), limit: 200 });
+      for (const m of page.messages) listed.push({ seq: Number(m.seq), clientMessageId: m.clientMessageId });
+      if (page.messages.length < 200) break;
+      before = Number(page.messages[page.messages.length - 1].seq);
+    }
+    listed.reverse();
+    const total = SENDERS * PER_SENDER;
+    expect(listed.map((m) => m.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(new Set(listed.map((m) => m.clientMessageId)).size).toBe(total);
+
+    // Every receiver got exactly that, in order (waiting for the tail to arrive).
+    const expected = listed.map((m) => m.seq);
+    for (const r of receivers) {
+      const deadline = Date.now() + 60_000;
+      while (r.seqs.length < expected.length && Date.now() < deadline) await sleep(50);
+      await r.stop();
+      expect(r.resyncs()).toBe(0);
+      expect(r.seqs).toEqual(expected);
+    }
+
+    // The chaos happened, and only the killed node is gone.
+    expect(kills).toBeGreaterThan(0);
+    expect(nodes[0].child.signalCode).toBe("SIGKILL");
+    for (const n of nodes.slice(1)) {
+      expect(n.child.exitCode, n.output().slice(-2000)).toBeNull();
+      expect(n.output()).not.toMatch(/Unhandled 'error' event/);
+    }
+    console.log(`chaos [${variant}]: ${total} messages, ${retried} needed a retry, ${kills} backends killed, node 0 killed -9`);
+  }, 170_000);
 });

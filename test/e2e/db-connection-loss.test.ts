@@ -60,12 +60,17 @@ forEachBackend("a lost database connection", ["postgres", "mongo"] as const, (va
     let victims: number[] = [];
     await until(
       async () => {
-        if (settled !== null) throw new Error(`the call ended before its backend was killed: ${settled}\n${node.output().split("\n").filter((l) => /unexpected|error/.test(l)).slice(-5).join("\n")}`);
+        if (settled !== null)
+          throw new Error(
+            `the call ended before its backend was killed: ${settled}\n${node
+              .output()
+              .split("\n")
+              .filter((l) => /unexpected|error/.test(l))
+              .slice(-5)
+              .join("\n")}`,
+          );
         if (node.child.exitCode !== null) throw new Error(`the node exited (${node.child.exitCode}):\n${node.output().slice(-2000)}`);
-        const { rows } = await watcher.query<{ pid: number }>(
-          "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-          [mine],
-        );
+        const { rows } = await watcher.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", [mine]);
         victims = rows.map((r) => r.pid);
         return victims.length > 0;
       },
@@ -116,7 +121,15 @@ forEachBackend("a lost database connection", ["postgres", "mongo"] as const, (va
       const err = await killBackendDuring(() => client.updateConversation({ conversationId: conv, title: `round ${i}` }));
       expectUnavailable(err);
     }
-    await until(async () => (await client.getConversation({ conversationId: conv }).then(() => true, () => false)), 10_000, "a call after the kills");
+    await until(
+      async () =>
+        await client.getConversation({ conversationId: conv }).then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+      "a call after the kills",
+    );
     expect(node.child.exitCode).toBeNull();
   });
 });

@@ -350,9 +350,12 @@ function makeCase(index: number, w: World): Case {
   } else {
     const msg = payloadFor(rng, w, method.input, strategy);
     if (protocol === "connect" && !streaming) body = msg;
-    else if (strategy === "truncated" && rng.chance(0.5)) body = envelope(msg).subarray(0, rng.int(msg.length + 5)); // cut inside the frame
-    else if (strategy === "random" && rng.chance(0.3)) body = rng.bytes(rng.int(30)); // not even a frame
-    else if (strategy === "varint" && rng.chance(0.2)) body = Buffer.concat([envelope(msg), envelope(msg)]); // two messages for one
+    else if (strategy === "truncated" && rng.chance(0.5))
+      body = envelope(msg).subarray(0, rng.int(msg.length + 5)); // cut inside the frame
+    else if (strategy === "random" && rng.chance(0.3))
+      body = rng.bytes(rng.int(30)); // not even a frame
+    else if (strategy === "varint" && rng.chance(0.2))
+      body = Buffer.concat([envelope(msg), envelope(msg)]); // two messages for one
     else body = envelope(msg, strategy === "mutated" && rng.chance(0.1) ? rng.pick([0x01, 0x80, 0x02]) : 0);
   }
   if (strategy === "random" && rng.chance(0.05)) body = Buffer.concat([envelope(new Uint8Array(MAX_MESSAGE_BYTES + 1 + rng.int(1000)))]);
@@ -400,7 +403,8 @@ function problem(c: Case, r: RawResult): string | null {
       } catch {
         continue; // JSON or not ours
       }
-      if (frame.case === "error" && (frame.value.code === 13 || frame.value.code === 2)) return `error frame ${frame.value.code}: ${frame.value.message}`;
+      if (frame.case === "error" && (frame.value.code === 13 || frame.value.code === 2))
+        return `error frame ${frame.value.code}: ${frame.value.message}`;
     }
   }
   return null;
@@ -519,8 +523,13 @@ describe("seeded wire fuzzing (issue 11, item 3)", () => {
 
     // Still alive, still serving, and nothing it could not explain.
     expect(server.child.exitCode, `the server exited (seed ${SEED})\n${server.output().slice(-3000)}`).toBeNull();
-    const unexpected = server.output().split("\n").filter((l) => /unexpected error|uncaught|unhandled/i.test(l));
-    console.log(`fuzz: seed ${SEED}, ${indexes.length} cases in ${Math.round(performance.now() - started)} ms, status codes ${JSON.stringify(Object.fromEntries([...codes].sort()))}`);
+    const unexpected = server
+      .output()
+      .split("\n")
+      .filter((l) => /unexpected error|uncaught|unhandled/i.test(l));
+    console.log(
+      `fuzz: seed ${SEED}, ${indexes.length} cases in ${Math.round(performance.now() - started)} ms, status codes ${JSON.stringify(Object.fromEntries([...codes].sort()))}`,
+    );
     expect(failures, `seed ${SEED}:\n${failures.join("\n\n")}`).toEqual([]);
     expect(unexpected.slice(0, 5), `seed ${SEED}: the server logged unexpected errors`).toEqual([]);
   }, 600_000);

@@ -9,7 +9,7 @@ import { SignJWT } from "jose";
 import { AuthService, LoginRequestSchema, SearchUsersRequestSchema } from "../../gen/chat/v1/auth_pb.js";
 import { MessageService, SearchMessagesRequestSchema, StreamRequestSchema, StreamResponseSchema } from "../../gen/chat/v1/message_pb.js";
 import { NotificationService, ListNotificationsRequestSchema, MarkNotificationsSeenRequestSchema } from "../../gen/chat/v1/notification_pb.js";
-import { PresenceService, } from "../../gen/chat/v1/presence_pb.js";
+import { PresenceService } from "../../gen/chat/v1/presence_pb.js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { provisionBackends, startTestServer, TEST_SECRET, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { envelope, rawCall, type RawProtocol, type RawResult } from "../support/raw-rpc.ts";
@@ -34,7 +34,12 @@ const PROTOCOLS: RawProtocol[] = ["grpc", "grpc-web", "connect"];
 const path = (m: { parent: { typeName: string }; name: string }) => `/${m.parent.typeName}/${m.name}`;
 
 /** A call with `payload` as the only request message, framed as the protocol wants. */
-function call(protocol: RawProtocol, method: { parent: { typeName: string }; name: string; methodKind: string }, payload: Uint8Array, bearer = token): Promise<RawResult> {
+function call(
+  protocol: RawProtocol,
+  method: { parent: { typeName: string }; name: string; methodKind: string },
+  payload: Uint8Array,
+  bearer = token,
+): Promise<RawResult> {
   const streaming = method.methodKind !== "unary";
   const body = protocol === "connect" && !streaming ? payload : envelope(payload);
   return rawCall(server.baseUrl, {
@@ -112,13 +117,22 @@ describe("client input is never INTERNAL (issue 11, item 3)", () => {
 
   it.each(PROTOCOLS)("a timestamp out of range is INVALID_ARGUMENT over %s", async (protocol) => {
     // Found by the fuzz test: MarkNotificationsSeen.up_to with seconds near 2^63 made an Invalid Date.
-    const r = await call(protocol, NotificationService.method.markNotificationsSeen, bin(MarkNotificationsSeenRequestSchema, { upTo: { seconds: 9_000_000_000_000_000n, nanos: 1 } }));
+    const r = await call(
+      protocol,
+      NotificationService.method.markNotificationsSeen,
+      bin(MarkNotificationsSeenRequestSchema, { upTo: { seconds: 9_000_000_000_000_000n, nanos: 1 } }),
+    );
     expect(r.code, r.message).toBe(Code.InvalidArgument);
   });
 
   it.each(PROTOCOLS)("a compressed frame with no grpc-encoding is INVALID_ARGUMENT over %s", async (protocol) => {
     if (protocol === "connect") return; // Connect unary has no frames
-    const r = await rawCall(server.baseUrl, { protocol, path: path(AuthService.method.getMe), body: envelope(new Uint8Array(), 0x01), headers: { authorization: `Bearer ${token}` } });
+    const r = await rawCall(server.baseUrl, {
+      protocol,
+      path: path(AuthService.method.getMe),
+      body: envelope(new Uint8Array(), 0x01),
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(r.code, r.message).toBe(Code.InvalidArgument);
   });
 });
@@ -159,7 +173,9 @@ describe("a bad frame never ends a Stream with OK (issue 11, item 4)", () => {
   });
 
   it.each(PROTOCOLS)("a decodable but invalid frame gets an error frame and the stream stays open over %s", async (protocol) => {
-    const invalidSend = envelope(bin(StreamRequestSchema, { frame: { case: "send", value: { conversationId: "nope", clientMessageId: "c1", content: "" } } }));
+    const invalidSend = envelope(
+      bin(StreamRequestSchema, { frame: { case: "send", value: { conversationId: "nope", clientMessageId: "c1", content: "" } } }),
+    );
     const ping = envelope(bin(StreamRequestSchema, { frame: { case: "ping", value: { nonce: "after" } } }));
     const r = await rawCall(server.baseUrl, {
       protocol,

@@ -109,27 +109,34 @@ describe("HTTP/1.1 keep-alive after an oversized request (issue 11, item 5)", ()
     { name: "Connect", contentType: "application/proto", extra: "Connect-Protocol-Version: 1\r\n", body: new Uint8Array(200_000) },
   ];
 
-  it.each(cases)("$name: the next request on the connection is answered, or the connection was closed", async ({ contentType, extra, body }) => {
-    const conn = await Http1Conn.open(server.port);
-    try {
-      conn.write(post("/grpc.health.v1.Health/Check", contentType, body.byteLength, extra), body);
-      const first = await conn.response();
-      const refused = first.headers["grpc-status"] === "8" || first.body.includes("resource_exhausted") || /grpc-status: ?8\r\n/.test(first.body.toString("latin1"));
-      expect(refused, `${first.status} ${JSON.stringify(first.headers)} ${first.body.toString("latin1").slice(0, 200)}`).toBe(true);
-      if (first.headers.connection?.toLowerCase() === "close") {
-        // Closed, and said so: the client opens a new connection.
-        await conn.closed;
-        return;
+  it.each(cases)(
+    "$name: the next request on the connection is answered, or the connection was closed",
+    async ({ contentType, extra, body }) => {
+      const conn = await Http1Conn.open(server.port);
+      try {
+        conn.write(post("/grpc.health.v1.Health/Check", contentType, body.byteLength, extra), body);
+        const first = await conn.response();
+        const refused =
+          first.headers["grpc-status"] === "8" ||
+          first.body.includes("resource_exhausted") ||
+          /grpc-status: ?8\r\n/.test(first.body.toString("latin1"));
+        expect(refused, `${first.status} ${JSON.stringify(first.headers)} ${first.body.toString("latin1").slice(0, 200)}`).toBe(true);
+        if (first.headers.connection?.toLowerCase() === "close") {
+          // Closed, and said so: the client opens a new connection.
+          await conn.closed;
+          return;
+        }
+        // Kept alive: it must serve the next request (a hang fails the test by its timeout).
+        conn.write(post("/grpc.health.v1.Health/Check", "application/grpc-web+proto", healthCheck.byteLength, "X-Grpc-Web: 1\r\n"), healthCheck);
+        const second = await conn.response();
+        expect(second.status).toBe(200);
+        expect(second.body.toString("latin1")).toMatch(/grpc-status: ?0\r\n/);
+      } finally {
+        conn.destroy();
       }
-      // Kept alive: it must serve the next request (a hang fails the test by its timeout).
-      conn.write(post("/grpc.health.v1.Health/Check", "application/grpc-web+proto", healthCheck.byteLength, "X-Grpc-Web: 1\r\n"), healthCheck);
-      const second = await conn.response();
-      expect(second.status).toBe(200);
-      expect(second.body.toString("latin1")).toMatch(/grpc-status: ?0\r\n/);
-    } finally {
-      conn.destroy();
-    }
-  }, 20_000);
+    },
+    20_000,
+  );
 
   it("a normal request keeps the connection open for the next one", async () => {
     const conn = await Http1Conn.open(server.port);

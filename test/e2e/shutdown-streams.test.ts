@@ -35,7 +35,14 @@ async function idleReflection(client: grpc.Client): Promise<{ call: grpc.ClientD
   return { call, ended };
 }
 
-function serverStream(client: grpc.Client, path: string, token: string, encode: (m: unknown) => Buffer, decode: (b: Buffer) => unknown, req: unknown) {
+function serverStream(
+  client: grpc.Client,
+  path: string,
+  token: string,
+  encode: (m: unknown) => Buffer,
+  decode: (b: Buffer) => unknown,
+  req: unknown,
+) {
   const md = new grpc.Metadata();
   md.set("authorization", `Bearer ${token}`);
   const call = client.makeServerStreamRequest(path, encode, decode, req, md);
@@ -113,14 +120,21 @@ describe("long-lived calls at shutdown and cancel", () => {
     const session = http2.connect(node.baseUrl);
     const req = session.request({ ":method": "POST", ":path": REFLECTION, "content-type": "application/grpc", te: "trailers" });
     req.on("error", () => {});
-    const body = toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
+    const body = toBinary(
+      ServerReflectionRequestSchema,
+      create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }),
+    );
     const prefix = Buffer.alloc(5);
     prefix.writeUInt32BE(body.length, 1);
     req.write(Buffer.concat([prefix, body]));
     await new Promise((resolve) => req.once("data", resolve));
     session.destroy();
 
-    const lines = () => node.output().split("\n").filter((l) => l.includes("ServerReflection/ServerReflectionInfo") && /"msg":"rpc/.test(l));
+    const lines = () =>
+      node
+        .output()
+        .split("\n")
+        .filter((l) => l.includes("ServerReflection/ServerReflectionInfo") && /"msg":"rpc/.test(l));
     await until(() => lines().length === 4, 10_000, "four reflection calls logged");
     for (const l of lines()) expect(JSON.parse(l).code, l).toBe("CANCELED");
     expect(errorLines(node.output())).toEqual([]);

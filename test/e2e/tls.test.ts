@@ -22,11 +22,27 @@ let server: TestServer;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "tls-"));
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-    "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-  ], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+    ],
+    { stdio: "ignore" },
+  );
   backends = await provisionBackends({ sql: "pglite" });
   server = await startTestServer(backends.env, { TLS_CERT_FILE: join(dir, "cert.pem"), TLS_KEY_FILE: join(dir, "key.pem") });
 });
@@ -54,7 +70,14 @@ it("serves gRPC over TLS (HTTP/2 via ALPN) to grpc-js", async () => {
 it("serves the Connect protocol over HTTPS/1.1 on the same port", async () => {
   const body = await new Promise<string>((resolve, reject) => {
     const req = https.request(
-      { host: "localhost", port: server.port, path: "/grpc.health.v1.Health/Check", method: "POST", ca: readFileSync(join(dir, "cert.pem")), headers: { "content-type": "application/json" } } as https.RequestOptions,
+      {
+        host: "localhost",
+        port: server.port,
+        path: "/grpc.health.v1.Health/Check",
+        method: "POST",
+        ca: readFileSync(join(dir, "cert.pem")),
+        headers: { "content-type": "application/json" },
+      } as https.RequestOptions,
       (res) => {
         let b = "";
         res.on("data", (c) => (b += c));

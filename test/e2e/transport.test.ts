@@ -148,7 +148,11 @@ describe("browsers and operators", () => {
   it("answers a CORS preflight for an allowed origin and not for others", async () => {
     const ok = await fetch(`${server.baseUrl}/chat.v1.AuthService/Login`, {
       method: "OPTIONS",
-      headers: { origin: "http://app.example", "access-control-request-method": "POST", "access-control-request-headers": "content-type,authorization" },
+      headers: {
+        origin: "http://app.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,authorization",
+      },
     });
     expect(ok.status).toBe(204);
     expect(ok.headers.get("access-control-allow-origin")).toBe("http://app.example");

@@ -55,7 +55,12 @@ export async function startMessageHarness(variant: Variant, nodes = 1): Promise<
     connect: (user, node = 0) =>
       createClient(
         MessageService,
-        createConnectTransport({ baseUrl: servers[node % servers.length].baseUrl, httpVersion: "1.1", useBinaryFormat: false, interceptors: [bearer(user.token)] }),
+        createConnectTransport({
+          baseUrl: servers[node % servers.length].baseUrl,
+          httpVersion: "1.1",
+          useBinaryFormat: false,
+          interceptors: [bearer(user.token)],
+        }),
       ),
     // Seeded (user, session, token rows as Register writes them), without paying argon2id per user.
     users: (n) => seedUsers(servers[0], n),

@@ -40,7 +40,15 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       const cmid = randomUUID();
       const before = Date.now();
       const m = await send(alice, conv, { clientMessageId: cmid, content: "Hello, 世界 👋" });
-      expect(m).toMatchObject({ conversationId: conv, seq: 1n, senderId: alice.id, clientMessageId: cmid, content: "Hello, 世界 👋", deleted: false, replyCount: 0 });
+      expect(m).toMatchObject({
+        conversationId: conv,
+        seq: 1n,
+        senderId: alice.id,
+        clientMessageId: cmid,
+        content: "Hello, 世界 👋",
+        deleted: false,
+        replyCount: 0,
+      });
       expect(m.id).toMatch(/^[0-9a-f-]{36}$/);
       // Stamped by the server during the call (ms resolution on the wire).
       expect(timestampMs(m.createdAt!)).toBeGreaterThanOrEqual(before - 1);
@@ -55,7 +63,9 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       const conv = await h.group(alice, [bob]);
       const attachments = [{ url: "https://cdn.example/cat.png", name: "cat.png", mimeType: "image/png", sizeBytes: 2048n }];
       const m = await send(alice, conv, { content: "", attachments, mentions: [bob.id, outsider.id, bob.id.toUpperCase()] });
-      expect(m.attachments).toEqual([expect.objectContaining({ url: "https://cdn.example/cat.png", name: "cat.png", mimeType: "image/png", sizeBytes: 2048n })]);
+      expect(m.attachments).toEqual([
+        expect.objectContaining({ url: "https://cdn.example/cat.png", name: "cat.png", mimeType: "image/png", sizeBytes: 2048n }),
+      ]);
       expect(m.mentions).toEqual([bob.id]);
       expect((await get(bob, m.id)).mentions).toEqual([bob.id]);
     });
@@ -211,7 +221,10 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
     it("deletes to a tombstone (sender, owner or admin only) that keeps its seq", async () => {
       const conv = await h.group(alice, [bob, carol]);
       await send(bob, conv);
-      const target = await send(bob, conv, { content: "oops", attachments: [{ url: "http://x.example/a", name: "a", mimeType: "text/plain", sizeBytes: 1n }] });
+      const target = await send(bob, conv, {
+        content: "oops",
+        attachments: [{ url: "http://x.example/a", name: "a", mimeType: "text/plain", sizeBytes: 1n }],
+      });
       await send(carol, conv);
       await h.call(carol, MS.addReaction, { messageId: target.id, emoji: "👍" });
       // carol is a plain member and did not send it.
@@ -275,7 +288,10 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       expect(listed).toMatchObject({ lastSeq: 7n, lastReadSeq: 6n, unreadCount: 1 });
       expect(listed.lastMessage).toMatchObject({ messageId: m7.id, seq: 7n, senderId: alice.id, content: "the latest", deleted: false });
       // Sending moves the sender's own watermark.
-      expect((await h.call(alice, CS.listConversations, {})).conversations.find((c) => c.id === conv)).toMatchObject({ lastReadSeq: 7n, unreadCount: 0 });
+      expect((await h.call(alice, CS.listConversations, {})).conversations.find((c) => c.id === conv)).toMatchObject({
+        lastReadSeq: 7n,
+        unreadCount: 0,
+      });
     });
   });
 
@@ -299,7 +315,9 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       expect(found.map((m) => m.id)).toEqual(sent.map((m) => m.id).reverse());
       expect(found.every((m) => m.conversationId === mine)).toBe(true);
       // Restricted to one conversation, and by several words.
-      expect((await h.call(alice, MS.searchMessages, { query: `${word} number 3`, conversationId: mine })).messages.map((m) => m.id)).toEqual([sent[3].id]);
+      expect((await h.call(alice, MS.searchMessages, { query: `${word} number 3`, conversationId: mine })).messages.map((m) => m.id)).toEqual([
+        sent[3].id,
+      ]);
       // The other side finds only theirs.
       expect((await h.call(outsider, MS.searchMessages, { query: word })).messages.map((m) => m.conversationId)).toEqual([theirs]);
       // Deleted messages are gone from search.
@@ -316,7 +334,8 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       const first = (await h.call(alice, MS.editMessage, { messageId: m.id, content: "v2" }, { metadata: { "idempotency-key": key } })).message!;
       await h.call(alice, MS.editMessage, { messageId: m.id, content: "v3" });
       // The late retry of the v2 edit, on the other node: answered from the store, not applied.
-      const replay = (await h.call(alice, MS.editMessage, { messageId: m.id, content: "v2" }, { node: 1, metadata: { "idempotency-key": key } })).message!;
+      const replay = (await h.call(alice, MS.editMessage, { messageId: m.id, content: "v2" }, { node: 1, metadata: { "idempotency-key": key } }))
+        .message!;
       expect(replay).toEqual(first);
       expect((await get(alice, m.id)).content).toBe("v3");
       // The same key for another request is refused; another user's key space is separate.
@@ -350,7 +369,9 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       const key = randomUUID();
       const all = await Promise.all(
         Array.from({ length: 6 }, (_, i) =>
-          h.call(alice, MS.editMessage, { messageId: m.id, content: "v2" }, { node: i, metadata: { "idempotency-key": key } }).then((r) => r.message!),
+          h
+            .call(alice, MS.editMessage, { messageId: m.id, content: "v2" }, { node: i, metadata: { "idempotency-key": key } })
+            .then((r) => r.message!),
         ),
       );
       for (const r of all) expect(r).toEqual(all[0]); // the same edited_at: one execution, the rest replayed
@@ -359,7 +380,12 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
     it("makes a retried CreateConversation return the first group instead of a second one", async () => {
       const key = randomUUID();
       const create = (node: number) =>
-        h.call(alice, CS.createConversation, { type: ConversationType.GROUP, title: "", memberIds: [bob.id] }, { node, metadata: { "idempotency-key": key } });
+        h.call(
+          alice,
+          CS.createConversation,
+          { type: ConversationType.GROUP, title: "", memberIds: [bob.id] },
+          { node, metadata: { "idempotency-key": key } },
+        );
       const [a, b] = [await create(0), await create(1)];
       expect(b.conversation!.id).toBe(a.conversation!.id);
       const unkeyed = await h.call(alice, CS.createConversation, { type: ConversationType.GROUP, title: "", memberIds: [bob.id] });
@@ -387,7 +413,11 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       ["send: NUL in content", "content", () => send(alice, conv, { content: "a\u0000b" })],
       ["send: 11 attachments", "attachments", () => send(alice, conv, { attachments: Array.from({ length: 11 }, () => att({})) })],
       ["send: ftp attachment", "attachments[0].url", () => send(alice, conv, { attachments: [att({ url: "ftp://x.example/f" })] })],
-      ["send: javascript: attachment", "attachments[1].url", () => send(alice, conv, { attachments: [att({}), att({ url: "javascript:alert(1)" })] })],
+      [
+        "send: javascript: attachment",
+        "attachments[1].url",
+        () => send(alice, conv, { attachments: [att({}), att({ url: "javascript:alert(1)" })] }),
+      ],
       ["send: relative attachment url", "attachments[0].url", () => send(alice, conv, { attachments: [att({ url: "/f.png" })] })],
       ["send: attachment without name", "attachments[0].name", () => send(alice, conv, { attachments: [att({ name: "" })] })],
       ["send: attachment bad mime type", "attachments[0].mime_type", () => send(alice, conv, { attachments: [att({ mimeType: "png" })] })],

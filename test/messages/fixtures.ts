@@ -102,11 +102,17 @@ export async function openStoreEnv(name: MessageBackendName): Promise<StoreEnv> 
 export { insertUsers, insertConversation } from "../support/seed.ts";
 
 export async function conversationRow(db: SqlExecutor, id: string): Promise<{ lastSeq: number; lastMessageAt: Date }> {
-  const { rows } = await db.query<{ last_seq: number; last_message_at: Date }>("SELECT last_seq, last_message_at FROM conversations WHERE id = $1", [id]);
+  const { rows } = await db.query<{ last_seq: number; last_message_at: Date }>("SELECT last_seq, last_message_at FROM conversations WHERE id = $1", [
+    id,
+  ]);
   return { lastSeq: Number(rows[0].last_seq), lastMessageAt: rows[0].last_message_at };
 }
 
-export async function memberRow(db: SqlExecutor, conversationId: string, userId: string): Promise<{ lastReadSeq: number; deliveredSeq: number; archived: boolean }> {
+export async function memberRow(
+  db: SqlExecutor,
+  conversationId: string,
+  userId: string,
+): Promise<{ lastReadSeq: number; deliveredSeq: number; archived: boolean }> {
   const { rows } = await db.query<{ last_read_seq: number; delivered_seq: number; archived: boolean }>(
     "SELECT last_read_seq, delivered_seq, archived FROM conversation_members WHERE conversation_id = $1 AND user_id = $2",
     [conversationId, userId],

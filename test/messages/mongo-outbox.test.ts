@@ -55,7 +55,9 @@ forEachBackend("mongo message store: crash between the MongoDB write and the rel
     await store.send(newMessage(conv, alice));
     await crash("send", () => store.send(newMessage(conv, alice, { clientMessageId: "lost" })));
     // What the crash leaves: MongoDB has seq 2, the relational side and the log stop at 1.
-    expect((await store.list({ conversationId: conv, direction: "after", seq: 0, limit: 10, parentMessageId: null })).messages.map((m) => m.seq)).toEqual([1, 2]);
+    expect(
+      (await store.list({ conversationId: conv, direction: "after", seq: 0, limit: 10, parentMessageId: null })).messages.map((m) => m.seq),
+    ).toEqual([1, 2]);
     expect((await conversationRow(env.sql, conv)).lastSeq).toBe(1);
     expect(await createdSeqs(conv)).toEqual([1]);
     // The retry (same client_message_id) returns the original and logs its event.

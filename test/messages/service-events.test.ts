@@ -22,10 +22,10 @@ class PersistThenAnnounceSink implements EventSink {
     const logged = eventsOf(r);
     for (const l of logged) {
       // Written in the change's transaction: in the log by the time the write returns.
-      const { rows } = await this.env.sql.query<{ type: string }>("SELECT type FROM conversation_events WHERE conversation_id = $1 AND event_seq = $2", [
-        l.event.conversationId,
-        l.eventSeq,
-      ]);
+      const { rows } = await this.env.sql.query<{ type: string }>(
+        "SELECT type FROM conversation_events WHERE conversation_id = $1 AND event_seq = $2",
+        [l.event.conversationId, l.eventSeq],
+      );
       if (rows[0]?.type !== l.event.type) this.problems.push(`${l.event.type} #${l.eventSeq} is not in the log`);
     }
     await this.check(logged.map((l) => l.event));
@@ -90,7 +90,13 @@ forEachBackend("message service events", ["postgres", "mongo", "pglite"] as cons
 
     expect(types()).toEqual(["message_created", "message_edited", "reaction_updated", "reaction_updated", "receipt_updated", "message_deleted"]);
     // Each event carries what subscribers need: the stored message, the reaction's count.
-    expect(sink.events[0]).toMatchObject({ type: "message_created", conversationId: conv, messageId: m.id, seq: 1, message: { id: m.id, content: "hi" } });
+    expect(sink.events[0]).toMatchObject({
+      type: "message_created",
+      conversationId: conv,
+      messageId: m.id,
+      seq: 1,
+      message: { id: m.id, content: "hi" },
+    });
     expect(sink.events[1]).toMatchObject({ type: "message_edited", message: { content: "hi!" }, reactions: [] });
     expect(sink.events[2]).toMatchObject({ type: "reaction_updated", emoji: "👍", userId: bob, added: true, count: 1 });
     expect(sink.events[3]).toMatchObject({ added: false, count: 0 });

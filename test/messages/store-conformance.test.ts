@@ -67,7 +67,9 @@ forEachBackend("message store", ["mongo", "postgres", "pglite"] as const, (backe
       const peer = await env.openPeer();
       const stores = peer ? [store, peer] : [store];
       const results = await Promise.all(
-        Array.from({ length: 12 }, (_, i) => stores[i % stores.length].send(newMessage(conv, alice, { clientMessageId: "retry-me", content: `try ${i}` }))),
+        Array.from({ length: 12 }, (_, i) =>
+          stores[i % stores.length].send(newMessage(conv, alice, { clientMessageId: "retry-me", content: `try ${i}` })),
+        ),
       );
       expect(results.filter((r) => r.created)).toHaveLength(1);
       expect(new Set(results.map((r) => r.message.id)).size).toBe(1);
@@ -284,10 +286,12 @@ forEachBackend("message store", ["mongo", "postgres", "pglite"] as const, (backe
         { emoji: ":party_parrot:", count: 1, reacted: false },
         { emoji: "👍", count: 2, reacted: true },
       ]);
-      expect(forBob.get(m2.id)).toEqual([
-        { emoji: "👨‍👩‍👧", count: 1, reacted: false },
-        { emoji: "🎉", count: 1, reacted: true },
-      ].sort((a, b) => (a.emoji < b.emoji ? -1 : 1)));
+      expect(forBob.get(m2.id)).toEqual(
+        [
+          { emoji: "👨‍👩‍👧", count: 1, reacted: false },
+          { emoji: "🎉", count: 1, reacted: true },
+        ].sort((a, b) => (a.emoji < b.emoji ? -1 : 1)),
+      );
       expect(forBob.has(m3.id)).toBe(false);
       expect((await store.reactions([m1.id], dave)).get(m1.id)?.every((r) => !r.reacted)).toBe(true);
 
@@ -397,7 +401,10 @@ forEachBackend("message store", ["mongo", "postgres", "pglite"] as const, (backe
       await store.send(newMessage(a, alice, { content: "first" }));
       const lastA = (
         await store.send(
-          newMessage(a, bob, { content: "x".repeat(300), attachments: [{ url: "https://f.example/1", name: "1", mimeType: "image/png", sizeBytes: 5 }] }),
+          newMessage(a, bob, {
+            content: "x".repeat(300),
+            attachments: [{ url: "https://f.example/1", name: "1", mimeType: "image/png", sizeBytes: 5 }],
+          }),
         )
       ).message;
       const lastB = (await store.send(newMessage(b, alice, { content: "bye" }))).message;

@@ -6,13 +6,7 @@ import { describe, expect, it } from "vitest";
 import { AppError } from "../../src/shared/errors.ts";
 import { emojiProblem } from "../../src/messages/emoji.ts";
 import { messageIdFor } from "../../src/messages/ids.ts";
-import {
-  decodeSearchToken,
-  encodeSearchToken,
-  validateContent,
-  validateListWindow,
-  validateSearchQuery,
-} from "../../src/messages/validation.ts";
+import { decodeSearchToken, encodeSearchToken, validateContent, validateListWindow, validateSearchQuery } from "../../src/messages/validation.ts";
 
 function violation(fn: () => unknown): string | null {
   try {

@@ -135,7 +135,9 @@ forEachBackend("notification store", ["mongo", "postgres", "pglite"] as const, (
     const peerStore = await openPeer();
     const e = entry();
     await Promise.all(
-      Array.from({ length: 10 }, (_, i) => (i % 2 ? peerStore : store).addToBatch({ ...e, messageId: randomUUID(), seq: i + 1, at: new Date(e.at.getTime() + i) })),
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? peerStore : store).addToBatch({ ...e, messageId: randomUUID(), seq: i + 1, at: new Date(e.at.getTime() + i) }),
+      ),
     );
     const listed = await store.list(e.userId, { limit: 10, after: null, unseenOnly: false });
     expect(listed).toHaveLength(1);

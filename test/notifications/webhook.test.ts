@@ -57,7 +57,6 @@ function notification(): Notification {
   };
 }
 
-
 const SECRET = "webhook-test-secret-0123456789";
 const BACKOFF_MS = 40;
 const sender = () => new WebhookPushSender({ url, secret: SECRET, maxAttempts: 4, backoffMs: BACKOFF_MS }, pino({ level: "silent" }));

@@ -48,7 +48,6 @@ class MapSnapshots implements PresenceSnapshots {
   }
 }
 
-
 forEachBackend("presence tracker", ["redis", "memory"] as const, (name) => {
   let storeA: EphemeralStore;
   let storeB: EphemeralStore;

@@ -34,10 +34,10 @@ forEachBackend("event log", ["postgres", "pglite"] as const, (backend) => {
   /** A bare conversation row: no members, no events yet. */
   const newConversation = async () => {
     const id = randomUUID();
-    await db.query("INSERT INTO conversations (id, type, title, visibility, owner_id, last_message_at) VALUES ($1, 'group', 'g', 'private', $2, now())", [
-      id,
-      owner,
-    ]);
+    await db.query(
+      "INSERT INTO conversations (id, type, title, visibility, owner_id, last_message_at) VALUES ($1, 'group', 'g', 'private', $2, now())",
+      [id, owner],
+    );
     return id;
   };
   const joined = (c: string, userId: string) => ({ type: "member_joined" as const, conversationId: c, userId, role: "member" });
@@ -48,11 +48,20 @@ forEachBackend("event log", ["postgres", "pglite"] as const, (backend) => {
     const other = await newConversation();
     const users = Array.from({ length: 20 }, () => randomUUID());
     const results = await Promise.all(users.map((u) => log.append(c, [joined(c, u)])));
-    const seqs = results.flat().map((l) => l.eventSeq).sort((a, b) => a - b);
+    const seqs = results
+      .flat()
+      .map((l) => l.eventSeq)
+      .sort((a, b) => a - b);
     expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     await log.append(other, [joined(other, owner)]);
     const unknown = randomUUID();
-    expect(await log.heads([c, other, unknown])).toEqual(new Map([[c, 20], [other, 1], [unknown, 0]]));
+    expect(await log.heads([c, other, unknown])).toEqual(
+      new Map([
+        [c, 20],
+        [other, 1],
+        [unknown, 0],
+      ]),
+    );
     const all = await log.read(c, 0, 100, 100);
     expect(all.map((l) => l.eventSeq)).toEqual(seqs);
     expect(new Set(all.map((l) => (l.event as { userId: string }).userId))).toEqual(new Set(users));
@@ -129,7 +138,16 @@ forEachBackend("event log", ["postgres", "pglite"] as const, (backend) => {
       )
     ).id;
     const send = (i: number) =>
-      messages.send({ conversationId: c, senderId: owner, clientMessageId: `m${i}`, content: `hello ${i}`, parentMessageId: null, mentions: [], attachments: [], createdAt: new Date() });
+      messages.send({
+        conversationId: c,
+        senderId: owner,
+        clientMessageId: `m${i}`,
+        content: `hello ${i}`,
+        parentMessageId: null,
+        mentions: [],
+        attachments: [],
+        createdAt: new Date(),
+      });
     const first = (await send(0)).message;
     // Concurrent sends, reactions, edits and receipts into one conversation.
     await Promise.all([
@@ -149,7 +167,9 @@ forEachBackend("event log", ["postgres", "pglite"] as const, (backend) => {
     const reactions = all.flatMap((l) => (l.event.type === "reaction_updated" ? [l.event] : []));
     expect(reactions.map((r) => r.count)).toEqual([1, 1, 1]);
     const edit = all.find((l) => l.event.type === "message_edited")!.event as Extract<DomainEvent, { type: "message_edited" }>;
-    const before = all.filter((l) => l.eventSeq < all.find((x) => x.event.type === "message_edited")!.eventSeq && l.event.type === "reaction_updated").length;
+    const before = all.filter(
+      (l) => l.eventSeq < all.find((x) => x.event.type === "message_edited")!.eventSeq && l.event.type === "reaction_updated",
+    ).length;
     expect(edit.message?.content).toBe("edited");
     expect(edit.reactions?.length).toBe(before);
     expect(await log.heads([c])).toEqual(new Map([[c, all.length]]));
@@ -162,7 +182,15 @@ forEachBackend("event log", ["postgres", "pglite"] as const, (backend) => {
 
 describe("cursor codec", () => {
   it("round-trips a checkpoint id and delta", () => {
-    const value = { checkpointId: randomUUID(), delta: [[0, 1], [15, 2 ** 40], [300, 127], [3, 128]] as [number, number][] };
+    const value = {
+      checkpointId: randomUUID(),
+      delta: [
+        [0, 1],
+        [15, 2 ** 40],
+        [300, 127],
+        [3, 128],
+      ] as [number, number][],
+    };
     const text = encodeCursor(value);
     expect(text).toMatch(/^[A-Za-z0-9_-]+$/);
     expect(decodeCursor("cursor", text)).toEqual(value);
@@ -171,7 +199,15 @@ describe("cursor codec", () => {
 
   it("refuses anything else with INVALID_ARGUMENT naming the field", () => {
     const good = encodeCursor({ checkpointId: randomUUID(), delta: [[1, 2]] });
-    for (const bad of ["", "!!!", "abc", good.slice(0, -1), `${good}AA`, "A".repeat(3000), Buffer.from([2, ...Array(20).fill(0)]).toString("base64url")]) {
+    for (const bad of [
+      "",
+      "!!!",
+      "abc",
+      good.slice(0, -1),
+      `${good}AA`,
+      "A".repeat(3000),
+      Buffer.from([2, ...Array(20).fill(0)]).toString("base64url"),
+    ]) {
       let err: unknown = null;
       try {
         decodeCursor("hello.resume_token", bad);

@@ -107,7 +107,11 @@ forEachBackend("every change reaches a live stream with nothing after it", ["pgl
     const table = (round: number) => {
       const k = round * 10;
       return [
-        ["message created", async () => (m1 = (await api.sendMessage({ conversationId: conv, clientMessageId: `c-${round}`, content: `m${round}` })).message!.id), `messageCreated:${round + 1}:m${round}`],
+        [
+          "message created",
+          async () => (m1 = (await api.sendMessage({ conversationId: conv, clientMessageId: `c-${round}`, content: `m${round}` })).message!.id),
+          `messageCreated:${round + 1}:m${round}`,
+        ],
         ["message edited", () => api.editMessage({ messageId: m1, content: `m${round} edited` }), `messageEdited:${round + 1}:m${round} edited`],
         ["reaction added", () => api.addReaction({ messageId: m1, emoji: "👍" }), "reactionUpdated:👍:true:1"],
         ["reaction removed", () => api.removeReaction({ messageId: m1, emoji: "👍" }), "reactionUpdated:👍:false:0"],
@@ -125,7 +129,11 @@ forEachBackend("every change reaches a live stream with nothing after it", ["pgl
         await change();
         // No later event: the change alone must reach the stream (add/remove also emit conversation_updated).
         const got = await s.until(
-          (x) => x.durable().slice(before).find((e) => describeEvent(e) === expected),
+          (x) =>
+            x
+              .durable()
+              .slice(before)
+              .find((e) => describeEvent(e) === expected),
           15_000,
           `${what} (${dropping ? "announcement dropped" : "announced"})`,
         );
@@ -136,7 +144,16 @@ forEachBackend("every change reaches a live stream with nothing after it", ["pgl
     }
     expect(n).toBe(18);
     expect(new Set(dropped)).toEqual(
-      new Set(["message_created", "message_edited", "reaction_updated", "receipt_updated", "conversation_updated", "member_joined", "member_left", "message_deleted"]),
+      new Set([
+        "message_created",
+        "message_edited",
+        "reaction_updated",
+        "receipt_updated",
+        "conversation_updated",
+        "member_joined",
+        "member_left",
+        "message_deleted",
+      ]),
     );
     // Delivered exactly once each, in event order (cursors strictly after one another).
     const seen = s.durable().map(describeEvent);

@@ -14,7 +14,6 @@ import { AccessTokens } from "../../src/auth/tokens.ts";
 import type { StreamResponse } from "../../gen/chat/v1/message_pb.js";
 import { channel, group, users, type TestUser } from "./helpers.ts";
 
-
 function readyExpiry(s: StreamClient): number {
   const r = s.ready()!;
   if (r.frame.case !== "ready" || !r.frame.value.accessTokenExpiresAt) throw new Error("ready without access_token_expires_at");

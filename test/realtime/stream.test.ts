@@ -99,7 +99,14 @@ forEachBackend("Stream on one node", ["embedded", "postgres+redis"] as const, (b
     await a.until((s) => s.ready());
     await b.until((s) => s.ready());
     a.send(conv, "r-1", "one");
-    await b.until((s) => s.frames.some((f) => f.frame.case === "event" && f.frame.value.payload.case === "messageCreated" && f.frame.value.payload.value.message?.clientMessageId === "r-1"));
+    await b.until((s) =>
+      s.frames.some(
+        (f) =>
+          f.frame.case === "event" &&
+          f.frame.value.payload.case === "messageCreated" &&
+          f.frame.value.payload.value.message?.clientMessageId === "r-1",
+      ),
+    );
     const cursor = b.lastCursor();
     const seen = seqsOf(b.events(), conv);
     b.cancel();
@@ -107,7 +114,9 @@ forEachBackend("Stream on one node", ["embedded", "postgres+redis"] as const, (b
 
     for (let i = 2; i <= 6; i++) a.send(conv, `r-${i}`, `msg ${i}`);
     await a.until((s) => s.frames.filter((f) => f.frame.case === "sendAck" && f.frame.value.clientMessageId.startsWith("r-")).length === 6);
-    const acked = a.frames.flatMap((f) => (f.frame.case === "sendAck" && f.frame.value.clientMessageId.startsWith("r-") ? [Number(f.frame.value.message!.seq)] : []));
+    const acked = a.frames.flatMap((f) =>
+      f.frame.case === "sendAck" && f.frame.value.clientMessageId.startsWith("r-") ? [Number(f.frame.value.message!.seq)] : [],
+    );
 
     const b2 = stream(bob, { resumeToken: cursor });
     await b2.until((s) => acked.slice(1).every((q) => s.createdSeqs(conv).includes(q)), 10_000, "replay of the missed messages");

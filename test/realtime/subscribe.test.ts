@@ -13,7 +13,6 @@ import { bearer } from "../support/clients.ts";
 import { StreamClient } from "../support/stream-client.ts";
 import { channel, group, messages, users, type TestUser } from "./helpers.ts";
 
-
 /** A Subscribe call over Connect/HTTP 1.1 that records its frames. */
 function subscribe(baseUrl: string, token: string, resumeToken = "") {
   const client = createClient(MessageService, createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
@@ -140,10 +139,12 @@ forEachBackend("Subscribe over Connect", ["embedded", "postgres+redis"] as const
   });
 
   it("rejects a bad cursor in AckEvents and Subscribe with INVALID_ARGUMENT naming the field", async () => {
-    const err = await messages(server.baseUrl, bob.token).ackEvents({ cursor: "%%%" }).then(
-      () => null,
-      (e: unknown) => ConnectError.from(e),
-    );
+    const err = await messages(server.baseUrl, bob.token)
+      .ackEvents({ cursor: "%%%" })
+      .then(
+        () => null,
+        (e: unknown) => ConnectError.from(e),
+      );
     expect(err?.code).toBe(Code.InvalidArgument);
     expect(err?.message).toContain("cursor");
     const sub = subscribe(server.baseUrl, bob.token, "bm90IGEgY3Vyc29y");
@@ -157,10 +158,12 @@ forEachBackend("Subscribe over Connect", ["embedded", "postgres+redis"] as const
     cleanup.push(() => s.cancel());
     await s.until((x) => x.ready());
     const alicesCursor = (s.ready()!.frame.value as { resumeToken: string }).resumeToken;
-    const err = await messages(server.baseUrl, bob.token).ackEvents({ cursor: alicesCursor }).then(
-      () => null,
-      (e: unknown) => ConnectError.from(e),
-    );
+    const err = await messages(server.baseUrl, bob.token)
+      .ackEvents({ cursor: alicesCursor })
+      .then(
+        () => null,
+        (e: unknown) => ConnectError.from(e),
+      );
     expect(err?.code).toBe(Code.InvalidArgument);
   });
 

@@ -8,7 +8,6 @@ import { createRedisStore } from "../../src/stores/ephemeral/redis.ts";
 import { createMemoryStore } from "../../src/stores/ephemeral/memory.ts";
 import { until } from "../support/poll.ts";
 
-
 forEachBackend("ephemeral store", ["redis", "memory"] as const, (name) => {
   let store: EphemeralStore;
   let other: EphemeralStore; // a second node on the same Redis (memory: the same process)

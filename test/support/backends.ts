@@ -125,7 +125,10 @@ export async function isolatedMongo(): Promise<{ url: string; drop(): Promise<vo
     async drop() {
       const client = new MongoClient(url.toString(), { serverSelectionTimeoutMS: 5000 });
       await client.connect();
-      await client.db(dbName).dropDatabase().catch(() => {});
+      await client
+        .db(dbName)
+        .dropDatabase()
+        .catch(() => {});
       await client.close();
     },
   };

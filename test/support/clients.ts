@@ -18,13 +18,23 @@ export function bearer(token: string | (() => string | undefined)): Interceptor 
   };
 }
 
-export function transportFor(protocol: ProtocolName, baseUrl: string, interceptors: Interceptor[] = [], httpVersion: "1.1" | "2" = protocol === "grpc" ? "2" : "1.1"): Transport {
+export function transportFor(
+  protocol: ProtocolName,
+  baseUrl: string,
+  interceptors: Interceptor[] = [],
+  httpVersion: "1.1" | "2" = protocol === "grpc" ? "2" : "1.1",
+): Transport {
   if (protocol === "connect") return createConnectTransport({ baseUrl, httpVersion, interceptors });
   if (protocol === "grpc-web") return createGrpcWebTransport({ baseUrl, httpVersion, interceptors });
   return createGrpcTransport({ baseUrl, interceptors });
 }
 
-export function connectClient<S extends DescService>(service: S, protocol: ProtocolName, baseUrl: string, token?: string | (() => string | undefined)): Client<S> {
+export function connectClient<S extends DescService>(
+  service: S,
+  protocol: ProtocolName,
+  baseUrl: string,
+  token?: string | (() => string | undefined),
+): Client<S> {
   return createClient(service, transportFor(protocol, baseUrl, token ? [bearer(token)] : []));
 }
 

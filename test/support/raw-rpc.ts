@@ -91,7 +91,11 @@ const decodeGrpcMessage = (m: string | undefined) => {
 };
 
 /** Sends one raw request; see RawRequest. A session/agent may be passed to reuse connections. */
-export async function rawCall(baseUrl: string, req: RawRequest, conn: { h2?: http2.ClientHttp2Session; agent?: http.Agent } = {}): Promise<RawResult> {
+export async function rawCall(
+  baseUrl: string,
+  req: RawRequest,
+  conn: { h2?: http2.ClientHttp2Session; agent?: http.Agent } = {},
+): Promise<RawResult> {
   return req.protocol === "grpc" || req.http2 ? h2Call(baseUrl, req, conn.h2) : http1Call(baseUrl, req, conn.agent);
 }
 
@@ -169,16 +173,16 @@ function h2Call(baseUrl: string, req: RawRequest, shared?: http2.ClientHttp2Sess
 function contentTypeOf(req: RawRequest): string {
   if (req.protocol === "grpc") return req.json ? "application/grpc+json" : "application/grpc";
   return req.protocol === "grpc-web"
+    ? req.json
+      ? "application/grpc-web+json"
+      : "application/grpc-web+proto"
+    : req.streaming
       ? req.json
-        ? "application/grpc-web+json"
-        : "application/grpc-web+proto"
-      : req.streaming
-        ? req.json
-          ? "application/connect+json"
-          : "application/connect+proto"
-        : req.json
-          ? "application/json"
-          : "application/proto";
+        ? "application/connect+json"
+        : "application/connect+proto"
+      : req.json
+        ? "application/json"
+        : "application/proto";
 }
 
 function protocolHeaders(req: RawRequest): Record<string, string> {

@@ -79,7 +79,11 @@ export interface TestServer {
 }
 
 /** Starts the app in this process with the given environment. */
-export async function startTestServer(vars: Record<string, string>, overrides: Record<string, string> = {}, hooks: AppHooks = {}): Promise<TestServer> {
+export async function startTestServer(
+  vars: Record<string, string>,
+  overrides: Record<string, string> = {},
+  hooks: AppHooks = {},
+): Promise<TestServer> {
   const config = loadConfig({ ...vars, ...overrides });
   const app = await startApp(config, createLogger(config.logLevel, config.nodeId), hooks);
   return {

@@ -52,7 +52,12 @@ export class StreamClient {
   }
 
   /** Opens a stream and sends hello. */
-  static open(client: grpc.Client, token: string, hello: { resumeToken?: string; deviceId?: string } = {}, opts: { autoRead?: boolean } = {}): StreamClient {
+  static open(
+    client: grpc.Client,
+    token: string,
+    hello: { resumeToken?: string; deviceId?: string } = {},
+    opts: { autoRead?: boolean } = {},
+  ): StreamClient {
     const s = new StreamClient(client, token, opts);
     s.write({ frame: { case: "hello", value: { resumeToken: hello.resumeToken ?? "", deviceId: hello.deviceId ?? "" } } });
     return s;
@@ -105,7 +110,9 @@ export class StreamClient {
       const v = check(this);
       if (v) return v;
       if (Date.now() > deadline) {
-        throw new Error(`stream: ${what} not met in ${timeoutMs} ms (${this.frames.length} frames${this.status ? `, ended ${grpc.status[this.status.code]}: ${this.status.details}` : ""})`);
+        throw new Error(
+          `stream: ${what} not met in ${timeoutMs} ms (${this.frames.length} frames${this.status ? `, ended ${grpc.status[this.status.code]}: ${this.status.details}` : ""})`,
+        );
       }
       await new Promise((r) => setTimeout(r, 10));
     }

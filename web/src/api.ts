@@ -68,7 +68,8 @@ export class Api {
     const byKind = new Map<TransportKind, Transport>();
     const current = (interceptors: Parameters<ChatTransport["create"]>[0]): Transport => {
       let t = byKind.get(this.transport);
-      if (!t) byKind.set(this.transport, (t = webTransport({ baseUrl: this.baseUrl, protocol: this.transport, interceptors: extra }).create(interceptors)));
+      if (!t)
+        byKind.set(this.transport, (t = webTransport({ baseUrl: this.baseUrl, protocol: this.transport, interceptors: extra }).create(interceptors)));
       return t;
     };
     this.chatTransport = {

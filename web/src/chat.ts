@@ -355,9 +355,7 @@ export class Chat {
     tl.setReactions(messageId, toggled(item.reactions, emoji, !had)); // optimistic
     this.emit("messages");
     try {
-      const res = had
-        ? await this.api.messages.removeReaction({ messageId, emoji })
-        : await this.api.messages.addReaction({ messageId, emoji });
+      const res = had ? await this.api.messages.removeReaction({ messageId, emoji }) : await this.api.messages.addReaction({ messageId, emoji });
       if (res.message) tl.upsert(toData(res.message));
     } catch (err) {
       this.report(err);

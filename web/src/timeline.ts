@@ -36,8 +36,7 @@ export interface TimelineItem extends MessageData {
   rev: number;
 }
 
-const keyOf = (senderId: string, clientMessageId: string, id: string) =>
-  clientMessageId ? `c:${senderId}:${clientMessageId}` : `m:${id}`;
+const keyOf = (senderId: string, clientMessageId: string, id: string) => (clientMessageId ? `c:${senderId}:${clientMessageId}` : `m:${id}`);
 
 export class Timeline {
   readonly conversationId: string;

@@ -64,7 +64,8 @@ export function createPostgres(connectionString: string, opts: PostgresOptions =
     }
     if (isConnectionError(err)) throw unavailable("STORE_UNAVAILABLE", "database unavailable", err, DB_RETRY_AFTER_MS, { store: "sql" });
     // statement_timeout (a saturated database, a long lock wait): a retry may well succeed.
-    if ((err as { code?: string })?.code === "57014") throw unavailable("STORE_BUSY", "database busy: statement timed out", err, DB_RETRY_AFTER_MS, { store: "sql" });
+    if ((err as { code?: string })?.code === "57014")
+      throw unavailable("STORE_BUSY", "database busy: statement timed out", err, DB_RETRY_AFTER_MS, { store: "sql" });
     throw err;
   };
   // A bounded wait: beyond queueMax waiting calls, refuse at once instead of

@@ -24,7 +24,14 @@ const FIELDS: Field[] = [
   { name: "username", label: "Username", type: "text", autocomplete: "username", modes: ["signup"], hint: "3–32 of a–z, 0–9, _ and ." },
   { name: "display_name", label: "Display name", type: "text", autocomplete: "name", modes: ["signup"] },
   { name: "login", label: "Email or username", type: "text", autocomplete: "username", modes: ["login"] },
-  { name: "password", label: "Password", type: "password", autocomplete: "current-password", modes: ["signup", "login"], hint: "At least 8 characters" },
+  {
+    name: "password",
+    label: "Password",
+    type: "password",
+    autocomplete: "current-password",
+    modes: ["signup", "login"],
+    hint: "At least 8 characters",
+  },
 ];
 
 export function renderAuth(root: HTMLElement, opts: { api: Api; notice?: string; onSignedIn(user: User): void }): void {
@@ -37,7 +44,12 @@ export function renderAuth(root: HTMLElement, opts: { api: Api; notice?: string;
   const fieldsBox = h("div", { class: "fields" });
   const submit = h("button", { type: "submit", class: "primary", "data-testid": "auth-submit" });
   const heading = h("h2", { id: "auth-heading" });
-  const switchButton = h("button", { type: "button", class: "link", "data-testid": "auth-switch", onclick: () => setMode(mode === "signup" ? "login" : "signup") });
+  const switchButton = h("button", {
+    type: "button",
+    class: "link",
+    "data-testid": "auth-switch",
+    onclick: () => setMode(mode === "signup" ? "login" : "signup"),
+  });
 
   const form = h(
     "form",
@@ -72,7 +84,14 @@ export function renderAuth(root: HTMLElement, opts: { api: Api; notice?: string;
         });
         inputs.set(f.name, input);
         fieldErrors.set(f.name, err);
-        return h("div", { class: "field" }, h("label", { for: id }, f.label), input, f.hint ? h("p", { class: "hint", id: `${id}-hint` }, f.hint) : null, err);
+        return h(
+          "div",
+          { class: "field" },
+          h("label", { for: id }, f.label),
+          input,
+          f.hint ? h("p", { class: "hint", id: `${id}-hint` }, f.hint) : null,
+          err,
+        );
       }),
     );
     if (!opts.notice) status.textContent = "";
@@ -99,7 +118,13 @@ export function renderAuth(root: HTMLElement, opts: { api: Api; notice?: string;
     try {
       const user =
         mode === "signup"
-          ? await opts.api.register({ email: v("email").trim(), username: v("username").trim(), displayName: v("display_name").trim(), password: v("password"), deviceId: deviceId() })
+          ? await opts.api.register({
+              email: v("email").trim(),
+              username: v("username").trim(),
+              displayName: v("display_name").trim(),
+              password: v("password"),
+              deviceId: deviceId(),
+            })
           : await opts.api.login({ login: v("login").trim(), password: v("password"), deviceId: deviceId() });
       opts.onSignedIn(user);
     } catch (err) {
@@ -111,7 +136,8 @@ export function renderAuth(root: HTMLElement, opts: { api: Api; notice?: string;
           first ??= field;
         }
       }
-      status.textContent = view.code === Code.Unauthenticated ? "Wrong login or password." : first ? "Please correct the highlighted field." : view.message;
+      status.textContent =
+        view.code === Code.Unauthenticated ? "Wrong login or password." : first ? "Please correct the highlighted field." : view.message;
       if (first) inputs.get(first)?.focus();
     } finally {
       busy = false;

@@ -98,7 +98,14 @@ export class ChatView {
       h("div", { class: "row" }, dmInput, h("button", { type: "submit" }, "Find")),
     );
     const groupTitle = h("input", { id: "group-title", name: "title", type: "text", autocomplete: "off" });
-    const groupMembers = h("input", { id: "group-members", name: "members", type: "text", autocomplete: "off", placeholder: "alice, bob", "aria-describedby": "group-members-hint" });
+    const groupMembers = h("input", {
+      id: "group-members",
+      name: "members",
+      type: "text",
+      autocomplete: "off",
+      placeholder: "alice, bob",
+      "aria-describedby": "group-members-hint",
+    });
     const groupForm = h(
       "form",
       { class: "side-form", "data-testid": "new-group-form", onsubmit: (e) => void this.onCreateGroup(e, groupTitle, groupMembers) },
@@ -261,8 +268,15 @@ export class ChatView {
           "data-conversation-id": c.id,
           onclick: () => void this.open(c.id),
         },
-        c.type === "direct" ? this.presenceDot(c.peerUserId) : h("span", { class: "dot dot-group", "aria-hidden": "true" }, c.type === "channel" ? "#" : ""),
-        h("span", { class: "conv-text" }, h("span", { class: "conv-title", "data-testid": "conversation-name" }, title), h("span", { class: "conv-preview" }, preview)),
+        c.type === "direct"
+          ? this.presenceDot(c.peerUserId)
+          : h("span", { class: "dot dot-group", "aria-hidden": "true" }, c.type === "channel" ? "#" : ""),
+        h(
+          "span",
+          { class: "conv-text" },
+          h("span", { class: "conv-title", "data-testid": "conversation-name" }, title),
+          h("span", { class: "conv-preview" }, preview),
+        ),
         c.unread ? h("span", { class: "badge", "data-testid": "unread-badge", "aria-label": `${c.unread} unread` }, String(c.unread)) : null,
       ),
     );
@@ -271,7 +285,15 @@ export class ChatView {
   private presenceDot(userId: string): HTMLElement {
     const p = this.chat.presenceOf(userId);
     const label = p === "unknown" ? "presence unknown" : p === "dnd" ? "do not disturb" : p;
-    return h("span", { class: `dot dot-${p}`, role: "img", "aria-label": label, title: label, "data-testid": "presence", "data-presence": p, "data-user-id": userId });
+    return h("span", {
+      class: `dot dot-${p}`,
+      role: "img",
+      "aria-label": label,
+      title: label,
+      "data-testid": "presence",
+      "data-presence": p,
+      "data-user-id": userId,
+    });
   }
 
   private renderHeader(): void {
@@ -376,7 +398,13 @@ export class ChatView {
     el.dataset.seq = String(m.seq);
     el.dataset.mine = String(mine);
     if (m.id) el.dataset.messageId = m.id;
-    const time = m.createdAt ? h("time", { datetime: m.createdAt.toISOString(), title: m.createdAt.toLocaleString() }, m.createdAt.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })) : null;
+    const time = m.createdAt
+      ? h(
+          "time",
+          { datetime: m.createdAt.toISOString(), title: m.createdAt.toLocaleString() },
+          m.createdAt.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+        )
+      : null;
     const status = m.state === "pending" ? h("span", { class: "msg-status", "data-testid": "message-status" }, "Sending…") : null;
     const conversationId = m.conversationId;
 
@@ -447,8 +475,20 @@ export class ChatView {
 
     fill(
       el,
-      showSender || status ? h("div", { class: "msg-meta" }, showSender ? h("span", { class: "sender" }, mine ? "You" : this.chat.userName(m.senderId)) : null, showSender ? time : null, status) : null,
-      h("p", { class: `content${m.deleted ? " deleted" : ""}`, "data-testid": "message-content" }, m.deleted ? "This message was deleted." : m.content),
+      showSender || status
+        ? h(
+            "div",
+            { class: "msg-meta" },
+            showSender ? h("span", { class: "sender" }, mine ? "You" : this.chat.userName(m.senderId)) : null,
+            showSender ? time : null,
+            status,
+          )
+        : null,
+      h(
+        "p",
+        { class: `content${m.deleted ? " deleted" : ""}`, "data-testid": "message-content" },
+        m.deleted ? "This message was deleted." : m.content,
+      ),
       m.editedAt && !m.deleted ? h("span", { class: "edited" }, "(edited)") : null,
       m.state === "failed"
         ? h(
@@ -475,7 +515,13 @@ export class ChatView {
     const id = this.chat.openId;
     const who = id ? this.chat.typingIn(id).map((u) => this.chat.userName(u)) : [];
     this.typingEl.textContent =
-      who.length === 0 ? "" : who.length === 1 ? `${who[0]} is typing…` : who.length === 2 ? `${who[0]} and ${who[1]} are typing…` : "Several people are typing…";
+      who.length === 0
+        ? ""
+        : who.length === 1
+          ? `${who[0]} is typing…`
+          : who.length === 2
+            ? `${who[0]} and ${who[1]} are typing…`
+            : "Several people are typing…";
   }
 
   private firstRenderedKey(): string | undefined {
