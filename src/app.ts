@@ -143,6 +143,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
     conversations: conversationStore,
     presence: presence.tracker,
     logger,
+    registry: metrics.registry,
   });
   // Every change commits its events with it; realtime's sink announces them after the reply.
   const events: EventSink = realtime.events;

@@ -1,6 +1,7 @@
 // Builds notifications (store, notifier, push) from config and stores; called by the composition root.
 
 import type { Logger } from "pino";
+import { Counter, type Registry } from "prom-client";
 import type { Config } from "../config.ts";
 import type { Stores } from "../stores/stores.ts";
 import type { MessageStore } from "../messages/store.ts";
@@ -28,12 +29,28 @@ export async function createNotifications(deps: {
   conversations: ConversationStore;
   presence: PresenceTracker;
   logger: Logger;
+  registry?: Registry;
 }): Promise<NotificationsModule> {
   const logger = deps.logger.child({ module: "notifications" });
   const n = deps.config.notifications;
   const store = deps.stores.mongo ? await MongoNotificationStore.open(deps.stores.mongo) : new SqlNotificationStore(deps.stores.sql);
+  const pushes = new Counter({
+    name: "notification_push_total",
+    help: "Webhook pushes by outcome (delivered, refused by the receiver, gave_up after the retries, dropped with the queue full)",
+    labelNames: ["outcome"] as const,
+    registers: deps.registry ? [deps.registry] : [],
+  });
   const webhook = n.webhookUrl
-    ? new WebhookPushSender({ url: n.webhookUrl, secret: n.webhookSecret, maxAttempts: n.webhookMaxAttempts, backoffMs: n.webhookBackoffMs }, logger)
+    ? new WebhookPushSender(
+        {
+          url: n.webhookUrl,
+          secret: n.webhookSecret,
+          maxAttempts: n.webhookMaxAttempts,
+          backoffMs: n.webhookBackoffMs,
+          onOutcome: (outcome) => pushes.inc({ outcome }),
+        },
+        logger,
+      )
     : null;
   const push: PushSender = webhook ?? { send: async () => {} };
   const notifier = new Notifier({

@@ -7,11 +7,19 @@ export interface WebhookOptions {
   secret: string;
   maxAttempts: number;
   backoffMs: number;
-  /** Deliveries waiting or running; beyond it new ones are dropped (and logged). */
+  /** Deliveries waiting or running; beyond it new ones are dropped (logged and counted as "dropped"). */
   maxQueued?: number;
   concurrency?: number;
   timeoutMs?: number;
+  /**
+   * Called once per notification with how its push ended (the module counts
+   * these in `notification_push_total{outcome}`). The notification itself stays
+   * listed whatever the outcome; a push that did not arrive is never silent.
+   */
+  onOutcome?: (outcome: PushOutcome) => void;
 }
+
+export type PushOutcome = "delivered" | "refused" | "gave_up" | "dropped";
 
 /** The signature a receiver checks: HMAC-SHA256 over "<timestamp>.<body>" with the shared secret. */
 export function signWebhook(secret: string, timestamp: string, body: string): string {
@@ -52,7 +60,7 @@ export class WebhookPushSender implements PushSender {
   private stopped = false;
 
   constructor(opts: WebhookOptions, logger: Logger) {
-    this.opts = { maxQueued: 10_000, concurrency: 4, timeoutMs: 5_000, ...opts };
+    this.opts = { maxQueued: 10_000, concurrency: 4, timeoutMs: 5_000, onOutcome: () => {}, ...opts };
     this.logger = logger;
   }
 
@@ -60,6 +68,7 @@ export class WebhookPushSender implements PushSender {
     if (this.stopped) return;
     if (this.queue.length + this.running >= this.opts.maxQueued) {
       this.logger.warn({ notification: n.id }, "webhook queue full: notification not pushed");
+      this.opts.onOutcome("dropped");
       return;
     }
     this.queue.push(n);
@@ -76,7 +85,11 @@ export class WebhookPushSender implements PushSender {
       const n = this.queue.shift()!;
       this.running++;
       this.deliver(n)
-        .catch((err) => this.logger.warn({ err, notification: n.id }, "webhook delivery failed"))
+        .then((outcome) => this.opts.onOutcome(outcome))
+        .catch((err) => {
+          this.logger.warn({ err, notification: n.id }, "webhook delivery failed");
+          this.opts.onOutcome("gave_up");
+        })
         .finally(() => {
           this.running--;
           this.pump();
@@ -84,7 +97,7 @@ export class WebhookPushSender implements PushSender {
     }
   }
 
-  private async deliver(n: Notification): Promise<void> {
+  private async deliver(n: Notification): Promise<PushOutcome> {
     const body = JSON.stringify({
       id: n.id,
       type: n.type,
@@ -115,11 +128,11 @@ export class WebhookPushSender implements PushSender {
           signal: AbortSignal.timeout(this.opts.timeoutMs),
         });
         await res.arrayBuffer().catch(() => undefined);
-        if (res.ok) return;
+        if (res.ok) return "delivered";
         retry = res.status === 408 || res.status === 429 || res.status >= 500;
         if (!retry) {
           this.logger.warn({ notification: n.id, status: res.status }, "webhook refused the notification");
-          return;
+          return "refused";
         }
       } catch {
         retry = true;
@@ -130,5 +143,6 @@ export class WebhookPushSender implements PushSender {
       }
     }
     this.logger.warn({ notification: n.id, attempts: this.opts.maxAttempts }, "webhook gave up");
+    return "gave_up";
   }
 }

@@ -6,7 +6,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { pino } from "pino";
-import { signWebhook, verifyWebhook, WebhookPushSender } from "../../src/notifications/webhook.ts";
+import { type PushOutcome, signWebhook, verifyWebhook, WebhookPushSender } from "../../src/notifications/webhook.ts";
 import type { Notification } from "../../src/notifications/types.ts";
 import { until } from "../support/poll.ts";
 
@@ -98,7 +98,11 @@ it("gives up after maxAttempts and does not retry a 4xx refusal", async () => {
   script.set(failing.id, [500, 500, 500, 500, 500, 500]);
   const refused = notification();
   script.set(refused.id, [400]);
-  const s = sender();
+  const outcomes: PushOutcome[] = [];
+  const s = new WebhookPushSender(
+    { url, secret: SECRET, maxAttempts: 4, backoffMs: BACKOFF_MS, onOutcome: (o) => outcomes.push(o) },
+    pino({ level: "silent" }),
+  );
   await s.send(failing);
   await s.send(refused);
   await until(() => received.filter((r) => r.headers["x-chat-delivery"] === failing.id).length === 4);
@@ -106,4 +110,22 @@ it("gives up after maxAttempts and does not retry a 4xx refusal", async () => {
   await new Promise((r) => setTimeout(r, 8 * BACKOFF_MS * 2));
   expect(received.filter((r) => r.headers["x-chat-delivery"] === failing.id)).toHaveLength(4);
   expect(received.filter((r) => r.headers["x-chat-delivery"] === refused.id)).toHaveLength(1);
+  // Neither ends silently: each outcome is reported once (the module counts them in notification_push_total).
+  expect(outcomes.sort()).toEqual(["gave_up", "refused"]);
+});
+
+it("counts a push dropped with the queue full, and a delivered one", async () => {
+  const outcomes: PushOutcome[] = [];
+  const s = new WebhookPushSender(
+    { url, secret: SECRET, maxAttempts: 1, backoffMs: BACKOFF_MS, maxQueued: 1, concurrency: 1, onOutcome: (o) => outcomes.push(o) },
+    pino({ level: "silent" }),
+  );
+  const first = notification();
+  const second = notification();
+  await s.send(first);
+  await s.send(second); // the queue holds one: this one is dropped, and said so
+  expect(outcomes).toEqual(["dropped"]);
+  await until(() => outcomes.length === 2);
+  expect(outcomes).toEqual(["dropped", "delivered"]);
+  expect(received.filter((r) => r.headers["x-chat-delivery"] === second.id)).toHaveLength(0);
 });
