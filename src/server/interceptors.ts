@@ -121,7 +121,10 @@ function clientLeft(signal: AbortSignal, err: unknown): boolean {
  */
 function resetByClient(node: NodeRequest | undefined): boolean {
   if (!node || !("stream" in node) || !node.stream) return false;
-  return node.aborted || node.stream.rstCode === http2.constants.NGHTTP2_CANCEL;
+  // A killed client (its connection closed under the open stream) shows as an abort, a reset
+  // other than NO_ERROR, or a session already destroyed when the stream closes.
+  const rst = node.stream.rstCode;
+  return node.aborted || (rst !== undefined && rst !== http2.constants.NGHTTP2_NO_ERROR) || node.stream.session?.destroyed === true;
 }
 
 /** Verifies an access token and returns the caller; throws AppError("unauthenticated") otherwise. */

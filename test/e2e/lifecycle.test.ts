@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import http2 from "node:http2";
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { provisionBackends, spawnServer, type ProvisionedBackends } from "../support/server.ts";
 
@@ -51,6 +52,8 @@ describe("the embedded default across restarts", () => {
   afterAll(async () => backends?.cleanup());
 
   it("applies migrations on the first start only and keeps its data dir", async () => {
+    // A fresh machine: no database yet (other suites start from the run's migrated image).
+    rmSync(join(backends.env.DATA_DIR, "pglite"), { recursive: true, force: true });
     const first = await spawnServer(backends.env);
     expect(first.output()).toMatch(/"msg":"migrations applied"/);
     expect(await first.stop()).toBe(0);

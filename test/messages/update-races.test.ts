@@ -38,7 +38,10 @@ forEachBackend("message update races", ["mongo", "postgres", "pglite"] as const,
     let xid = "";
     const holder = locker.sql.transaction(async (tx) => {
       xid = (await tx.query<{ x: string }>("SELECT txid_current()::text AS x")).rows[0].x;
+      // Every row a write may lock, in the writers' own order (conversation, event head, messages):
+      // edits, deletes and reactions take the event head first (their event is logged with them).
       await tx.query("SELECT id FROM conversations WHERE id = $1 FOR UPDATE", [conv]);
+      await tx.query("SELECT conversation_id FROM conversation_event_heads WHERE conversation_id = $1 FOR UPDATE", [conv]);
       await tx.query("SELECT id FROM messages WHERE conversation_id = $1 FOR UPDATE", [conv]);
       locked();
       await released;
@@ -49,7 +52,8 @@ forEachBackend("message update races", ["mongo", "postgres", "pglite"] as const,
       (
         await locker.sql.query<{ n: number }>(
           `SELECT count(*)::int AS n FROM pg_locks
-            WHERE NOT granted AND (relation IN ('messages'::regclass, 'conversations'::regclass) OR transactionid::text = $1)`,
+            WHERE NOT granted AND (relation IN ('messages'::regclass, 'conversations'::regclass, 'conversation_event_heads'::regclass)
+                                  OR transactionid::text = $1)`,
           [xid],
         )
       ).rows[0].n;
