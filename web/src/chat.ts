@@ -11,9 +11,8 @@ import type { ChatMessage, Event as ChatEvent } from "../../gen/chat/v1/message_
 import { PresenceStatus, type WatchPresenceResponse } from "../../gen/chat/v1/presence_pb.js";
 import { describeError, isTransient, SessionEndedError, type Api } from "./api.ts";
 import { ResilientStream, type LinkState } from "./stream.ts";
-import { Outbox, RealtimeStream, type LinkState as SdkLinkState } from "../../client/src/web.ts";
+import { Outbox, RealtimeStream, type LinkState as SdkLinkState, uuid } from "../../client/src/web.ts";
 import { Timeline, type MessageData, type ReactionView } from "./timeline.ts";
-import { uuid } from "./uuid.ts";
 
 export type PresenceName = "online" | "away" | "dnd" | "offline" | "unknown";
 export type ChangeScope = "sidebar" | "messages" | "typing" | "status" | "header";

@@ -2,7 +2,7 @@
 // preference, not a secret) and, per tab, a device id. No tokens.
 
 import { TRANSPORTS, type TransportKind } from "./api.ts";
-import { uuid } from "./uuid.ts";
+import { uuid } from "../../client/src/web.ts";
 
 const TRANSPORT_KEY = "chat.transport";
 const DEVICE_KEY = "chat.deviceId";
