@@ -427,7 +427,7 @@ let server: ServerProcess;
 let world: World;
 
 beforeAll(async () => {
-  backends = await provisionBackends({ sql: "postgres", redis: Boolean(env.redis) });
+  backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", redis: Boolean(env.redis) });
   server = await spawnServer(backends.env, {
     MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES),
     // The fuzzer is one address hammering Login/Register: it must keep reaching the handlers.

@@ -11,6 +11,7 @@ import { MessageService, SearchMessagesRequestSchema, StreamRequestSchema, Strea
 import { NotificationService, ListNotificationsRequestSchema, MarkNotificationsSeenRequestSchema } from "../../gen/chat/v1/notification_pb.js";
 import { PresenceService } from "../../gen/chat/v1/presence_pb.js";
 import { fromBinary } from "@bufbuild/protobuf";
+import { env } from "../support/backends.ts";
 import { provisionBackends, startTestServer, TEST_SECRET, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { envelope, rawCall, type RawProtocol, type RawResult } from "../support/raw-rpc.ts";
 import { registerUser } from "../support/users.ts";
@@ -20,7 +21,7 @@ let server: TestServer;
 let token: string;
 
 beforeAll(async () => {
-  backends = await provisionBackends({ sql: "postgres" });
+  backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite" });
   server = await startTestServer(backends.env, { MAX_MESSAGE_BYTES: "65536" });
   const u = await registerUser(server.baseUrl);
   token = u.accessToken;

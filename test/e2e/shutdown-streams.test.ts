@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { env } from "../support/backends.ts";
 import { provisionBackends, spawnServer, type ProvisionedBackends, type ServerProcess } from "../support/server.ts";
 import { until } from "../support/poll.ts";
 import { users } from "../realtime/helpers.ts";
@@ -60,7 +61,7 @@ describe("long-lived calls at shutdown and cancel", () => {
   const clients: grpc.Client[] = [];
   const nodes: ServerProcess[] = [];
   const startNode = async (overrides: Record<string, string> = {}) => {
-    const b = await provisionBackends({ sql: "postgres" });
+    const b = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite" });
     backends.push(b);
     const node = await spawnServer(b.env, overrides);
     nodes.push(node);
