@@ -1,22 +1,29 @@
 import type { PresenceStatus } from "./types.ts";
 
-/** One device's entry, stored as "status|expiresAtMs|lastActiveMs". */
+/**
+ * One device's entry, stored as "status|expiresAtMs|lastActiveMs|owner".
+ * `owner` names the tracker (one per node process) that wrote it last, so a
+ * node whose stream of the device closed does not shorten an entry another
+ * node has taken over since (the device reconnected there). Entries written
+ * before the owner existed decode with an empty owner.
+ */
 export interface DeviceEntry {
   status: Exclude<PresenceStatus, "offline">;
   expiresAt: number;
   lastActiveAt: number;
+  owner: string;
 }
 
 export function encodeDevice(e: DeviceEntry): string {
-  return `${e.status}|${e.expiresAt}|${e.lastActiveAt}`;
+  return `${e.status}|${e.expiresAt}|${e.lastActiveAt}|${e.owner}`;
 }
 
 export function decodeDevice(raw: string): DeviceEntry | null {
-  const [status, expiresAt, lastActiveAt] = raw.split("|");
+  const [status, expiresAt, lastActiveAt, owner = ""] = raw.split("|");
   if (status !== "online" && status !== "away" && status !== "dnd") return null;
   const e = Number(expiresAt);
   const a = Number(lastActiveAt);
-  return Number.isFinite(e) && Number.isFinite(a) ? { status, expiresAt: e, lastActiveAt: a } : null;
+  return Number.isFinite(e) && Number.isFinite(a) ? { status, expiresAt: e, lastActiveAt: a, owner } : null;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { EphemeralStore } from "../stores/ephemeral/ephemeral.ts";
 import { decodeDevice, encodeDevice, mergeDevices, type DeviceEntry } from "./merge.ts";
@@ -28,6 +29,8 @@ export class PresenceTracker {
   private readonly settings: PresenceSettings;
   private readonly logger: Logger;
   private readonly deferred = new Map<string, NodeJS.Timeout>();
+  /** Tags the device entries this tracker writes (see DeviceEntry.owner). */
+  private readonly owner = randomUUID();
   private sweeper: NodeJS.Timeout | null = null;
 
   constructor(deps: { store: EphemeralStore; snapshots: PresenceSnapshots; fanout: PresenceFanout; settings: PresenceSettings; logger: Logger }) {
@@ -64,11 +67,26 @@ export class PresenceTracker {
     await this.write(userId, deviceId, previous?.status ?? "online", this.settings.deviceTtlMs, false);
   }
 
-  /** The device's stream closed: it stays online for the grace period, then expires. */
+  /**
+   * The device's stream closed: it stays online for the grace period, then
+   * expires. Only the entry this node wrote is shortened, by compare-and-set:
+   * when the device has reconnected to another node meanwhile (a quick
+   * reconnect, or this close noticed late), that node's entry stands, and no
+   * offline/online flap is published.
+   */
   async disconnected(userId: string, deviceId: string): Promise<void> {
-    const previous = decodeDevice((await this.store.hgetall(devicesKey(userId)))[deviceId] ?? "");
-    if (!previous) return;
-    await this.write(userId, deviceId, previous.status, this.settings.graceMs, false);
+    const key = devicesKey(userId);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const raw = (await this.store.hgetall(key))[deviceId];
+      const previous = decodeDevice(raw ?? "");
+      if (!raw || !previous || previous.owner !== this.owner) return;
+      const now = Date.now();
+      const entry: DeviceEntry = { status: previous.status, expiresAt: now + this.settings.graceMs, lastActiveAt: now, owner: this.owner };
+      if (!(await this.store.hsetIfEquals(key, deviceId, raw, encodeDevice(entry)))) continue; // written meanwhile: look again
+      await this.index(userId, deviceId, entry, this.settings.graceMs);
+      await this.maybePublishIfChanged(userId);
+      return;
+    }
   }
 
   /** SetPresence: ONLINE, AWAY or DND for one device. */
@@ -104,14 +122,17 @@ export class PresenceTracker {
 
   private async write(userId: string, deviceId: string, status: DeviceEntry["status"], ttlMs: number, publish = true): Promise<void> {
     const now = Date.now();
-    const entry: DeviceEntry = { status, expiresAt: now + ttlMs, lastActiveAt: now };
-    const key = devicesKey(userId);
-    await this.store.hset(key, deviceId, encodeDevice(entry));
-    // The hash outlives its longest device entry a little; stale fields are ignored when merging.
-    await this.store.pexpire(key, Math.max(ttlMs, this.settings.deviceTtlMs) + 60_000);
-    await this.store.zadd(EXPIRY_INDEX, entry.expiresAt, `${userId}|${deviceId}`);
+    const entry: DeviceEntry = { status, expiresAt: now + ttlMs, lastActiveAt: now, owner: this.owner };
+    await this.store.hset(devicesKey(userId), deviceId, encodeDevice(entry));
+    await this.index(userId, deviceId, entry, ttlMs);
     if (publish) await this.maybePublish(userId);
     else await this.maybePublishIfChanged(userId);
+  }
+
+  private async index(userId: string, deviceId: string, entry: DeviceEntry, ttlMs: number): Promise<void> {
+    // The hash outlives its longest device entry a little; stale fields are ignored when merging.
+    await this.store.pexpire(devicesKey(userId), Math.max(ttlMs, this.settings.deviceTtlMs) + 60_000);
+    await this.store.zadd(EXPIRY_INDEX, entry.expiresAt, `${userId}|${deviceId}`);
   }
 
   /** Heartbeats and disconnects rarely change the merged state; check cheaply before taking the window. */

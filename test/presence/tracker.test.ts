@@ -70,11 +70,11 @@ forEachBackend("presence tracker", ["redis", "memory"] as const, (name) => {
     await storeA?.close();
     if (storeB !== storeA) await storeB?.close();
   });
-  const startNodes = () => {
+  const startNodes = (nodeSettings: PresenceSettings = settings) => {
     fanout = new RecordingFanout();
     snapshots = new MapSnapshots();
-    nodeA = new PresenceTracker({ store: storeA, snapshots, fanout, settings, logger });
-    nodeB = new PresenceTracker({ store: storeB, snapshots, fanout, settings, logger });
+    nodeA = new PresenceTracker({ store: storeA, snapshots, fanout, settings: nodeSettings, logger });
+    nodeB = new PresenceTracker({ store: storeB, snapshots, fanout, settings: nodeSettings, logger });
     nodeA.start();
     nodeB.start();
   };
@@ -121,6 +121,25 @@ forEachBackend("presence tracker", ["redis", "memory"] as const, (name) => {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(fanout.statuses(user)).toEqual(["online"]);
+  });
+
+  it("keeps a device that moved to another node online when the old node's close arrives late", async () => {
+    // The device's entry lives far longer than the grace period, and nothing heartbeats:
+    // only a late close from the node the device left could make it expire early.
+    startNodes({ ...settings, deviceTtlMs: 5000, graceMs: 100 });
+    const user = randomUUID();
+    await nodeA.connected(user, "phone");
+    await until(() => fanout.statuses(user).length === 1);
+    await nodeB.connected(user, "phone"); // reconnected to node B...
+    await nodeA.disconnected(user, "phone"); // ...before node A noticed the old stream closed
+    const end = Date.now() + 100 + 300; // past grace + coalescing + many sweeps
+    while (Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+    expect((await nodeA.get([user]))[0].status).toBe("online");
+    expect(fanout.statuses(user)).toEqual(["online"]);
+    // Node B's own close still starts the grace period, and then she goes offline.
+    await nodeB.disconnected(user, "phone");
+    await until(() => fanout.statuses(user).length === 2);
+    expect(fanout.statuses(user)).toEqual(["online", "offline"]);
   });
 
   it("merges statuses: DND is sticky, ONLINE beats AWAY", async () => {

@@ -120,6 +120,17 @@ forEachBackend("ephemeral store: hashes, sorted sets, get-and-set", ["redis", "m
     expect(await store.hgetall("missing")).toEqual({});
   });
 
+  it("sets a hash field only while it holds the expected value", async () => {
+    await store.hset("cas", "d1", "v1");
+    expect(await store.hsetIfEquals("cas", "d1", "v0", "v2")).toBe(false);
+    expect(await store.hgetall("cas")).toEqual({ d1: "v1" });
+    expect(await store.hsetIfEquals("cas", "d1", "v1", "v2")).toBe(true);
+    expect(await store.hgetall("cas")).toEqual({ d1: "v2" });
+    expect(await store.hsetIfEquals("cas", "absent", "v1", "v3")).toBe(false);
+    expect(await store.hsetIfEquals("no-such-hash", "d1", "v1", "v3")).toBe(false);
+    expect(await store.hgetall("cas")).toEqual({ d1: "v2" });
+  });
+
   it("orders a sorted set by score and removes only an unchanged member", async () => {
     await store.zadd("z", 30, "c");
     await store.zadd("z", 10, "a");

@@ -27,6 +27,8 @@ export interface EphemeralStore {
   /** Sets a key's expiry; false when the key is absent. */
   pexpire(key: string, ttlMs: number): Promise<boolean>;
   hset(key: string, field: string, value: string): Promise<void>;
+  /** Sets a hash field only if it still holds `expected`, in one atomic step (across nodes on Redis); true when set. */
+  hsetIfEquals(key: string, field: string, expected: string, value: string): Promise<boolean>;
   hgetall(key: string): Promise<Record<string, string>>;
   hdel(key: string, ...fields: string[]): Promise<number>;
   /** Sorted set: adds or moves a member to `score`. */

@@ -92,6 +92,12 @@ export function createMemoryStore(): EphemeralStore {
       if (!h) hashes.set(key, (h = { fields: new Map(), expiresAt: null }));
       h.fields.set(field, value);
     },
+    async hsetIfEquals(key, field, expected, value) {
+      const h = liveHash(key);
+      if (!h || h.fields.get(field) !== expected) return false;
+      h.fields.set(field, value);
+      return true;
+    },
     async hgetall(key) {
       return Object.fromEntries(liveHash(key)?.fields ?? []);
     },

@@ -113,6 +113,18 @@ export async function createRedisStore(url: string, prefix: string, faults: Stor
       }),
     pexpire: (key, ttlMs) => guard(async () => (await cmd.pexpire(k(key), Math.max(1, Math.round(ttlMs)))) === 1),
     hset: (key, field, value) => guard(async () => void (await cmd.hset(k(key), field, value))),
+    hsetIfEquals: (key, field, expected, value) =>
+      guard(async () => {
+        const set = await cmd.eval(
+          "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) return 1 end return 0",
+          1,
+          k(key),
+          field,
+          expected,
+          value,
+        );
+        return set === 1;
+      }),
     hgetall: (key) => guard(() => cmd.hgetall(k(key))),
     hdel: (key, ...fields) => (fields.length === 0 ? Promise.resolve(0) : guard(() => cmd.hdel(k(key), ...fields))),
     zadd: (key, score, member) => guard(async () => void (await cmd.zadd(k(key), score, member))),
