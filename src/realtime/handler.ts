@@ -138,6 +138,9 @@ async function readFrames(
   let typing: Map<string, { typing: boolean; at: number }> | null = null;
   try {
     for (;;) {
+      // Backpressure on the sender: its frames wait while its own queue is half full (see roomForClientFrames).
+      await s.roomForClientFrames();
+      if (!s.isOpen) return;
       const r = await it.next();
       // Half-close: the client sends nothing more but may still listen; the
       // heartbeat rule ends the stream if it stays silent.

@@ -426,6 +426,16 @@ export class StreamSession implements StreamInfo {
     }
   }
 
+  /**
+   * The transport reads the client's next frame only after this resolves: a
+   * client that sends faster than it reads what its sends produce (acks, its
+   * own events) is slowed by HTTP/2 flow control instead of being cut off as
+   * fell-behind. Resolves at once while the queue is under half its bound.
+   */
+  roomForClientFrames(): Promise<void> {
+    return this.waitForSpace();
+  }
+
   /** Replay waits here while the client is behind (replay is pulled, live is pushed). */
   private waitForSpace(): Promise<void> {
     if (this.out.length - this.outHead < this.d.settings.queueMax / 2 || this.state !== "open") return Promise.resolve();
