@@ -9,18 +9,18 @@
 // while a separate connection calls Health/Check every 20 ms. Reported: how many
 // opened (ready), how many were refused with RESOURCE_EXHAUSTED + RetryInfo,
 // how many ended any other way (must be 0); health p50/p99/max during the burst;
-// server RSS (VmRSS) before, at the peak, and after every stream is closed; the
-// load average. Bounded: the burst is abandoned after BENCH_TIMEOUT_S (120).
+// server RSS (VmRSS) before, at the peak, and 5 s and 30 s after every stream is
+// closed; the server's first warnings; the load average. The health prober runs
+// in its own process, so its figures are the server's, not this process's. Bounded: the burst is abandoned after BENCH_TIMEOUT_S (120).
 
 import * as grpc from "@grpc/grpc-js";
-import http2 from "node:http2";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { SubscribeRequestSchema, SubscribeResponseSchema } from "../gen/chat/v1/message_pb.js";
-import { AccessTokens } from "../src/auth/tokens.ts";
-import { provisionBackends, spawnServer, TEST_SECRET } from "../test/support/server.ts";
+import { provisionBackends, spawnServer } from "../test/support/server.ts";
+import { seedTargetForEnv, seedUsers } from "../test/support/seed.ts";
 
 const OPENS = Number(process.env.BENCH_OPENS ?? 5000);
 const PER_USER = Number(process.env.BENCH_PER_USER ?? 10);
@@ -31,6 +31,33 @@ const rss = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${
 const pct = (xs: number[], p: number) =>
   xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] : NaN;
 
+/** The health prober (its own process): Health/Check every 20 ms until stdin says stop, then the latencies as JSON. */
+const PROBER = `
+const http2 = require("node:http2");
+const hs = http2.connect(process.argv[1]);
+const ms = [];
+let on = true;
+process.stdin.on("data", () => (on = false));
+const check = () => new Promise((resolve, reject) => {
+  const t0 = performance.now();
+  const r = hs.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/json" });
+  r.on("data", () => {});
+  r.on("end", () => resolve(performance.now() - t0));
+  r.on("error", reject);
+  r.end("{}");
+});
+(async () => {
+  await check();
+  process.stdout.write("started\\n");
+  while (on) {
+    ms.push(await check());
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  process.stdout.write(JSON.stringify(ms));
+  hs.close();
+})();
+`;
+
 async function main() {
   const backends = await provisionBackends({
     sql: process.env.TEST_DATABASE_URL ? "postgres" : "pglite",
@@ -38,34 +65,23 @@ async function main() {
   });
   const server = await spawnServer(backends.env, { MAX_CONCURRENT_STREAMS: "1000" });
   const pid = server.child.pid!;
-  const tokens = new AccessTokens(TEST_SECRET, 3600);
-  const users = Math.ceil(OPENS / PER_USER);
-  const toks: string[] = [];
-  for (let u = 0; u < users; u++) toks.push((await tokens.sign({ userId: randomUUID(), sessionId: randomUUID(), roles: ["user"] })).token);
+  // Real users with real sessions (what a burst of reconnects looks like), inserted directly.
+  const seed = seedTargetForEnv(backends.env);
+  const toks = (await seedUsers(seed, Math.ceil(OPENS / PER_USER))).map((u) => u.token);
+  await seed.close();
 
-  // Health/Check over its own HTTP/2 connection (Connect JSON), every 20 ms.
-  const hs = http2.connect(server.baseUrl);
-  const check = () =>
-    new Promise<number>((resolve, reject) => {
-      const t0 = performance.now();
-      const r = hs.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/json" });
-      r.on("data", () => {});
-      r.on("end", () => resolve(performance.now() - t0));
-      r.on("error", reject);
-      r.end("{}");
-    });
-  await check();
+  // Health/Check every 20 ms over its own HTTP/2 connection (Connect JSON), from its own process:
+  // measured here, the probe would also count this process's own work creating thousands of calls.
+  const prober = spawn(process.execPath, ["-e", PROBER, server.baseUrl], { stdio: ["pipe", "pipe", "inherit"] });
+  let probeOut = "";
+  prober.stdout!.on("data", (c: Buffer) => (probeOut += c.toString()));
+  await new Promise<void>((resolve) => {
+    const onData = () => probeOut.includes("started") && (prober.stdout!.off("data", onData), resolve());
+    prober.stdout!.on("data", onData);
+  });
   const rssStart = rss(pid);
   let rssPeak = rssStart;
-  const health: number[] = [];
-  let probing = true;
-  const prober = (async () => {
-    while (probing) {
-      health.push(await check());
-      rssPeak = Math.max(rssPeak, rss(pid));
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  })();
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rss(pid))), 50);
 
   const clients = Array.from(
     { length: CONNECTIONS },
@@ -102,16 +118,24 @@ async function main() {
   });
   const bounded = await Promise.race([Promise.all(outcomes).then(() => true), new Promise((r) => setTimeout(() => r(false), TIMEOUT_S * 1000))]);
   const burstS = (performance.now() - t0) / 1000;
-  const during = [...health];
-  probing = false;
-  await prober;
+  prober.stdin!.end("stop");
+  await new Promise((r) => prober.once("exit", r));
+  clearInterval(sampler);
+  const during = (JSON.parse(probeOut.slice(probeOut.indexOf("["))) as number[]).slice(0);
 
   for (const c of calls) c.cancel();
   for (const c of clients) c.close();
-  // Let the server release what the streams held, then a GC-independent reading after a few seconds.
+  // Let the server release what the streams held; V8 gives memory back to the system only after a
+  // GC and its idle-time memory reducer, so read RSS 5 s and 30 s after the close.
   await new Promise((r) => setTimeout(r, 5000));
+  const rssAfter5 = rss(pid);
+  await new Promise((r) => setTimeout(r, 25_000));
   const rssAfter = rss(pid);
-  hs.close();
+  const serverErrors = server
+    .output()
+    .split("\n")
+    .filter((l) => /"level":(40|50)/.test(l))
+    .slice(0, 3);
   await server.stop();
   await backends.cleanup();
 
@@ -136,9 +160,11 @@ async function main() {
         rssMb: {
           start: Math.round(rssStart),
           peak: Math.round(rssPeak),
-          afterClose: Math.round(rssAfter),
+          afterClose5s: Math.round(rssAfter5),
+          afterClose30s: Math.round(rssAfter),
           afterVsStart: Number((rssAfter / rssStart).toFixed(2)),
         },
+        serverWarnings: serverErrors,
         loadAverage: `${l1} ${l5} ${l15}`,
       },
       null,
