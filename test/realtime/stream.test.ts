@@ -275,58 +275,54 @@ forEachBackend("Stream on one node", ["embedded", "postgres+redis"] as const, (b
   // Also the sender's own case: it sends far faster than its stream can carry the acks and events
   // its sends produce (on the embedded default every insert blocks this process's event loop, so
   // the transport falls behind); it must be slowed by flow control, never cut off as fell-behind.
-  it(
-    "cuts off a reader that stopped reading with RESOURCE_EXHAUSTED while a healthy reader beside it (and the sender) gets everything",
-    async () => {
-      const [hal, ivy, jo] = await users(server, 3);
-      const c3 = await group(server.baseUrl, hal, [ivy, jo]);
-      // Ivy's device stops reading at the TCP level; Jo is a healthy device on its own connection.
-      const proxy = await stallableProxy(server.port);
-      const slowCh = channel(proxy.address, { own: true });
-      const healthyCh = channel(server.address, { own: true });
-      try {
-        const slow = StreamClient.open(slowCh, ivy.token);
-        open.push(slow);
-        // Pings as apps do: on a slow machine the sends outlast three heartbeat intervals.
-        const healthy = StreamClient.open(healthyCh, jo.token).keepAlive(2_000);
-        open.push(healthy);
-        await slow.until((s) => s.ready());
-        await healthy.until((s) => s.ready());
-        proxy.stall();
-        const cutBefore = await metric(server.app.adminPort!, /^realtime_stream_closed_total\{reason="fell_behind"\}/);
-        const h = stream(hal).keepAlive(2_000);
-        await h.until((s) => s.ready());
-        // Incompressible 30 KB messages (responses are gzip-compressed): 100 of them are far more
-        // than the queue bound (50 frames) plus the HTTP/2 window (64 KB) plus socket buffers.
-        const N = 100;
-        for (let i = 0; i < N; i++) h.send(c3, `slow-${i}`, randomBytes(22_500).toString("base64"));
-        await healthy.until((s) => s.createdSeqs(c3).length === N, 150_000, "healthy reader gets every message");
-        expect(healthy.createdSeqs(c3)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
-        await h.until((s) => s.frames.filter((f) => f.frame.case === "sendAck").length === N, 30_000, "the sender gets every ack");
-        // The server cut the stalled one off (its own queue bound, not TCP, limited what it held).
-        const deadline = Date.now() + 10_000;
-        while ((await metric(server.app.adminPort!, /^realtime_stream_closed_total\{reason="fell_behind"\}/)) <= cutBefore) {
-          if (Date.now() > deadline) throw new Error("the stalled reader was not cut off");
-          await new Promise((r) => setTimeout(r, 20));
-        }
-        // Once its network comes back, the client learns why and can resume from its last cursor.
-        proxy.resume();
-        const status = await slow.ended;
-        expect(status.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-        expect(slow.createdSeqs(c3).length).toBeLessThan(N);
-        // It resumes from its last cursor; here the gap (~100 events) exceeds this server's
-        // resync threshold (20), so it is told to reload the conversation rather than replayed.
-        const back = stream(ivy, { resumeToken: slow.lastCursor() || (slow.ready()!.frame.value as { resumeToken: string }).resumeToken });
-        const rr = await back.until((s) => s.frames.find((f) => f.frame.case === "resyncRequired"));
-        expect(rr.frame.case === "resyncRequired" && rr.frame.value.conversationIds).toEqual([c3]);
-      } finally {
-        slowCh.close();
-        healthyCh.close();
-        await proxy.close();
+  it("cuts off a reader that stopped reading with RESOURCE_EXHAUSTED while a healthy reader beside it (and the sender) gets everything", async () => {
+    const [hal, ivy, jo] = await users(server, 3);
+    const c3 = await group(server.baseUrl, hal, [ivy, jo]);
+    // Ivy's device stops reading at the TCP level; Jo is a healthy device on its own connection.
+    const proxy = await stallableProxy(server.port);
+    const slowCh = channel(proxy.address, { own: true });
+    const healthyCh = channel(server.address, { own: true });
+    try {
+      const slow = StreamClient.open(slowCh, ivy.token);
+      open.push(slow);
+      // Pings as apps do: on a slow machine the sends outlast three heartbeat intervals.
+      const healthy = StreamClient.open(healthyCh, jo.token).keepAlive(2_000);
+      open.push(healthy);
+      await slow.until((s) => s.ready());
+      await healthy.until((s) => s.ready());
+      proxy.stall();
+      const cutBefore = await metric(server.app.adminPort!, /^realtime_stream_closed_total\{reason="fell_behind"\}/);
+      const h = stream(hal).keepAlive(2_000);
+      await h.until((s) => s.ready());
+      // Incompressible 30 KB messages (responses are gzip-compressed): 100 of them are far more
+      // than the queue bound (50 frames) plus the HTTP/2 window (64 KB) plus socket buffers.
+      const N = 100;
+      for (let i = 0; i < N; i++) h.send(c3, `slow-${i}`, randomBytes(22_500).toString("base64"));
+      await healthy.until((s) => s.createdSeqs(c3).length === N, 150_000, "healthy reader gets every message");
+      expect(healthy.createdSeqs(c3)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+      await h.until((s) => s.frames.filter((f) => f.frame.case === "sendAck").length === N, 30_000, "the sender gets every ack");
+      // The server cut the stalled one off (its own queue bound, not TCP, limited what it held).
+      const deadline = Date.now() + 10_000;
+      while ((await metric(server.app.adminPort!, /^realtime_stream_closed_total\{reason="fell_behind"\}/)) <= cutBefore) {
+        if (Date.now() > deadline) throw new Error("the stalled reader was not cut off");
+        await new Promise((r) => setTimeout(r, 20));
       }
-    },
-    240_000,
-  );
+      // Once its network comes back, the client learns why and can resume from its last cursor.
+      proxy.resume();
+      const status = await slow.ended;
+      expect(status.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(slow.createdSeqs(c3).length).toBeLessThan(N);
+      // It resumes from its last cursor; here the gap (~100 events) exceeds this server's
+      // resync threshold (20), so it is told to reload the conversation rather than replayed.
+      const back = stream(ivy, { resumeToken: slow.lastCursor() || (slow.ready()!.frame.value as { resumeToken: string }).resumeToken });
+      const rr = await back.until((s) => s.frames.find((f) => f.frame.case === "resyncRequired"));
+      expect(rr.frame.case === "resyncRequired" && rr.frame.value.conversationIds).toEqual([c3]);
+    } finally {
+      slowCh.close();
+      healthyCh.close();
+      await proxy.close();
+    }
+  }, 240_000);
 
   it("rejects a malformed resume token with INVALID_ARGUMENT", async () => {
     const s = stream(alice, { resumeToken: "not-a-cursor!" });
