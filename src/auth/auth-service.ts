@@ -7,7 +7,8 @@ import type { AuthContext } from "../server/context.ts";
 import type { AccessTokenVerifier } from "../server/interceptors.ts";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../shared/errors.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
-import type { AuthStore, Role, SessionRecord, UserRecord, UserStatus } from "./auth-store.ts";
+import type { AuthStore, Role, SessionRecord, UserRecord, UserSearchCursor, UserStatus } from "./auth-store.ts";
+import { decodePageToken, encodePageToken } from "../shared/page-token.ts";
 import type { PasswordHasher } from "./passwords.ts";
 import type { AuthRateLimits } from "./rate-limits.ts";
 import type { SessionRevocations } from "./revocations.ts";
@@ -276,14 +277,21 @@ export class AuthService implements AccessTokenVerifier {
     return unique.flatMap((id) => byId.get(id) ?? []);
   }
 
-  async searchUsers(query: string, pageSize: number): Promise<UserRecord[]> {
+  /** A page of matches and the token of the next one ("" on the last page). */
+  async searchUsers(query: string, pageSize: number, pageToken = ""): Promise<{ users: UserRecord[]; nextPageToken: string }> {
     const q = query.trim();
     if (q === "") throw invalidArgument("query", "is required");
     if (v.charLength(q) > SEARCH_QUERY_MAX) throw invalidArgument("query", `must be at most ${SEARCH_QUERY_MAX} characters`);
     if (v.CONTROL_RE.test(q)) throw invalidArgument("query", "must not contain control characters");
     if (pageSize < 0) throw invalidArgument("page_size", "must not be negative");
+    const after = decodeUserSearchToken(pageToken);
     const limit = pageSize === 0 ? SEARCH_DEFAULT_PAGE : Math.min(pageSize, SEARCH_MAX_PAGE);
-    return this.d.store.searchUsers(q, limit);
+    // One more than the page, to know whether there is a next one.
+    const found = await this.d.store.searchUsers(q, limit + 1, after);
+    const users = found.slice(0, limit);
+    const last = users[users.length - 1];
+    const nextPageToken = found.length > limit && last ? encodeUserSearchToken(userSearchCursor(q, last)) : "";
+    return { users, nextPageToken };
   }
 
   // ---- administration ------------------------------------------------------
@@ -369,4 +377,19 @@ export class AuthService implements AccessTokenVerifier {
 
 function requireAdmin(caller: AuthContext): void {
   if (!caller.roles.includes("admin")) throw permissionDenied("ADMIN_REQUIRED", "admin role required");
+}
+
+// SearchUsers page tokens: opaque to clients, a keyset position (rank, username) to us.
+function userSearchCursor(query: string, user: UserRecord): UserSearchCursor {
+  // The store's rank: 0 when the username has the (lower-cased) query as a prefix.
+  return { rank: user.username.startsWith(query.toLowerCase()) ? 0 : 1, username: user.username };
+}
+
+export function encodeUserSearchToken(c: UserSearchCursor): string {
+  return encodePageToken("usr1", [c.rank, c.username]);
+}
+
+export function decodeUserSearchToken(token: string): UserSearchCursor | null {
+  const v = decodePageToken("page_token", "usr1", token, ["flag", "username"]);
+  return v && { rank: v[0] as 0 | 1, username: v[1] };
 }

@@ -63,6 +63,12 @@ export type RotateOutcome =
   | { kind: "reused"; session: SessionRecord }
   | { kind: "ended"; session: SessionRecord; reason: "revoked" | "expired" | "idle" | "suspended" };
 
+/** A position in SearchUsers' order: rank 0 (username matches) before rank 1 (display name only), then username. */
+export interface UserSearchCursor {
+  rank: 0 | 1;
+  username: string;
+}
+
 export interface AuthStore {
   /** Creates the user and its first session atomically; ALREADY_EXISTS on a taken email or username. */
   createUser(user: NewUser, session: NewSession, refresh: NewRefreshToken): Promise<UserRecord>;
@@ -70,8 +76,12 @@ export interface AuthStore {
   findUserByEmail(emailNormalized: string): Promise<UserRecord | null>;
   findUserByUsername(username: string): Promise<UserRecord | null>;
   getUsers(ids: string[]): Promise<UserRecord[]>;
-  /** Prefix match on username or lower-cased display name; active users only. */
-  searchUsers(prefix: string, limit: number): Promise<UserRecord[]>;
+  /**
+   * Prefix match on username or lower-cased display name; active users only.
+   * Username matches first, then display-name-only matches, each by username;
+   * `after` is the keyset position of the previous page's last user.
+   */
+  searchUsers(prefix: string, limit: number, after?: UserSearchCursor | null): Promise<UserRecord[]>;
   setPasswordHash(userId: string, hash: string): Promise<void>;
   setDisplayName(userId: string, displayName: string): Promise<UserRecord | null>;
   /** Returns the roles before and the user after, or null when there is no such user. */
@@ -238,18 +248,26 @@ export class SqlAuthStore implements AuthStore, SessionAccessSource {
     return rows.map(toUser);
   }
 
-  async searchUsers(prefix: string, limit: number): Promise<UserRecord[]> {
+  async searchUsers(prefix: string, limit: number, after: UserSearchCursor | null = null): Promise<UserRecord[]> {
     const pattern = likePrefix(prefix.toLowerCase());
-    // Two index-friendly branches rather than one OR, so each uses its prefix index.
+    // Two index-friendly branches rather than one OR, so each uses its prefix
+    // index: username matches (rank 0), then display-name-only matches (rank
+    // 1), each by username, so the keyset (rank, username) pages with no gap
+    // and no overlap. The status filter is inside each branch, so a branch's
+    // LIMIT never counts users the page would drop.
     const { rows } = await this.db.query<UserRow>(
       `SELECT ${USER_COLS} FROM users WHERE id IN (
-         (SELECT id FROM users WHERE username LIKE $1 ORDER BY username LIMIT $2)
+         (SELECT id FROM users WHERE username LIKE $1 AND status = 'active'
+            AND ($3::int IS NULL OR ($3 = 0 AND username > $4))
+          ORDER BY username LIMIT $2)
          UNION
-         (SELECT id FROM users WHERE lower(display_name) LIKE $1 ORDER BY lower(display_name) LIMIT $2)
-       ) AND status = 'active'
+         (SELECT id FROM users WHERE lower(display_name) LIKE $1 AND username NOT LIKE $1 AND status = 'active'
+            AND ($3::int IS NULL OR $3 = 0 OR username > $4)
+          ORDER BY username LIMIT $2)
+       )
        ORDER BY (username LIKE $1) DESC, username
        LIMIT $2`,
-      [pattern, limit],
+      [pattern, limit, after?.rank ?? null, after?.username ?? ""],
     );
     return rows.map(toUser);
   }

@@ -155,7 +155,8 @@ export function authHandler(auth: AuthService, opts: AuthHandlerOptions = { cook
     },
     async searchUsers(req, ctx) {
       caller(ctx);
-      return { users: (await auth.searchUsers(req.query, req.pageSize)).map((u) => userToPb(u, { withEmail: false })) };
+      const page = await auth.searchUsers(req.query, req.pageSize, req.pageToken);
+      return { users: page.users.map((u) => userToPb(u, { withEmail: false })), nextPageToken: page.nextPageToken };
     },
     async setUserRoles(req, ctx) {
       const user = await auth.setUserRoles(caller(ctx), req.userId, rolesFromPb(req.roles), meta(ctx));

@@ -42,6 +42,12 @@ function visibilityFromPb(field: string, vis: PbVisibility): Visibility | "unspe
   throw invalidArgument(field, "unknown visibility");
 }
 
+function setVisibilityFromPb(field: string, vis: PbVisibility): Visibility {
+  const v = visibilityFromPb(field, vis);
+  if (v === "unspecified") throw invalidArgument(field, "must be PUBLIC or PRIVATE when set (leave it unset to keep the visibility)");
+  return v;
+}
+
 function roleFromPb(role: PbRole): MemberRole | "unspecified" {
   if (role === PbRole.OWNER) return "owner";
   if (role === PbRole.ADMIN) return "admin";
@@ -135,7 +141,8 @@ export function conversationHandler(conversations: Conversations): ServiceImpl<t
         conversationId: req.conversationId,
         title: req.title,
         description: req.description,
-        visibility: visibilityFromPb("visibility", req.visibility),
+        // optional: unset leaves it unchanged; a set value must be PUBLIC or PRIVATE.
+        visibility: req.visibility === undefined ? undefined : setVisibilityFromPb("visibility", req.visibility),
       });
       return { conversation: toPbConversation(view) };
     },

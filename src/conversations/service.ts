@@ -54,7 +54,8 @@ export interface UpdateInput {
   conversationId: string;
   title?: string;
   description?: string;
-  visibility: Visibility | "unspecified";
+  /** Unset: unchanged. */
+  visibility?: Visibility;
 }
 
 export interface Page<T> {
@@ -212,11 +213,11 @@ export class Conversations {
       const c = locked.conversation;
       const me = requireMember(c, await locked.member(actor.userId));
       notDirect(c, "be renamed");
-      if (input.visibility !== "unspecified" && c.type !== "channel")
+      if (input.visibility !== undefined && c.type !== "channel")
         throw invalidArgument("visibility", "only channels have a visibility", "VISIBILITY_NOT_APPLICABLE");
       // Asking for any change needs the role, even when the value happens to be the same.
       requireRole(me, "admin", "change the title or description");
-      if (input.visibility !== "unspecified") requireRole(me, "owner", "change the visibility");
+      if (input.visibility !== undefined) requireRole(me, "owner", "change the visibility");
       const patch: { title?: string; description?: string; visibility?: Visibility } = {};
       if (input.title !== undefined) {
         patch.title =
@@ -225,7 +226,7 @@ export class Conversations {
             : v.groupTitle("title", input.title, this.limits.titleMaxChars);
       }
       if (input.description !== undefined) patch.description = v.description("description", input.description, this.limits.descriptionMaxChars);
-      if (input.visibility !== "unspecified" && input.visibility !== c.visibility) patch.visibility = input.visibility;
+      if (input.visibility !== undefined && input.visibility !== c.visibility) patch.visibility = input.visibility;
       const changed =
         (patch.title !== undefined && patch.title !== c.title) ||
         (patch.description !== undefined && patch.description !== c.description) ||

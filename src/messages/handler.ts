@@ -80,8 +80,8 @@ export function messageHandler(service: MessageService): Partial<ServiceImpl<typ
     async listMessages(req, ctx) {
       const page = await service.list(caller(ctx).userId, {
         conversationId: req.conversationId,
-        beforeSeq: seqFromWire("before_seq", req.beforeSeq),
-        afterSeq: seqFromWire("after_seq", req.afterSeq),
+        beforeSeq: req.beforeSeq === undefined ? undefined : seqFromWire("before_seq", req.beforeSeq),
+        afterSeq: req.afterSeq === undefined ? undefined : seqFromWire("after_seq", req.afterSeq),
         limit: req.limit,
         parentMessageId: req.parentMessageId,
       });

@@ -35,8 +35,10 @@ export interface SendInput {
 
 export interface ListInput {
   conversationId: string;
-  beforeSeq: number;
-  afterSeq: number;
+  /** Unset (or 0): from the newest. */
+  beforeSeq?: number;
+  /** Set: oldest first after it; 0 pages from the first message. */
+  afterSeq?: number;
   limit: number;
   parentMessageId: string;
 }

@@ -106,17 +106,21 @@ export function validateSeq(field: string, seq: number): number {
   return Math.min(seq, Number.MAX_SAFE_INTEGER);
 }
 
-/** The proto's window: after_seq > 0 pages oldest first; otherwise newest first before before_seq (0: from the newest). */
+/**
+ * The proto's window: a set after_seq pages oldest first after it (0: from the
+ * first message); otherwise newest first before before_seq (unset or 0: from
+ * the newest). Both are `optional`, so after_seq 0 is told apart from unset.
+ */
 export function validateListWindow(
-  beforeSeq: number,
-  afterSeq: number,
+  beforeSeq: number | undefined,
+  afterSeq: number | undefined,
   limit: number,
 ): { direction: "before" | "after"; seq: number; limit: number } {
-  const before = validateSeq("before_seq", beforeSeq);
-  const after = validateSeq("after_seq", afterSeq);
-  if (before > 0 && after > 0) throw invalidArgument("after_seq", "is exclusive with before_seq");
+  const before = validateSeq("before_seq", beforeSeq ?? 0);
+  const after = afterSeq === undefined ? undefined : validateSeq("after_seq", afterSeq);
+  if (before > 0 && after !== undefined) throw invalidArgument("after_seq", "is exclusive with before_seq");
   if (limit < 0 || limit > MAX_LIST_LIMIT) throw invalidArgument("limit", `must be between 1 and ${MAX_LIST_LIMIT} (0 for ${DEFAULT_LIST_LIMIT})`);
-  return { direction: after > 0 ? "after" : "before", seq: after > 0 ? after : before, limit: limit === 0 ? DEFAULT_LIST_LIMIT : limit };
+  return { direction: after !== undefined ? "after" : "before", seq: after ?? before, limit: limit === 0 ? DEFAULT_LIST_LIMIT : limit };
 }
 
 export function validateSearchQuery(query: string): string {

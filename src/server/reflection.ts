@@ -1,21 +1,30 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { untilDraining } from "./context.ts";
-import { create, createFileRegistry, toBinary, type DescFile, type FileRegistry } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { create, createFileRegistry, fromBinary, toBinary, type DescFile, type FileRegistry } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import type { GenFile } from "@bufbuild/protobuf/codegenv2";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { descriptorSetBase64 } from "../../gen/descriptor_set.js";
 
 /**
  * gRPC server reflection (v1 and v1alpha), answered from the descriptors
  * embedded in the generated code, so grpcurl and buf curl work with no proto
  * files at hand. Every file answer carries the file and its transitive imports.
+ *
+ * The descriptors served keep their source info (the proto comments), from
+ * gen/descriptor_set.js (buf generate), so `grpcurl describe` prints the
+ * documentation; protoc-gen-es strips it from the descriptors it embeds. A
+ * file missing from that set is served from the embedded descriptor.
  */
 export function registerReflection(router: ConnectRouter, files: GenFile[], serviceNames: string[]): void {
   // Dependencies first, as a FileDescriptorSet requires.
   const all = new Map<string, DescFile>();
   files.forEach((f) => withImports(f).forEach((d) => all.set(d.name, d)));
-  const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: [...all.values()].map((f) => f.proto) }));
+  const documented = documentedFiles();
+  const registry = createFileRegistry(
+    create(FileDescriptorSetSchema, { file: [...all.values()].map((f) => documented.get(f.proto.name) ?? f.proto) }),
+  );
   const answer = (req: v1.ServerReflectionRequest) => respond(registry, serviceNames, req);
 
   router.service(v1.ServerReflection, {
@@ -32,6 +41,12 @@ export function registerReflection(router: ConnectRouter, files: GenFile[], serv
       }
     },
   });
+}
+
+/** The descriptors with source info, by file name ("chat/v1/message.proto"). */
+function documentedFiles(): Map<string, FileDescriptorProto> {
+  const set = fromBinary(FileDescriptorSetSchema, Buffer.from(descriptorSetBase64, "base64"));
+  return new Map(set.file.map((f) => [f.name, f]));
 }
 
 /**

@@ -12,9 +12,11 @@ export type TokenPart =
   | "time_ms" // milliseconds since the epoch, 0 .. 9999-12-31
   | "micros" // microseconds since the epoch, 0 .. 2^53-1
   | "seq" // non-negative safe integer
-  | "name_key"; // a lower-case channel name key
+  | "flag" // 0 or 1
+  | "name_key" // a lower-case channel name key
+  | "username"; // a stored (lower-case) username
 
-type PartValue<P extends TokenPart> = P extends "uuid" | "name_key" ? string : number;
+type PartValue<P extends TokenPart> = P extends "uuid" | "name_key" | "username" ? string : number;
 export type TokenValues<K extends readonly TokenPart[]> = { [I in keyof K]: PartValue<K[I]> };
 
 const MAX_TOKEN_CHARS = 512;
@@ -23,6 +25,8 @@ export const MAX_TOKEN_TIME_MS = 253_402_300_799_999;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const DIGITS = /^(0|[1-9]\d{0,15})$/;
 const NAME_KEY = /^[a-z0-9][a-z0-9._-]{0,999}$/;
+/** As the users table's CHECK constraint (migrations/0002_auth.sql). */
+const USERNAME = /^[a-z0-9_.]{3,32}$/;
 
 function checkPart(p: TokenPart, text: string): string | number | null {
   switch (p) {
@@ -30,6 +34,10 @@ function checkPart(p: TokenPart, text: string): string | number | null {
       return UUID.test(text) ? text : null;
     case "name_key":
       return NAME_KEY.test(text) ? text : null;
+    case "username":
+      return USERNAME.test(text) ? text : null;
+    case "flag":
+      return text === "0" || text === "1" ? Number(text) : null;
     default: {
       if (!DIGITS.test(text)) return null;
       const n = Number(text);

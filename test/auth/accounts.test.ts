@@ -7,6 +7,8 @@ import * as grpc from "@grpc/grpc-js";
 import { Code } from "@connectrpc/connect";
 import { SignJWT, UnsecuredJWT } from "jose";
 import { AuthService } from "../../gen/chat/v1/auth_pb.js";
+import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
+import { grpcErrorInfo } from "../support/errors.ts";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { forEachBackend } from "../support/backends.ts";
 import { provisionBackends, startTestServer, TEST_SECRET, type ProvisionedBackends, type TestServer } from "../support/server.ts";
@@ -313,6 +315,64 @@ forEachBackend("auth accounts", ["postgres", "pglite"] as const, (sqlName) => {
       expect((await search("%")).users).toEqual([]);
       expect((await search(tag, 1)).users).toHaveLength(1);
       expect((await search("zed pers")).users.map((u) => u.id)).toContain(ann.user!.id);
+    });
+
+    it("SearchUsers pages with next_page_token: username matches first, no overlap, no gap; bad tokens are INVALID_ARGUMENT", async () => {
+      const tag = rnd().replace(/\d/g, "q").slice(0, 6);
+      const me = await registerUser(server.baseUrl);
+      // Four username matches (rank 0) and three display-name-only matches (rank 1), registered out of order.
+      const ids: Record<string, string> = {};
+      for (const [username, displayName] of [
+        [`${tag}_d`, "Dee"],
+        [`zz_${tag}_y`, `${tag} Yan`],
+        [`${tag}_a`, "Ann"],
+        [`${tag}.c`, "Cee"],
+        [`aa_${tag}_x`, `${tag.toUpperCase()} Xi`],
+        [`${tag}_b`, "Bea"],
+        [`mm_${tag}_z`, `${tag} Zed`],
+      ]) {
+        ids[username] = (await register({ username, displayName })).user!.id;
+      }
+      const search = (pageSize: number, pageToken = "") =>
+        c.unary(AuthService.method.searchUsers, { query: tag, pageSize, pageToken }, { token: me.accessToken });
+      const walked: string[] = [];
+      const tokens: string[] = [];
+      let token = "";
+      do {
+        const page = await search(2, token);
+        expect(page.users.length).toBeLessThanOrEqual(2);
+        walked.push(...page.users.map((u) => u.username));
+        token = page.nextPageToken;
+        tokens.push(token);
+      } while (token !== "" && tokens.length < 10);
+      expect(tokens).toHaveLength(4); // 2 + 2 + 2 + 1, the last page without a token
+      const usernameMatches = Object.keys(ids)
+        .filter((u) => u.startsWith(tag))
+        .sort();
+      const displayMatches = Object.keys(ids)
+        .filter((u) => !u.startsWith(tag))
+        .sort();
+      expect(walked).toEqual([...usernameMatches, ...displayMatches]);
+      // One big page agrees with the walk.
+      const one = await search(50);
+      expect(one.users.map((u) => u.username)).toEqual(walked);
+      expect(one.nextPageToken).toBe("");
+      // A token is strict: not a token, another list's token, out-of-range parts.
+      const other = (await c.unary(ConversationService.method.listConversations, { pageSize: 1 }, { token: me.accessToken })).nextPageToken;
+      for (const bad of [
+        "not a token",
+        "e30",
+        Buffer.from(`usr1:2:${tag}_a`).toString("base64url"),
+        Buffer.from("usr1:0:No Caps").toString("base64url"),
+        Buffer.from(`usr1:0:${tag}_a:extra`).toString("base64url"),
+        Buffer.from(`conv1:1:${crypto.randomUUID()}`).toString("base64url"),
+        other || "Y29udjE6MTox",
+      ]) {
+        const err = await grpcFailure(search(2, bad));
+        expect(err.code, bad).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(violatedFields(err)).toEqual(["page_token"]);
+        expect(grpcErrorInfo(err)).toMatchObject({ domain: "chat.v1", reason: "PAGE_TOKEN_INVALID" });
+      }
     });
   });
 });

@@ -196,6 +196,30 @@ forEachBackend("auth store", ["postgres", "pglite"] as const, (name) => {
     expect((await store.getUsers([ua.id, uc.id, randomUUID()])).map((u) => u.id).sort()).toEqual([ua.id, uc.id].sort());
   });
 
+  it("search pages by (username match first, username) after a keyset position; suspended users never use up a page", async () => {
+    const tag = `k${Date.now().toString(36)}`;
+    const mk = async (username: string, displayName: string, suspended = false) => {
+      const u = newUser({ username, displayName });
+      const rec = await store.createUser(u, newSession(u.id), refresh());
+      if (suspended) await store.setStatus(rec.id, "suspended");
+      return rec;
+    };
+    // Suspended users sort ahead of the active ones in both branches.
+    for (const s of ["a", "b", "c"]) await mk(`${tag}_0${s}`, "Nobody", true);
+    for (const s of ["a", "b", "c"]) await mk(`a0${s}_${tag}`, `${tag} Hidden`, true);
+    await mk(`${tag}_x`, "X");
+    await mk(`${tag}_y`, "Y");
+    await mk(`m_${tag}`, `${tag} Em`);
+    await mk(`n_${tag}`, `${tag} En`);
+    const names = async (limit: number, after: { rank: 0 | 1; username: string } | null = null) =>
+      (await store.searchUsers(tag, limit, after)).map((u) => u.username);
+    expect(await names(2)).toEqual([`${tag}_x`, `${tag}_y`]);
+    expect(await names(2, { rank: 0, username: `${tag}_x` })).toEqual([`${tag}_y`, `m_${tag}`]);
+    expect(await names(2, { rank: 0, username: `${tag}_y` })).toEqual([`m_${tag}`, `n_${tag}`]);
+    expect(await names(2, { rank: 1, username: `m_${tag}` })).toEqual([`n_${tag}`]);
+    expect(await names(2, { rank: 1, username: `n_${tag}` })).toEqual([]);
+  });
+
   it("updates roles and status, reporting the previous value", async () => {
     const { user } = await userWithSession();
     expect(await store.setRoles(user.id, ["user", "admin"])).toMatchObject({ before: ["user"], user: { roles: ["user", "admin"] } });

@@ -100,9 +100,9 @@ forEachBackend("conversation events and audit (domain on the real store)", ["pos
       { type: "conversation_updated", conversationId: ch.id },
     ]);
 
-    await svc.update(a, { conversationId: ch.id, description: "about", visibility: "unspecified" });
+    await svc.update(a, { conversationId: ch.id, description: "about" });
     expect(sink.take()).toEqual([{ type: "conversation_updated", conversationId: ch.id }]);
-    await svc.update(a, { conversationId: ch.id, description: "about", visibility: "unspecified" });
+    await svc.update(a, { conversationId: ch.id, description: "about" });
     expect(sink.take()).toEqual([]);
 
     await svc.setMemberRole(a, { conversationId: ch.id, userId: m1, role: "admin" });
@@ -154,7 +154,7 @@ forEachBackend("conversation events and audit (domain on the real store)", ["pos
       () => svc.addMembers({ userId: member }, { conversationId: g.id, userIds: [other] }),
       () => svc.removeMember({ userId: member }, { conversationId: g.id, userId: owner }),
       () => svc.leave({ userId: owner }, g.id),
-      () => svc.update({ userId: other }, { conversationId: g.id, title: "x", visibility: "unspecified" }),
+      () => svc.update({ userId: other }, { conversationId: g.id, title: "x" }),
     ];
     for (const refuse of refusals) expect(await failure(refuse())).toBeInstanceOf(AppError);
     expect(sink.take()).toEqual([]);
@@ -166,7 +166,7 @@ forEachBackend("conversation events and audit (domain on the real store)", ["pos
     const g = (await svc.create(a, { type: "group", title: "before", description: "", memberIds: [], visibility: "unspecified" })).conversation;
     sink.events.splice(0);
     await svc.addMembers(a, { conversationId: g.id, userIds: [member] });
-    await svc.update(a, { conversationId: g.id, title: "after", visibility: "unspecified" });
+    await svc.update(a, { conversationId: g.id, title: "after" });
     const updates = sink.events.filter((e) => e.type === "conversation_updated");
     expect(updates.map((e) => [e.conversation?.memberCount, e.conversation?.title])).toEqual([
       [2, "before"],

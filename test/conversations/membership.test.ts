@@ -336,6 +336,23 @@ forEachBackend("conversations e2e: membership", ["postgres", "pglite"] as const,
       expect((await fail(h.call(member, M.addMembers, { conversationId: ch.id, userIds: [late.id] }))).code).toBe(grpc.status.PERMISSION_DENIED);
       expect((await h.call(admin, M.addMembers, { conversationId: ch.id, userIds: [late.id] })).addedUserIds).toEqual([late.id]);
     });
+
+    it("UpdateConversation is a partial update: unset fields stay as they are; a set visibility must be PUBLIC or PRIVATE", async () => {
+      const [owner] = await h.users(1);
+      const title = `chan-${tag()}`;
+      const ch = await createChannel(owner, Visibility.PRIVATE, [], title);
+      const desc = (await h.call(owner, M.updateConversation, { conversationId: ch.id, description: "about" })).conversation!;
+      expect(desc).toMatchObject({ title, description: "about", visibility: Visibility.PRIVATE });
+      const vis = (await h.call(owner, M.updateConversation, { conversationId: ch.id, visibility: Visibility.PUBLIC })).conversation!;
+      expect(vis).toMatchObject({ title, description: "about", visibility: Visibility.PUBLIC });
+      const renamed = (await h.call(owner, M.updateConversation, { conversationId: ch.id, title: `${title}-2` })).conversation!;
+      expect(renamed).toMatchObject({ title: `${title}-2`, description: "about", visibility: Visibility.PUBLIC });
+      // visibility is optional: a set UNSPECIFIED is a bad value, not "unchanged".
+      const err = await fail(h.call(owner, M.updateConversation, { conversationId: ch.id, visibility: Visibility.UNSPECIFIED }));
+      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(grpcViolations(err)).toEqual(["visibility"]);
+      expect((await h.call(owner, M.getConversation, { conversationId: ch.id })).conversation).toMatchObject({ visibility: Visibility.PUBLIC });
+    });
   });
 
   it("member_count stays exact after 50 concurrent joins and leaves on a public channel", async () => {

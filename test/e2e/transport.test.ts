@@ -136,6 +136,22 @@ describe("grpcurl (no proto files)", () => {
     expect(desc.stdout).toMatch(/\.chat\.v1\.Hello hello = 1/);
   });
 
+  it.skipIf(!grpcurl && !requireTools)("describe prints the proto comments of a method, a message field and a service", async () => {
+    const method = await run(grpcurl!, ["-plaintext", server.address, "describe", "chat.v1.MessageService.SendMessage"]);
+    expect(method.code, method.stderr).toBe(0);
+    expect(method.stdout).toMatch(/\/\/ SendMessage stores a message\. Idempotent on \(conversation_id, sender,/);
+    expect(method.stdout).toMatch(/rpc SendMessage \( \.chat\.v1\.SendMessageRequest \)/);
+    const message = await run(grpcurl!, ["-plaintext", server.address, "describe", "chat.v1.SendMessageRequest"]);
+    expect(message.code, message.stderr).toBe(0);
+    expect(message.stdout).toMatch(
+      /\/\/ Set to reply in the thread of a top-level message of the same conversation\.\s*\n\s*string parent_message_id = 4/,
+    );
+    // A file reached through another file's imports keeps its comments too.
+    const service = await run(grpcurl!, ["-plaintext", server.address, "describe", "chat.v1.PresenceService"]);
+    expect(service.code, service.stderr).toBe(0);
+    expect(service.stdout).toMatch(/\/\/ PresenceService tells who is online and who is typing\./);
+  });
+
   it.skipIf(!grpcurl && !requireTools)("gets clear codes for bad calls", async () => {
     const res = await run(grpcurl!, ["-plaintext", "-d", "{}", server.address, "chat.v1.AuthService/GetMe"]);
     expect(res.code).not.toBe(0);

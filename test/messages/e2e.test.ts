@@ -164,6 +164,28 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       expect((await list(alice, conv, { limit: 200 })).messages).toHaveLength(55);
       expect((await list(alice, conv, { limit: 1, afterSeq: 54n })).messages.map((m) => m.seq)).toEqual([55n]);
     });
+
+    it("after_seq 0 pages oldest first from seq 1 (grpc-js and Connect JSON); unset still means newest first", async () => {
+      const conv = await h.group(alice, [bob]);
+      for (let i = 0; i < 5; i++) await send(alice, conv, { content: `m${i}` });
+      const first = await list(alice, conv, { afterSeq: 0n, limit: 2 });
+      expect(seqs(first.messages)).toEqual([1, 2]);
+      expect(first.hasMore).toBe(true);
+      const viaConnect = await h.connect(bob, 1).listMessages({ conversationId: conv, afterSeq: 0n, limit: 3 });
+      expect(seqs(viaConnect.messages)).toEqual([1, 2, 3]);
+      // The next page continues from the last seq seen, with no gap and no duplicate.
+      const next = await list(alice, conv, { afterSeq: 2n, limit: 10 });
+      expect(seqs(next.messages)).toEqual([3, 4, 5]);
+      expect(next.hasMore).toBe(false);
+      // Unset (and an explicit before_seq 0) are the newest first, as before.
+      expect(seqs((await list(alice, conv, { limit: 2 })).messages)).toEqual([5, 4]);
+      expect(seqs((await list(alice, conv, { beforeSeq: 0n, limit: 2 })).messages)).toEqual([5, 4]);
+      // A thread from its first reply.
+      const parent = await send(alice, conv, { content: "a thread" });
+      const r1 = await send(bob, conv, { parentMessageId: parent.id });
+      const r2 = await send(alice, conv, { parentMessageId: parent.id });
+      expect((await list(alice, conv, { parentMessageId: parent.id, afterSeq: 0n })).messages.map((m) => m.id)).toEqual([r1.id, r2.id]);
+    });
   });
 
   describe("threads", () => {

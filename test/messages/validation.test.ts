@@ -50,9 +50,14 @@ describe("content", () => {
 
 describe("windows and tokens", () => {
   it("maps the proto's before/after to a direction", () => {
-    expect(validateListWindow(0, 0, 0)).toEqual({ direction: "before", seq: 0, limit: 50 });
-    expect(validateListWindow(10, 0, 5)).toEqual({ direction: "before", seq: 10, limit: 5 });
-    expect(validateListWindow(0, 7, 200)).toEqual({ direction: "after", seq: 7, limit: 200 });
+    expect(validateListWindow(undefined, undefined, 0)).toEqual({ direction: "before", seq: 0, limit: 50 });
+    expect(validateListWindow(0, undefined, 0)).toEqual({ direction: "before", seq: 0, limit: 50 });
+    expect(validateListWindow(10, undefined, 5)).toEqual({ direction: "before", seq: 10, limit: 5 });
+    expect(validateListWindow(undefined, 7, 200)).toEqual({ direction: "after", seq: 7, limit: 200 });
+    // after_seq is optional: a set 0 pages from the first message, not from the newest.
+    expect(validateListWindow(undefined, 0, 0)).toEqual({ direction: "after", seq: 0, limit: 50 });
+    expect(validateListWindow(0, 0, 0)).toEqual({ direction: "after", seq: 0, limit: 50 });
+    expect(violation(() => validateListWindow(10, 0, 0))).toBe("after_seq");
   });
   it("round-trips search tokens and refuses forged ones", () => {
     const c = { createdAt: new Date(1_700_000_000_123), seq: 42, id: "0b6f3e7a-5c1d-4e2f-9a8b-7c6d5e4f3a2b" };

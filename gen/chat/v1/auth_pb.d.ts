@@ -932,6 +932,13 @@ export declare type SearchUsersRequest = Message<"chat.v1.SearchUsersRequest"> &
    * @generated from field: int32 page_size = 2;
    */
   pageSize: number;
+
+  /**
+   * Opaque; from a previous next_page_token (same query).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -947,6 +954,13 @@ export declare type SearchUsersRequestJson = {
    * @generated from field: int32 page_size = 2;
    */
   pageSize?: number;
+
+  /**
+   * Opaque; from a previous next_page_token (same query).
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken?: string;
 };
 
 /**
@@ -963,6 +977,13 @@ export declare type SearchUsersResponse = Message<"chat.v1.SearchUsersResponse">
    * @generated from field: repeated chat.v1.User users = 1;
    */
   users: User[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -973,6 +994,13 @@ export declare type SearchUsersResponseJson = {
    * @generated from field: repeated chat.v1.User users = 1;
    */
   users?: UserJson[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken?: string;
 };
 
 /**

@@ -755,11 +755,11 @@ export declare type UpdateConversationRequest = Message<"chat.v1.UpdateConversat
   description?: string | undefined;
 
   /**
-   * Channels only.
+   * Channels only. Unset leaves it unchanged, like every optional field here.
    *
-   * @generated from field: chat.v1.Visibility visibility = 4;
+   * @generated from field: optional chat.v1.Visibility visibility = 4;
    */
-  visibility: Visibility;
+  visibility?: Visibility | undefined;
 };
 
 /**
@@ -782,9 +782,9 @@ export declare type UpdateConversationRequestJson = {
   description?: string;
 
   /**
-   * Channels only.
+   * Channels only. Unset leaves it unchanged, like every optional field here.
    *
-   * @generated from field: chat.v1.Visibility visibility = 4;
+   * @generated from field: optional chat.v1.Visibility visibility = 4;
    */
   visibility?: VisibilityJson;
 };

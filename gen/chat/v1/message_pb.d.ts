@@ -619,18 +619,19 @@ export declare type ListMessagesRequest = Message<"chat.v1.ListMessagesRequest">
   conversationId: string;
 
   /**
-   * Messages with seq < before_seq, newest first. 0 means from the newest.
+   * Messages with seq < before_seq, newest first. Unset (or 0) means from the newest.
    *
-   * @generated from field: int64 before_seq = 2;
+   * @generated from field: optional int64 before_seq = 2;
    */
-  beforeSeq: bigint;
+  beforeSeq?: bigint | undefined;
 
   /**
-   * Messages with seq > after_seq, oldest first. Exclusive with before_seq.
+   * Set: messages with seq > after_seq, oldest first; 0 pages from the first
+   * message (seq 1 first). Exclusive with a before_seq above 0.
    *
-   * @generated from field: int64 after_seq = 3;
+   * @generated from field: optional int64 after_seq = 3;
    */
-  afterSeq: bigint;
+  afterSeq?: bigint | undefined;
 
   /**
    * 1 to 200; default 50.
@@ -657,16 +658,17 @@ export declare type ListMessagesRequestJson = {
   conversationId?: string;
 
   /**
-   * Messages with seq < before_seq, newest first. 0 means from the newest.
+   * Messages with seq < before_seq, newest first. Unset (or 0) means from the newest.
    *
-   * @generated from field: int64 before_seq = 2;
+   * @generated from field: optional int64 before_seq = 2;
    */
   beforeSeq?: string;
 
   /**
-   * Messages with seq > after_seq, oldest first. Exclusive with before_seq.
+   * Set: messages with seq > after_seq, oldest first; 0 pages from the first
+   * message (seq 1 first). Exclusive with a before_seq above 0.
    *
-   * @generated from field: int64 after_seq = 3;
+   * @generated from field: optional int64 after_seq = 3;
    */
   afterSeq?: string;
 
@@ -2375,7 +2377,9 @@ export declare type Event = Message<"chat.v1.Event"> & {
   cursor: string;
 
   /**
-   * Empty for presence.
+   * The conversation the event belongs to. Always empty for presence_updated:
+   * presence belongs to the user, not to a conversation, and a stream gets each
+   * change once, however many conversations it shares with that user.
    *
    * @generated from field: string conversation_id = 2;
    */
@@ -2467,7 +2471,9 @@ export declare type EventJson = {
   cursor?: string;
 
   /**
-   * Empty for presence.
+   * The conversation the event belongs to. Always empty for presence_updated:
+   * presence belongs to the user, not to a conversation, and a stream gets each
+   * change once, however many conversations it shares with that user.
    *
    * @generated from field: string conversation_id = 2;
    */
