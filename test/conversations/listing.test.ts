@@ -89,7 +89,7 @@ forEachBackend("conversations e2e: listing", ["postgres", "pglite"] as const, (b
     const fresh = (await listAll(me, 200)).map((c) => c.id);
     expect(fresh).toHaveLength(500);
     expect(new Set(fresh.slice(0, touched.size))).toEqual(touched);
-  });
+  }, 180_000); // 500 conversations created through the API: over a minute on PGlite on a loaded 2-core box
 
   it("mutes, unmutes and archives per member; archived ones are hidden unless asked for", async () => {
     const [a, b] = await h.users(2);

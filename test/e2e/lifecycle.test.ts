@@ -60,7 +60,7 @@ describe("the embedded default across restarts", () => {
     const second = await spawnServer(backends.env);
     expect(second.output()).toMatch(/"applied":\[\],"msg":"schema up to date"/);
     expect(await second.stop()).toBe(0);
-  });
+  }, 180_000); // two process starts, the first migrating an empty PGlite: over a minute on a loaded 2-core box
 });
 
 describe("graceful shutdown", () => {
