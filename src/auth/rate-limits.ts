@@ -126,8 +126,7 @@ class Backoff {
 
   /** A success: the key starts afresh. */
   async reset(key: string): Promise<void> {
-    await guard(() => this.counter.delete(key));
-    await guard(() => this.gate.delete(key));
+    await Promise.all([guard(() => this.counter.delete(key)), guard(() => this.gate.delete(key))]);
   }
 
   /** A success that must not wipe the bucket (an address shared with guessers): one failure handed back. */
@@ -195,28 +194,25 @@ export class AuthRateLimits {
    */
   async beginLogin(a: LoginAttempt): Promise<void> {
     const buckets = this.buckets(a);
-    // Refuse cheaply (and without counting) while a gate is closed.
+    // Refuse cheaply (and without counting) while a gate is closed. The buckets are independent keys: in parallel.
+    const closed = await Promise.all(buckets.map(([b, key]) => b.closedFor(key)));
     let worst: LoginThrottled | null = null;
-    for (const [b, key] of buckets) {
-      const ms = await b.closedFor(key);
-      if (ms > 0 && (!worst || ms > worst.retryAfterMs)) worst = new LoginThrottled(b.scope, ms);
-    }
+    closed.forEach((ms, i) => {
+      if (ms > 0 && (!worst || ms > worst.retryAfterMs)) worst = new LoginThrottled(buckets[i][0].scope, ms);
+    });
     if (worst) throw worst;
-    const taken: Taken[] = [];
-    try {
-      for (const [b, key] of buckets) taken.push(await b.take(key));
-    } catch (err) {
-      for (const t of taken) await t.backoff.undo(t);
-      throw err;
+    const results = await Promise.allSettled(buckets.map(([b, key]) => b.take(key)));
+    const refused = results.find((r) => r.status === "rejected");
+    if (refused) {
+      // One bucket refused (or the store failed): the others give their count back.
+      await Promise.all(results.map((r) => (r.status === "fulfilled" ? r.value.backoff.undo(r.value) : undefined)));
+      throw refused.reason;
     }
   }
 
   /** The right password: the account's buckets start afresh; the address gets one failure back. */
   async loginSucceeded(a: LoginAttempt): Promise<void> {
-    for (const [b, key] of this.buckets(a)) {
-      if (b === this.address) await b.forgiveOne(key);
-      else await b.reset(key);
-    }
+    await Promise.all(this.buckets(a).map(([b, key]) => (b === this.address ? b.forgiveOne(key) : b.reset(key))));
   }
 
   async beginRegister(emailKey: string, address: string): Promise<void> {

@@ -8,6 +8,7 @@
 //   in from a known device (device token), nor changing the password;
 // - an unknown device gets RESOURCE_EXHAUSTED LOGIN_THROTTLED with a retry
 //   hint that grows, and once it has waited, the right password gets in;
+// - parallel guesses get no more than the free failures and one gate slot;
 // - a forged, expired, foreign or garbage device token is ignored (the client
 //   is an unknown device), never an error;
 // - the per-address bucket slows unknown devices from that address only;
@@ -172,6 +173,15 @@ forEachBackend("login throttling", ["postgres+redis", "embedded"] as const satis
     // The success reset the account's buckets for this address: the free failures are back.
     expect(await wrong(next(), owner.username)).toBe(Code.Unauthenticated);
     expect((await next().login({ login: owner.username, password: DEFAULT_TEST_PASSWORD })).user!.id).toBe(owner.id);
+  });
+
+  it("parallel guesses cannot slip past a bucket: exactly the free ones and one through the gate are checked", async () => {
+    const { a, b } = await start({ LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS: "3", LOGIN_BACKOFF_BASE_SEC: "600" });
+    const owner = await register(clientFrom(a.baseUrl, "127.0.0.1"));
+    const nodes = [clientFrom(a.baseUrl, "127.0.0.8"), clientFrom(b.baseUrl, "127.0.0.8", "grpc-web")];
+    const codes = await Promise.all(Array.from({ length: 20 }, (_, i) => wrong(nodes[i % 2], owner.username)));
+    expect(codes.filter((c) => c === Code.Unauthenticated)).toHaveLength(3);
+    expect(codes.filter((c) => c === Code.ResourceExhausted)).toHaveLength(17);
   });
 
   it("a forged, expired, foreign or garbage device token is ignored, never an error", async () => {
