@@ -149,6 +149,7 @@ async function main(): Promise<void> {
     ACCESS_TOKEN_SECRET: SECRET,
     // One client address hammering failed logins on purpose: lift the throttles.
     LOGIN_MAX_FAILURES_PER_ACCOUNT: "1000000",
+    LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS: "1000000",
     LOGIN_MAX_FAILURES_PER_ADDRESS: "1000000",
   };
   const rows: Row[] = [];

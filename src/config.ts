@@ -62,10 +62,17 @@ export interface Config {
     revocationCatchupMs: number;
     /** While the feed is down: oldest catch-up that may answer a call; older means a per-call database read. */
     revocationMaxLagMs: number;
+    /** Lifetime of a device token (docs/AUTH.md "Login throttling"); renewed by each login. */
+    deviceTokenTtlSec: number;
     rateLimits: {
+      loginFailuresPerAccountAddress: number;
       loginFailuresPerAccount: number;
-      loginFailuresPerAddress: number;
+      loginFailuresPerDevice: number;
       loginWindowSec: number;
+      loginFailuresPerAddress: number;
+      loginAddressWindowSec: number;
+      loginBackoffBaseSec: number;
+      loginBackoffMaxSec: number;
       registerPerAddress: number;
       registerPerAccount: number;
       registerWindowSec: number;
@@ -202,6 +209,9 @@ export function loadConfig(env: Env = process.env): Config {
   } else if (Buffer.byteLength(secret) < 32) {
     throw new ConfigError("ACCESS_TOKEN_SECRET must be at least 32 bytes");
   }
+  if (int(env, "LOGIN_BACKOFF_BASE_SEC", 1, 1, 3600) > int(env, "LOGIN_BACKOFF_MAX_SEC", 15 * 60, 1, 24 * 3600)) {
+    throw new ConfigError("LOGIN_BACKOFF_BASE_SEC must not exceed LOGIN_BACKOFF_MAX_SEC");
+  }
   const corsOrigins = str(env, "CORS_ORIGINS", "")
     .split(",")
     .map((s) => s.trim())
@@ -257,11 +267,23 @@ export function loadConfig(env: Env = process.env): Config {
       revocationCatchupMs: int(env, "AUTH_REVOCATION_CATCHUP_MS", 1_000, 10, 3_600_000),
       // Below 1 s so that a revocation is seen on every node within a second even while Redis is away.
       revocationMaxLagMs: int(env, "AUTH_REVOCATION_MAX_LAG_MS", 500, 20, 60_000),
+      deviceTokenTtlSec: int(env, "LOGIN_DEVICE_TOKEN_TTL_SEC", 180 * 24 * 3600, 60, 3650 * 24 * 3600),
+      // Login throttling (docs/AUTH.md "Login throttling"): failures let through
+      // per bucket before growing delays begin; no bucket locks anyone out.
       rateLimits: {
-        // Attempts per account before Login answers RESOURCE_EXHAUSTED (a success resets it).
-        loginFailuresPerAccount: int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 5, 1, 1_000_000),
+        // One account from one address, unknown devices (a success resets it).
+        loginFailuresPerAccountAddress: int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS", 5, 1, 1_000_000),
+        // One account from all unknown devices together: above what one address can reach in the window.
+        loginFailuresPerAccount: int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT", 300, 1, 1_000_000),
+        // One known device (device token) of one account.
+        loginFailuresPerDevice: int(env, "LOGIN_MAX_FAILURES_PER_DEVICE", 5, 1, 1_000_000),
+        loginWindowSec: int(env, "LOGIN_FAILURE_WINDOW_SEC", 24 * 3600, 1, 30 * 24 * 3600),
+        // One address over all accounts, unknown devices (password spraying).
         loginFailuresPerAddress: int(env, "LOGIN_MAX_FAILURES_PER_ADDRESS", 100, 1, 1_000_000),
-        loginWindowSec: int(env, "LOGIN_FAILURE_WINDOW_SEC", 15 * 60, 1, 7 * 24 * 3600),
+        loginAddressWindowSec: int(env, "LOGIN_ADDRESS_WINDOW_SEC", 15 * 60, 1, 7 * 24 * 3600),
+        // Delays double from the base up to the max with each failure past the free ones.
+        loginBackoffBaseSec: int(env, "LOGIN_BACKOFF_BASE_SEC", 1, 1, 3600),
+        loginBackoffMaxSec: int(env, "LOGIN_BACKOFF_MAX_SEC", 15 * 60, 1, 24 * 3600),
         registerPerAddress: int(env, "REGISTER_MAX_PER_ADDRESS", 100, 1, 1_000_000),
         registerPerAccount: int(env, "REGISTER_MAX_PER_EMAIL", 5, 1, 1_000_000),
         registerWindowSec: int(env, "REGISTER_WINDOW_SEC", 3600, 1, 7 * 24 * 3600),

@@ -8,6 +8,7 @@ import type { ChatMessage, Event } from "../../gen/chat/v1/message_pb.js";
 import type { LoginRequestSchema, RegisterRequestSchema, User } from "../../gen/chat/v1/auth_pb.js";
 import { authInterceptor, createApi, type ChatApi, type ChatTransport } from "./api.ts";
 import type { BackoffOptions } from "./backoff.ts";
+import { DeviceTokens, type DeviceTokenStorage } from "./device-tokens.ts";
 import { Outbox, type PendingSend, type SendInput } from "./outbox.ts";
 import { RealtimeStream, type LinkState, type RealtimeOptions } from "./realtime.ts";
 import { TokenManager, tokensFromPair, type TokenStorage } from "./tokens.ts";
@@ -22,6 +23,12 @@ export interface ChatClientOptions {
   transport: ChatTransport;
   /** Where tokens persist between runs (default: memory only). */
   storage?: TokenStorage;
+  /**
+   * Where device tokens persist between runs (default: memory only). Login
+   * sends the one of the account being signed in to, so that other people's
+   * failed logins do not slow this device (docs/AUTH.md "Login throttling").
+   */
+  deviceTokenStorage?: DeviceTokenStorage;
   /** Sent in hello / Login; identifies this device's session. */
   deviceId?: string;
   deviceName?: string;
@@ -50,6 +57,7 @@ export class ChatClient {
   readonly api: ChatApi;
   readonly tokens: TokenManager;
   readonly outbox: Outbox;
+  readonly deviceTokens: DeviceTokens;
   realtime: RealtimeStream | null = null;
   private readonly o: ChatClientOptions;
   private readonly listeners = new Map<string, Set<Listener>>();
@@ -58,6 +66,7 @@ export class ChatClient {
 
   constructor(o: ChatClientOptions) {
     this.o = o;
+    this.deviceTokens = new DeviceTokens(o.deviceTokenStorage);
     let api: ChatApi | null = null;
     this.tokens = new TokenManager({
       refresh: (refreshToken) => api!.auth.refresh({ refreshToken }),
@@ -78,12 +87,16 @@ export class ChatClient {
   async register(input: Omit<MessageInitShape<typeof RegisterRequestSchema>, "$typeName">): Promise<User> {
     const res = await this.api.auth.register({ deviceId: this.o.deviceId, deviceName: this.o.deviceName, ...input });
     this.tokens.set(tokensFromPair(res.tokens!));
+    await this.deviceTokens.remember([res.user!.username, res.user!.email], res.deviceToken);
     return res.user!;
   }
 
+  /** Signs in; sends this device's token for the account unless `input.deviceToken` is given. */
   async login(input: Omit<MessageInitShape<typeof LoginRequestSchema>, "$typeName">): Promise<User> {
-    const res = await this.api.auth.login({ deviceId: this.o.deviceId, deviceName: this.o.deviceName, ...input });
+    const deviceToken = input.deviceToken || (await this.deviceTokens.get(input.login ?? ""));
+    const res = await this.api.auth.login({ deviceId: this.o.deviceId, deviceName: this.o.deviceName, ...input, deviceToken });
     this.tokens.set(tokensFromPair(res.tokens!));
+    await this.deviceTokens.remember([input.login ?? "", res.user!.username, res.user!.email], res.deviceToken);
     return res.user!;
   }
 

@@ -4,6 +4,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import type { ChatTransport } from "./api.ts";
+import type { DeviceTokenStorage } from "./device-tokens.ts";
 
 export type WebProtocol = "connect" | "grpc-web";
 
@@ -45,6 +46,31 @@ export function crossTabLock(name = "chat-refresh"): <T>(f: () => Promise<T>) =>
   return <T>(f: () => Promise<T>): Promise<T> => {
     const locks = (globalThis.navigator as { locks?: { request<R>(name: string, f: () => Promise<R>): Promise<R> } } | undefined)?.locks;
     return locks ? locks.request(name, f) : f();
+  };
+}
+
+/**
+ * Device tokens in localStorage, for apps on another origin than the server
+ * (no cookie session). Same-origin cookie sessions need none: the server keeps
+ * the device token in an HttpOnly cookie.
+ */
+export function localStorageDeviceTokens(key = "chat-device-tokens"): DeviceTokenStorage {
+  return {
+    load() {
+      try {
+        const raw = globalThis.localStorage?.getItem(key);
+        return raw ? (JSON.parse(raw) as Record<string, string>) : null;
+      } catch {
+        return null;
+      }
+    },
+    save(tokens) {
+      try {
+        globalThis.localStorage?.setItem(key, JSON.stringify(tokens));
+      } catch {
+        // Storage full or denied: the device is then unknown at its next login, nothing worse.
+      }
+    },
   };
 }
 

@@ -10,7 +10,8 @@ import type { AuditLog } from "../audit/audit-log.ts";
 import type { AuthStore, Role, SessionRecord, UserRecord, UserSearchCursor, UserStatus } from "./auth-store.ts";
 import { decodePageToken, encodePageToken } from "../shared/page-token.ts";
 import type { PasswordHasher } from "./passwords.ts";
-import type { AuthRateLimits } from "./rate-limits.ts";
+import type { DeviceTokens } from "./device-tokens.ts";
+import { LoginThrottled, loginThrottledError, type AuthRateLimits, type LoginAttempt } from "./rate-limits.ts";
 import type { SessionRevocations } from "./revocations.ts";
 import { hashRefreshToken, newRefreshToken, type AccessTokens } from "./tokens.ts";
 import * as v from "./validation.ts";
@@ -41,6 +42,15 @@ export interface RequestMeta {
   clientAddress: string;
 }
 
+/** A device token for the client to keep and send with its next Login of this account. */
+export interface IssuedDeviceToken {
+  token: string;
+  expiresAt: Date;
+}
+
+/** At most this many device tokens are looked at per Login (body plus cookies). */
+export const MAX_DEVICE_TOKEN_CANDIDATES = 8;
+
 export interface AuthSettings {
   accessTokenTtlSec: number;
   refreshIdleTtlSec: number;
@@ -53,6 +63,7 @@ export interface AuthServiceDeps {
   tokens: AccessTokens;
   revocations: SessionRevocations;
   rateLimits: AuthRateLimits;
+  deviceTokens: DeviceTokens;
   audit: AuditLog;
   settings: AuthSettings;
   logger?: Logger;
@@ -92,7 +103,7 @@ export class AuthService implements AccessTokenVerifier {
   async register(
     input: { email: string; username: string; password: string; displayName: string; deviceId: string; deviceName: string },
     meta: RequestMeta,
-  ): Promise<{ user: UserRecord; tokens: TokenPair }> {
+  ): Promise<{ user: UserRecord; tokens: TokenPair; deviceToken: IssuedDeviceToken }> {
     const { email, normalized } = v.normalizeEmail("email", input.email);
     const username = v.normalizeUsername("username", input.username);
     const password = v.checkPassword("password", input.password);
@@ -112,13 +123,22 @@ export class AuthService implements AccessTokenVerifier {
       { hash: refresh.hash, expiresAt: refresh.expiresAt },
     );
     await this.audit(userId, "auth.register", "user", userId, meta, { username, session_id: sessionId, device_id: deviceId });
-    return { user, tokens: await this.pair(user, sessionId, refresh.token, refresh.expiresAt, now) };
+    return {
+      user,
+      tokens: await this.pair(user, sessionId, refresh.token, refresh.expiresAt, now),
+      deviceToken: this.d.deviceTokens.issue(user.id, now.getTime()),
+    };
   }
 
+  /**
+   * `deviceTokens`: the device tokens the client sent (body, cookies); one
+   * issued for this account makes it a known device (docs/AUTH.md "Login
+   * throttling"). Anything else in it is ignored.
+   */
   async login(
-    input: { login: string; password: string; deviceId: string; deviceName: string },
+    input: { login: string; password: string; deviceId: string; deviceName: string; deviceTokens?: string[] },
     meta: RequestMeta,
-  ): Promise<{ user: UserRecord; tokens: TokenPair }> {
+  ): Promise<{ user: UserRecord; tokens: TokenPair; deviceToken: IssuedDeviceToken }> {
     const login = input.login.trim();
     if (login === "") throw invalidArgument("login", "is required");
     if (login.length > 254) throw invalidArgument("login", "is too long");
@@ -133,11 +153,19 @@ export class AuthService implements AccessTokenVerifier {
     const user = key.includes("@") ? await this.d.store.findUserByEmail(key) : await this.d.store.findUserByUsername(key);
     // Count per account (by id when it exists, so email and username share one budget).
     const accountKey = user ? `user:${user.id}` : `login:${key}`;
+    const device = user ? this.knownDevice(user.id, input.deviceTokens ?? []) : null;
+    const attempt: LoginAttempt = { accountKey, address: meta.clientAddress, deviceKey: device };
     try {
-      await this.d.rateLimits.beginLogin(accountKey, meta.clientAddress);
+      await this.d.rateLimits.beginLogin(attempt);
     } catch (err) {
-      await this.audit(user?.id ?? null, "auth.login.rate_limited", "user", user?.id ?? key, meta, { login: key });
-      throw err;
+      if (!(err instanceof LoginThrottled)) throw err;
+      await this.audit(user?.id ?? null, "auth.login.rate_limited", "user", user?.id ?? key, meta, {
+        login: key,
+        scope: err.scope,
+        known_device: device !== null,
+        retry_after_ms: Math.ceil(err.retryAfterMs),
+      });
+      throw loginThrottledError(err);
     }
 
     const ok = user ? await this.d.hasher.verify(user.passwordHash, input.password) : await this.d.hasher.verifyDummy(input.password);
@@ -145,6 +173,7 @@ export class AuthService implements AccessTokenVerifier {
       await this.audit(user?.id ?? null, "auth.login.failed", "user", user?.id ?? key, meta, {
         login: key,
         reason: user ? "wrong_password" : "unknown_account",
+        known_device: device !== null,
       });
       throw unauthenticated("LOGIN_FAILED", INVALID_LOGIN);
     }
@@ -153,7 +182,7 @@ export class AuthService implements AccessTokenVerifier {
       await this.audit(user.id, "auth.login.failed", "user", user.id, meta, { login: key, reason: "suspended" });
       throw permissionDenied("ACCOUNT_SUSPENDED", "account suspended");
     }
-    await this.d.rateLimits.loginSucceeded(accountKey, meta.clientAddress);
+    await this.d.rateLimits.loginSucceeded(attempt);
     if (this.d.hasher.needsRehash(user.passwordHash)) {
       // Parameters were raised since this hash was made: upgrade it now that we know the password.
       await this.d.store.setPasswordHash(user.id, await this.d.hasher.hash(input.password));
@@ -168,8 +197,23 @@ export class AuthService implements AccessTokenVerifier {
       now,
     );
     await this.d.revocations.revoked(user.id, replaced, "replaced");
-    await this.audit(user.id, "auth.login.succeeded", "session", sessionId, meta, { device_id: deviceId, replaced });
-    return { user, tokens: await this.pair(user, sessionId, refresh.token, refresh.expiresAt, now) };
+    await this.audit(user.id, "auth.login.succeeded", "session", sessionId, meta, { device_id: deviceId, replaced, known_device: device !== null });
+    return {
+      user,
+      tokens: await this.pair(user, sessionId, refresh.token, refresh.expiresAt, now),
+      // A fresh one each time (new device key, new expiry): the old one's failure count is left to expire.
+      deviceToken: this.d.deviceTokens.issue(user.id, now.getTime()),
+    };
+  }
+
+  /** The device key of the first candidate issued for this account and not expired; null when none is. */
+  private knownDevice(userId: string, candidates: string[]): string | null {
+    const now = this.now().getTime();
+    for (const t of candidates.slice(0, MAX_DEVICE_TOKEN_CANDIDATES)) {
+      const claims = this.d.deviceTokens.verify(t, userId, now);
+      if (claims) return claims.deviceKey;
+    }
+    return null;
   }
 
   async refresh(refreshToken: string, meta: RequestMeta): Promise<TokenPair> {
@@ -247,13 +291,21 @@ export class AuthService implements AccessTokenVerifier {
     v.checkPassword("new_password", next);
     const user = await this.getMe(caller);
     v.checkPasswordNotGuessable("new_password", next, { username: user.username, email: user.emailNormalized });
-    // Guessing the current password here is rate limited like a login.
-    await this.d.rateLimits.beginLogin(`user:${user.id}`, meta.clientAddress);
+    // Guessing the current password here is throttled like a login from a
+    // known device, per session: only the session's holder can reach it, so
+    // strangers' failed logins do not slow it, nor it them.
+    const attempt: LoginAttempt = { accountKey: `user:${user.id}`, address: meta.clientAddress, deviceKey: `session:${caller.sessionId}` };
+    try {
+      await this.d.rateLimits.beginLogin(attempt);
+    } catch (err) {
+      if (err instanceof LoginThrottled) throw loginThrottledError(err);
+      throw err;
+    }
     if (!(await this.d.hasher.verify(user.passwordHash, current))) {
       await this.audit(user.id, "auth.password.change_failed", "user", user.id, meta, {});
       throw invalidArgument("current_password", "is incorrect", "PASSWORD_INCORRECT");
     }
-    await this.d.rateLimits.loginSucceeded(`user:${user.id}`, meta.clientAddress);
+    await this.d.rateLimits.loginSucceeded(attempt);
     await this.d.store.setPasswordHash(user.id, await this.d.hasher.hash(next));
     const now = this.now();
     // Whoever else held a session on the old password loses it.

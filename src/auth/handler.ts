@@ -16,8 +16,23 @@ import {
 } from "../../gen/chat/v1/auth_pb.js";
 import { caller, kClientAddress, kRequestAuthority } from "../server/context.ts";
 import { AppError, invalidArgument, unauthenticated } from "../shared/errors.ts";
-import { COOKIE_MODE_HEADER, clearedRefreshCookie, cookieModeRequested, readRefreshCookie, refreshCookie } from "./refresh-cookie.ts";
-import type { AuthService, RequestMeta, SessionView, TokenPair } from "./auth-service.ts";
+import {
+  COOKIE_MODE_HEADER,
+  clearedRefreshCookie,
+  cookieModeRequested,
+  deviceCookie,
+  readDeviceCookies,
+  readRefreshCookie,
+  refreshCookie,
+} from "./refresh-cookie.ts";
+import {
+  MAX_DEVICE_TOKEN_CANDIDATES,
+  type AuthService,
+  type IssuedDeviceToken,
+  type RequestMeta,
+  type SessionView,
+  type TokenPair,
+} from "./auth-service.ts";
 import type { Role, UserRecord, UserStatus as Status } from "./auth-store.ts";
 
 const ROLE_TO_PB: Record<Role, UserRole> = { user: UserRole.USER, admin: UserRole.ADMIN };
@@ -88,10 +103,16 @@ export function authHandler(auth: AuthService, opts: AuthHandlerOptions = { cook
     if (cookie) ctx.responseHeader.append("set-cookie", refreshCookie(t.refreshToken, t.refreshTokenExpiresAt, opts.cookieSecure));
     return tokensToPb(t, { cookie });
   };
+  /** The device token for the response body; in cookie mode it goes into an HttpOnly cookie instead. */
+  const issueDevice = (ctx: HandlerContext, userId: string, d: IssuedDeviceToken, cookie: boolean): string => {
+    if (!cookie) return d.token;
+    ctx.responseHeader.append("set-cookie", deviceCookie(userId, d.token, d.expiresAt, opts.cookieSecure));
+    return "";
+  };
   return {
     async register(req, ctx) {
       const cookie = cookieMode(ctx);
-      const { user, tokens } = await auth.register(
+      const { user, tokens, deviceToken } = await auth.register(
         {
           email: req.email,
           username: req.username,
@@ -102,15 +123,27 @@ export function authHandler(auth: AuthService, opts: AuthHandlerOptions = { cook
         },
         meta(ctx),
       );
-      return { user: userToPb(user, { withEmail: true }), tokens: issue(ctx, tokens, cookie) };
+      return {
+        user: userToPb(user, { withEmail: true }),
+        tokens: issue(ctx, tokens, cookie),
+        deviceToken: issueDevice(ctx, user.id, deviceToken, cookie),
+      };
     },
     async login(req, ctx) {
       const cookie = cookieMode(ctx);
-      const { user, tokens } = await auth.login(
-        { login: req.login, password: req.password, deviceId: req.deviceId, deviceName: req.deviceName },
+      // The body's token first, then (cookie mode) the browser's device cookies.
+      const candidates = [req.deviceToken, ...(cookie ? readDeviceCookies(ctx.requestHeader, MAX_DEVICE_TOKEN_CANDIDATES) : [])].filter(
+        (t) => t !== "",
+      );
+      const { user, tokens, deviceToken } = await auth.login(
+        { login: req.login, password: req.password, deviceId: req.deviceId, deviceName: req.deviceName, deviceTokens: candidates },
         meta(ctx),
       );
-      return { user: userToPb(user, { withEmail: true }), tokens: issue(ctx, tokens, cookie) };
+      return {
+        user: userToPb(user, { withEmail: true }),
+        tokens: issue(ctx, tokens, cookie),
+        deviceToken: issueDevice(ctx, user.id, deviceToken, cookie),
+      };
     },
     async refresh(req, ctx) {
       if (!cookieMode(ctx)) return { tokens: tokensToPb(await auth.refresh(req.refreshToken, meta(ctx)), { cookie: false }) };

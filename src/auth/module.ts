@@ -12,6 +12,7 @@ import { PasswordHasher } from "./passwords.ts";
 import { AuthRateLimits } from "./rate-limits.ts";
 import { createRevocationMetrics, SessionRevocations } from "./revocations.ts";
 import { AccessTokens } from "./tokens.ts";
+import { DeviceTokens } from "./device-tokens.ts";
 
 export interface AuthModule {
   service: AuthService;
@@ -50,6 +51,8 @@ export async function createAuthModule(config: Config, stores: Stores, logger: L
     tokens: new AccessTokens(secret, a.accessTokenTtlSec, a.tokenCacheMax),
     revocations,
     rateLimits: new AuthRateLimits(stores.ephemeral, a.rateLimits),
+    // Signed with a key derived from the same secret: a per-process dev secret makes them per process too (then ignored, never refused).
+    deviceTokens: new DeviceTokens(secret, a.deviceTokenTtlSec),
     audit,
     settings: { accessTokenTtlSec: a.accessTokenTtlSec, refreshIdleTtlSec: a.refreshIdleTtlSec, sessionAbsoluteTtlSec: a.sessionAbsoluteTtlSec },
     logger: logger.child({ module: "auth" }),

@@ -70,3 +70,31 @@ export function refreshCookie(token: string, expiresAt: Date, secure: boolean, n
 export function clearedRefreshCookie(secure: boolean): string {
   return `${REFRESH_COOKIE_NAME}=; Path=${REFRESH_COOKIE_PATH}; Max-Age=0; HttpOnly; SameSite=Strict${secure ? "; Secure" : ""}`;
 }
+
+// ---- device cookies ------------------------------------------------------------
+// In cookie mode the device token (docs/AUTH.md "Login throttling") travels as
+// an HttpOnly cookie sent only to Login, one per account that signed in on this
+// browser (the name carries the user id), so that several people sharing a
+// browser each keep their own.
+
+export const DEVICE_COOKIE_PREFIX = "chat_device_";
+export const DEVICE_COOKIE_PATH = "/chat.v1.AuthService/Login";
+
+/** The values of every device cookie in the `cookie` header(s), at most `max`. */
+export function readDeviceCookies(headers: Headers, max: number): string[] {
+  const raw = headers.get("cookie");
+  if (!raw) return [];
+  const out: string[] = [];
+  for (const part of raw.split(/[;,]\s*/)) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim().startsWith(DEVICE_COOKIE_PREFIX)) out.push(part.slice(eq + 1).trim());
+    if (out.length >= max) break;
+  }
+  return out;
+}
+
+export function deviceCookie(userId: string, token: string, expiresAt: Date, secure: boolean, now = Date.now()): string {
+  const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - now) / 1000));
+  const name = `${DEVICE_COOKIE_PREFIX}${userId.replaceAll("-", "").toLowerCase()}`;
+  return `${name}=${token}; Path=${DEVICE_COOKIE_PATH}; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${secure ? "; Secure" : ""}`;
+}

@@ -272,6 +272,12 @@ export const REASONS = {
     when: "Too many attempts (login, registration...). google.rpc.RetryInfo and metadata `retry_after_ms` say when to try again.",
     action: "Wait for the retry delay, then retry.",
   },
+  LOGIN_THROTTLED: {
+    kind: "resource_exhausted",
+    when: 'Login (or ChangePassword\'s current password) failed too often for this device, this account from this address, this account from unknown devices, or this address; the wait doubles with each further failure up to LOGIN_BACKOFF_MAX_SEC (docs/AUTH.md "Login throttling"). The attempt was not counted. google.rpc.RetryInfo and metadata `retry_after_ms` say when the next attempt is let through.',
+    action:
+      "Wait for the retry delay, then retry once. Send the device token of an earlier login of this account (LoginRequest.device_token) so other people's failures do not slow this device.",
+  },
   STREAM_TOO_SLOW: {
     kind: "resource_exhausted",
     when: "A stream fell too far behind its events and was closed.",

@@ -26,8 +26,9 @@ forEachBackend(
 
     beforeAll(async () => {
       backends = await provisionBackends({ sql: "postgres", redis: true });
-      nodeA = await startTestServer(backends.env, { NODE_ID: "node-a" });
-      nodeB = await startTestServer(backends.env, { NODE_ID: "node-b" });
+      // Long login delays: the refusals below do not depend on how fast the machine is.
+      nodeA = await startTestServer(backends.env, { NODE_ID: "node-a", LOGIN_BACKOFF_BASE_SEC: "60" });
+      nodeB = await startTestServer(backends.env, { NODE_ID: "node-b", LOGIN_BACKOFF_BASE_SEC: "60" });
       a = new GrpcJsClient(nodeA.address);
       b = new GrpcJsClient(nodeB.address);
     });

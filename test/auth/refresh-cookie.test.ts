@@ -13,13 +13,17 @@ import { bearer, transportFor, type ProtocolName } from "../support/clients.ts";
 import { connectErrorInfo, failure } from "../support/errors.ts";
 import { DEFAULT_TEST_PASSWORD } from "../support/users.ts";
 import { loadConfig } from "../../src/config.ts";
-import { REFRESH_COOKIE_NAME, readRefreshCookie, refreshCookie } from "../../src/auth/refresh-cookie.ts";
+import { DEVICE_COOKIE_PATH, DEVICE_COOKIE_PREFIX, REFRESH_COOKIE_NAME, readRefreshCookie, refreshCookie } from "../../src/auth/refresh-cookie.ts";
 
 /** What a browser tab does: Origin on every request, a cookie jar, the cookie-mode header. */
 class BrowserLike {
+  /** The refresh cookie's value ("" when none). */
   jar = "";
-  /** Every Set-Cookie received, in order. */
+  /** Every Set-Cookie of the refresh cookie received, in order. */
   setCookies: string[] = [];
+  /** Device cookies by name (sent to Login only, their Path), and every Set-Cookie of them. */
+  deviceJar = new Map<string, string>();
+  deviceSetCookies: string[] = [];
   headers: Record<string, string>;
   readonly baseUrl: string;
   constructor(baseUrl: string, opts: { cookieMode?: boolean; origin?: string | null; fetchSite?: string } = {}) {
@@ -31,9 +35,15 @@ class BrowserLike {
   }
   private take(h: Headers) {
     for (const c of h.getSetCookie()) {
-      this.setCookies.push(c);
       const [pair] = c.split(";");
       const value = pair.slice(pair.indexOf("=") + 1);
+      const name = pair.slice(0, pair.indexOf("="));
+      if (name.startsWith(DEVICE_COOKIE_PREFIX)) {
+        this.deviceSetCookies.push(c);
+        this.deviceJar.set(name, value);
+        continue;
+      }
+      this.setCookies.push(c);
       // Max-Age=0 deletes, like a browser.
       this.jar = /max-age=0(;|$)/i.test(c) ? "" : value;
     }
@@ -43,6 +53,9 @@ class BrowserLike {
       for (const [k, v] of Object.entries(this.headers)) req.header.set(k, v);
       // The cookie's Path is the Refresh RPC: a browser sends it there only.
       if (this.jar && req.method.name === "Refresh") req.header.set("cookie", `${REFRESH_COOKIE_NAME}=${this.jar}`);
+      if (this.deviceJar.size > 0 && req.method.name === "Login") {
+        req.header.set("cookie", [...this.deviceJar].map(([k, v]) => `${k}=${v}`).join("; "));
+      }
       try {
         const res = await next(req);
         this.take(res.header);
@@ -75,7 +88,7 @@ describe("refresh cookie (browser sessions)", () => {
 
   beforeAll(async () => {
     backends = await provisionBackends({ sql: "pglite" });
-    server = await startTestServer(backends.env, { REFRESH_IDLE_TTL_SEC: "3600" });
+    server = await startTestServer(backends.env, { REFRESH_IDLE_TTL_SEC: "3600", LOGIN_BACKOFF_BASE_SEC: "600" });
   });
   afterAll(async () => {
     await server?.close();
@@ -150,6 +163,33 @@ describe("refresh cookie (browser sessions)", () => {
     // None of those used the token: the right origin still refreshes with it.
     const ok = withCookie(new BrowserLike(server.baseUrl, { fetchSite: "same-origin" }));
     expect((await ok.refresh({})).tokens!.accessToken).not.toBe("");
+  });
+
+  it("cookie mode keeps the device token in an HttpOnly cookie sent only to Login, one per account, and it lets the owner past a stranger's failures", async () => {
+    const tab = new BrowserLike(server.baseUrl);
+    const name = fresh();
+    const reg = await tab.client("grpc-web").register(registration(name));
+    expect(reg.deviceToken).toBe("");
+    expect(tab.deviceSetCookies).toHaveLength(1);
+    const attrs = tab.deviceSetCookies[0].split("; ");
+    expect(attrs[0]).toBe(`${DEVICE_COOKIE_PREFIX}${reg.user!.id.replaceAll("-", "")}=${[...tab.deviceJar.values()][0]}`);
+    expect(attrs.slice(1).filter((a) => !a.startsWith("Max-Age="))).toEqual([`Path=${DEVICE_COOKIE_PATH}`, "HttpOnly", "SameSite=Strict"]);
+    // A second account signed in on the same browser gets its own cookie.
+    await tab.client("connect").register(registration(fresh()));
+    expect(tab.deviceJar.size).toBe(2);
+
+    // A stranger (a native client, same address here) exhausts the account's budget for unknown devices.
+    const stranger = new BrowserLike(server.baseUrl, { cookieMode: false, origin: null }).client("connect");
+    for (let i = 0; i < 6; i++) await failure(stranger.login({ login: name, password: `wrong ${i}` }));
+    const locked = await failure(new BrowserLike(server.baseUrl).client("connect").login({ login: name, password: DEFAULT_TEST_PASSWORD }));
+    expect(ConnectError.from(locked).code).toBe(Code.ResourceExhausted);
+    expect(reason(locked)).toBe("LOGIN_THROTTLED");
+    // The browser that signed in before sends its cookies and gets in; its cookie is renewed.
+    const before = tab.deviceJar.get(attrs[0].split("=")[0]);
+    const res = await tab.client("connect").login({ login: name, password: DEFAULT_TEST_PASSWORD, deviceId: "browser-tab" });
+    expect(res.user!.id).toBe(reg.user!.id);
+    expect(res.deviceToken).toBe("");
+    expect(tab.deviceJar.get(attrs[0].split("=")[0])).not.toBe(before);
   });
 
   it("no cookie: UNAUTHENTICATED REFRESH_COOKIE_MISSING", async () => {

@@ -65,7 +65,12 @@ beforeAll(async () => {
   );
   if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
   backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", redis: Boolean(env.redis) });
-  server = await startTestServer(backends.env, { WEB_DIR: outDir, ACCESS_TOKEN_TTL_SEC: String(ACCESS_TOKEN_TTL_SEC) });
+  // Long login delays: a browser held back by a stranger's failures stays held back for the whole test.
+  server = await startTestServer(backends.env, {
+    WEB_DIR: outDir,
+    ACCESS_TOKEN_TTL_SEC: String(ACCESS_TOKEN_TTL_SEC),
+    LOGIN_BACKOFF_BASE_SEC: "600",
+  });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   mkdirSync(ARTIFACTS, { recursive: true });
 }, 180_000);
@@ -157,6 +162,46 @@ describe.runIf(haveChromium).each(TRANSPORTS)("browser sessions in Chromium over
       expect(tab.errors).toEqual([]);
     } finally {
       await context.close();
+    }
+  });
+
+  it("the browser that signed in before keeps its HttpOnly device cookie and gets past a stranger's failed logins; a new browser is told how long to wait", async () => {
+    const known = await browser.newContext({ viewport: { width: 1100, height: 720 }, locale: "en-US" });
+    const fresh = await browser.newContext({ viewport: { width: 1100, height: 720 }, locale: "en-US" });
+    try {
+      const tab = await openTab(known, transport);
+      const username = unique("device");
+      await signUp(tab.page, username);
+      const device = (await known.cookies()).find((c) => c.name.startsWith("chat_device_"));
+      expect(device).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/chat.v1.AuthService/Login" });
+      expect(await tab.page.evaluate(() => document.cookie + JSON.stringify(Object.entries(localStorage)))).not.toContain(device!.value);
+      await tab.page.getByRole("button", { name: /log out/i }).click();
+      await tab.page.getByRole("button", { name: "Create account" }).waitFor();
+
+      // A stranger guesses at the account (a native client, from the same address as both browsers).
+      const stranger = connectClient(AuthService, "connect", server.baseUrl);
+      for (let i = 0; i < 6; i++) await stranger.login({ login: username, password: `guess ${i}` }).catch(() => undefined);
+
+      const logIn = async (page: Page) => {
+        await page.getByTestId("auth-switch").click();
+        await page.getByLabel("Email or username").fill(username);
+        await page.getByLabel("Password").fill(DEFAULT_TEST_PASSWORD);
+        await page.getByRole("button", { name: "Log in" }).click();
+      };
+      // A browser that never signed in to it is held back, and told for how long.
+      const other = await openTab(fresh, transport);
+      await logIn(other.page);
+      await expect
+        .poll(() => other.page.getByTestId("auth-error").textContent(), { timeout: WAIT_MS })
+        .toMatch(/^Too many attempts\. Try again in \d+ (seconds?|minutes)\.$/);
+      // The one that did sends its device cookie and gets in.
+      await logIn(tab.page);
+      await tab.page.getByTestId("me").waitFor({ timeout: WAIT_MS });
+      await expect.poll(() => tab.page.getByTestId("me").textContent()).toContain(username);
+      expect(tab.errors).toEqual([]);
+    } finally {
+      await known.close();
+      await fresh.close();
     }
   });
 

@@ -5,18 +5,25 @@
 // server in an HttpOnly cookie that no script can read (docs/AUTH.md), so a
 // reload resumes the session with one Refresh. An app served from another
 // origin keeps both in memory: a reload there means logging in again.
+//
+// Device tokens (docs/AUTH.md "Login throttling") mark this browser as known to
+// an account, so strangers' failed logins do not slow its next sign-in: on the
+// same origin the server keeps them in HttpOnly cookies sent only to Login; an
+// app on another origin keeps them in localStorage and sends them itself.
 
 import { Code, ConnectError, type Client, type Transport } from "@connectrpc/connect";
 import type { AuthService, User } from "../../gen/chat/v1/auth_pb.js";
 import type { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import type { MessageService } from "../../gen/chat/v1/message_pb.js";
 import type { PresenceService } from "../../gen/chat/v1/presence_pb.js";
-import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   authInterceptor,
   cookieSessionInterceptor,
   createApi,
   crossTabLock,
+  DeviceTokens,
+  localStorageDeviceTokens,
   isTransient,
   SessionEndedError,
   TokenManager,
@@ -52,12 +59,15 @@ export class Api {
   /** The refresh token is in an HttpOnly cookie (same origin only); a reload can resume. */
   readonly cookieSession: boolean;
   private readonly api: ChatApi;
+  /** Another origin only (cookie sessions get an HttpOnly device cookie instead, and the body's token is empty). */
+  private readonly deviceTokens: DeviceTokens;
   private readonly onTransportChanged = new Set<() => void>();
 
   constructor(opts: { baseUrl: string; transport: TransportKind; onSessionEnded: () => void }) {
     this.baseUrl = opts.baseUrl;
     this.transport = opts.transport;
     this.cookieSession = new URL(opts.baseUrl).origin === location.origin;
+    this.deviceTokens = new DeviceTokens(this.cookieSession ? undefined : localStorageDeviceTokens());
     this.tokens = new TokenManager({
       refresh: (refreshToken) => this.api.auth.refresh({ refreshToken }),
       onSessionEnded: () => opts.onSessionEnded(),
@@ -109,12 +119,15 @@ export class Api {
   async register(input: { email: string; username: string; password: string; displayName: string; deviceId: string }): Promise<User> {
     const res = await this.auth.register({ ...input, deviceName: deviceName() });
     this.tokens.set(tokensFromPair(res.tokens!));
+    await this.deviceTokens.remember([res.user!.username, res.user!.email], res.deviceToken);
     return res.user!;
   }
 
   async login(input: { login: string; password: string; deviceId: string }): Promise<User> {
-    const res = await this.auth.login({ ...input, deviceName: deviceName() });
+    const deviceToken = await this.deviceTokens.get(input.login);
+    const res = await this.auth.login({ ...input, deviceName: deviceName(), deviceToken });
     this.tokens.set(tokensFromPair(res.tokens!));
+    await this.deviceTokens.remember([input.login, res.user!.username, res.user!.email], res.deviceToken);
     return res.user!;
   }
 
@@ -156,6 +169,15 @@ export interface ErrorView {
   code: Code | null;
 }
 
+/** "Try again in 2 minutes." from the RetryInfo delay (login throttling doubles it per failure). */
+function waitHint(ce: ConnectError): string {
+  const d = ce.findDetails(RetryInfoSchema)[0]?.retryDelay;
+  if (!d) return "Wait a little and try again.";
+  const sec = Math.max(1, Math.ceil(Number(d.seconds) + d.nanos / 1e9));
+  if (sec < 90) return `Try again in ${sec} second${sec === 1 ? "" : "s"}.`;
+  return `Try again in ${Math.ceil(sec / 60)} minutes.`;
+}
+
 /** Turns any error into text for the user, with INVALID_ARGUMENT field violations. */
 export function describeError(err: unknown): ErrorView {
   if (err instanceof SessionEndedError) return { message: "Your session ended. Please log in again.", fields: new Map(), code: Code.Unauthenticated };
@@ -167,7 +189,7 @@ export function describeError(err: unknown): ErrorView {
   const friendly: Partial<Record<Code, string>> = {
     [Code.Unavailable]: "The server cannot be reached. Check your connection.",
     [Code.AlreadyExists]: ce.rawMessage || "That already exists.",
-    [Code.ResourceExhausted]: "Too many attempts. Wait a little and try again.",
+    [Code.ResourceExhausted]: `Too many attempts. ${waitHint(ce)}`,
   };
   return { message: friendly[ce.code] ?? (ce.rawMessage || "Something went wrong."), fields, code: ce.code };
 }

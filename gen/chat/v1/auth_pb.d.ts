@@ -394,6 +394,13 @@ export declare type RegisterResponse = Message<"chat.v1.RegisterResponse"> & {
    * @generated from field: chat.v1.TokenPair tokens = 2;
    */
   tokens?: TokenPair | undefined;
+
+  /**
+   * As LoginResponse.device_token.
+   *
+   * @generated from field: string device_token = 3;
+   */
+  deviceToken: string;
 };
 
 /**
@@ -409,6 +416,13 @@ export declare type RegisterResponseJson = {
    * @generated from field: chat.v1.TokenPair tokens = 2;
    */
   tokens?: TokenPairJson;
+
+  /**
+   * As LoginResponse.device_token.
+   *
+   * @generated from field: string device_token = 3;
+   */
+  deviceToken?: string;
 };
 
 /**
@@ -444,6 +458,16 @@ export declare type LoginRequest = Message<"chat.v1.LoginRequest"> & {
    * @generated from field: string device_name = 4;
    */
   deviceName: string;
+
+  /**
+   * The device token a previous Login or Register of this account returned on
+   * this device (docs/AUTH.md "Login throttling"). Optional: a missing, forged,
+   * expired or other account's token is ignored, never an error; the client is
+   * then throttled as an unknown device. Cookie sessions send it as a cookie.
+   *
+   * @generated from field: string device_token = 5;
+   */
+  deviceToken: string;
 };
 
 /**
@@ -473,6 +497,16 @@ export declare type LoginRequestJson = {
    * @generated from field: string device_name = 4;
    */
   deviceName?: string;
+
+  /**
+   * The device token a previous Login or Register of this account returned on
+   * this device (docs/AUTH.md "Login throttling"). Optional: a missing, forged,
+   * expired or other account's token is ignored, never an error; the client is
+   * then throttled as an unknown device. Cookie sessions send it as a cookie.
+   *
+   * @generated from field: string device_token = 5;
+   */
+  deviceToken?: string;
 };
 
 /**
@@ -494,6 +528,15 @@ export declare type LoginResponse = Message<"chat.v1.LoginResponse"> & {
    * @generated from field: chat.v1.TokenPair tokens = 2;
    */
   tokens?: TokenPair | undefined;
+
+  /**
+   * A signed token marking this device as known to the account; keep it
+   * (per account) and send it in the next LoginRequest.device_token. Empty in
+   * cookie mode: it is set as an HttpOnly cookie instead.
+   *
+   * @generated from field: string device_token = 3;
+   */
+  deviceToken: string;
 };
 
 /**
@@ -509,6 +552,15 @@ export declare type LoginResponseJson = {
    * @generated from field: chat.v1.TokenPair tokens = 2;
    */
   tokens?: TokenPairJson;
+
+  /**
+   * A signed token marking this device as known to the account; keep it
+   * (per account) and send it in the next LoginRequest.device_token. Empty in
+   * cookie mode: it is set as an HttpOnly cookie instead.
+   *
+   * @generated from field: string device_token = 3;
+   */
+  deviceToken?: string;
 };
 
 /**
