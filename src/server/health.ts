@@ -19,6 +19,7 @@ import {
 export class HealthState {
   private shuttingDown = false;
   private last: { at: number; ok: boolean } | null = null;
+  private probing: Promise<boolean> | null = null;
   private readonly services: Set<string>;
   private readonly probe: () => Promise<void>;
   private readonly cacheMs: number;
@@ -45,13 +46,19 @@ export class HealthState {
     if (this.shuttingDown) return Status.NOT_SERVING;
     const now = Date.now();
     if (!this.last || now - this.last.at > this.cacheMs) {
-      let ok = true;
-      try {
-        await this.probe();
-      } catch {
-        ok = false;
+      // One probe at a time: checks arriving while it runs share its answer.
+      this.probing ??= this.probe().then(
+        () => true,
+        () => false,
+      );
+      const probing = this.probing;
+      const ok = await probing;
+      if (this.probing === probing) {
+        this.probing = null;
+        this.last = { at: now, ok };
       }
-      this.last = { at: now, ok };
+      if (this.shuttingDown) return Status.NOT_SERVING;
+      return ok ? Status.SERVING : Status.NOT_SERVING;
     }
     return this.last.ok ? Status.SERVING : Status.NOT_SERVING;
   }

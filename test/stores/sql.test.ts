@@ -140,3 +140,28 @@ forEachBackend("migrations on a fresh database", ["postgres"] as const, () => {
     }
   });
 });
+
+forEachBackend("postgres pool under saturation", ["postgres"] as const, () => {
+  it("answers a health ping on its own connection while every pooled connection is busy, and refuses pooled calls with STORE_BUSY", async () => {
+    const iso = await isolatedPostgres();
+    const db = createPostgres(iso.url, { max: 2, connectionTimeoutMillis: 300 });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    try {
+      // Both pooled connections taken by transactions that wait.
+      const busy = [0, 1].map(() => db.transaction(() => held));
+      await new Promise((r) => setTimeout(r, 100));
+      // A call through the pool waits its bound, then UNAVAILABLE STORE_BUSY (with a retry hint).
+      await expect(db.query("SELECT 1")).rejects.toMatchObject({ kind: "unavailable", reason: "STORE_BUSY" });
+      // The health ping does not queue behind them: the database is there.
+      await expect(db.ping()).resolves.toBeUndefined();
+      release();
+      await Promise.all(busy);
+      await expect(db.query("SELECT 1")).resolves.toMatchObject({ rowCount: 1 });
+    } finally {
+      release();
+      await db.close();
+      await iso.drop();
+    }
+  });
+});

@@ -56,6 +56,12 @@ export function createPostgres(connectionString: string, opts: PostgresOptions =
   // An idle client that loses its connection emits here (the pool drops it;
   // the next query opens a new one). Without a listener the process would crash.
   pool.on("error", (err) => faults.connectionLost("postgres", err));
+  // Health pings use their own connection: they ask "is the database there?",
+  // and must not wait in the pool's queue behind a burst of calls (a saturated
+  // pool is load, not an outage; reporting NOT_SERVING then would take the node
+  // out of its load balancer exactly when its peers need it most).
+  const probe = new pg.Pool({ connectionString, max: 1, connectionTimeoutMillis: 2_000, idleTimeoutMillis: 0, statement_timeout: 2_000 });
+  probe.on("error", () => {}); // a lost probe connection shows as a failed ping; the next ping reconnects
 
   const wrap = (err: unknown): never => {
     if (isPoolWaitTimeout(err)) {
@@ -85,7 +91,7 @@ export function createPostgres(connectionString: string, opts: PostgresOptions =
         return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
       } catch (err) {
         // Inside a transaction the transaction reports the loss (once); here, the pool's query.
-        if (client === pool && isConnectionError(err)) faults.connectionLost("postgres", err);
+        if (client === pool && isConnectionError(err) && !isPoolWaitTimeout(err)) faults.connectionLost("postgres", err);
         return wrap(err);
       }
     },
@@ -141,10 +147,14 @@ export function createPostgres(connectionString: string, opts: PostgresOptions =
       }
     },
     async ping() {
-      await root.query("SELECT 1");
+      try {
+        await probe.query("SELECT 1");
+      } catch (err) {
+        wrap(err);
+      }
     },
     async close() {
-      await pool.end();
+      await Promise.all([pool.end(), probe.end()]);
     },
   };
 }
