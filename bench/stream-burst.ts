@@ -79,6 +79,14 @@ async function main() {
     const onData = () => probeOut.includes("started") && (prober.stdout!.off("data", onData), resolve());
     prober.stdout!.on("data", onData);
   });
+  // The V8 heap in use (prom-client's default metrics on the admin port): RSS alone cannot tell
+  // retained state from memory V8 has not given back to the system.
+  const adminPort = Number(/"adminPort":(\d+)/.exec(server.output())?.[1]);
+  const heapUsedMb = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    return Math.round(Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1]) / 2 ** 20);
+  };
+  const heapStart = await heapUsedMb();
   const rssStart = rss(pid);
   let rssPeak = rssStart;
   const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rss(pid))), 50);
@@ -131,6 +139,7 @@ async function main() {
   const rssAfter5 = rss(pid);
   await new Promise((r) => setTimeout(r, 25_000));
   const rssAfter = rss(pid);
+  const heapAfter = await heapUsedMb();
   const serverErrors = server
     .output()
     .split("\n")
@@ -164,6 +173,7 @@ async function main() {
           afterClose30s: Math.round(rssAfter),
           afterVsStart: Number((rssAfter / rssStart).toFixed(2)),
         },
+        heapUsedMb: { start: heapStart, afterClose30s: heapAfter },
         serverWarnings: serverErrors,
         loadAverage: `${l1} ${l5} ${l15}`,
       },
