@@ -2,13 +2,16 @@
 // installed @bufbuild/protovalidate embeds, so the vendored schema is exactly
 // the one the validator enforces (the BSR is not reachable here, and the npm
 // package ships no .proto). Comments are not in the embedded descriptor; see
-// the protovalidate documentation for the rules' prose.
+// the protovalidate documentation for the rules' prose. The output compiles to
+// the embedded descriptor byte for byte (checked when it was vendored: buf
+// build of the file vs file_buf_validate_validate.proto; gen/ then embeds the
+// same descriptor string as the package).
 //
 // Usage: sh scripts/node.sh node scripts/vendor-validate-proto.ts
 
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { getExtension, hasExtension } from "@bufbuild/protobuf";
+import { getExtension, hasExtension, isFieldSet } from "@bufbuild/protobuf";
 import {
   FieldDescriptorProto_Label as Label,
   FieldDescriptorProto_Type as Type,
@@ -16,12 +19,14 @@ import {
   type EnumDescriptorProto,
   type FieldDescriptorProto,
   type FieldOptions,
+  FieldDescriptorProtoSchema,
 } from "@bufbuild/protobuf/wkt";
-import { file_buf_validate_validate, predefined } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import { file_buf_validate_validate, predefined, RuleSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 
 const file = file_buf_validate_validate.proto;
-const require = createRequire(import.meta.url);
-const version = JSON.parse(readFileSync(require.resolve("@bufbuild/protovalidate/package.json"), "utf8")).version as string;
+// The package's exports hide package.json: find it from the resolved entry point.
+const entry = createRequire(import.meta.url).resolve("@bufbuild/protovalidate");
+const version = JSON.parse(readFileSync(new URL("../../package.json", `file://${entry}`), "utf8")).version as string;
 
 const q = (s: string) => JSON.stringify(s);
 const SCALAR: Partial<Record<Type, string>> = {
@@ -45,9 +50,9 @@ function fieldOptions(o: FieldOptions | undefined): string {
   if (hasExtension(o, predefined)) {
     for (const r of getExtension(o, predefined).cel) {
       const inner = [
-        r.id ? `id: ${q(r.id)}` : "",
-        r.message ? `message: ${q(r.message)}` : "",
-        r.expression ? `expression: ${q(r.expression)}` : "",
+        isFieldSet(r, RuleSchema.field.id) ? `id: ${q(r.id)}` : "",
+        isFieldSet(r, RuleSchema.field.message) ? `message: ${q(r.message)}` : "",
+        isFieldSet(r, RuleSchema.field.expression) ? `expression: ${q(r.expression)}` : "",
       ].filter(Boolean);
       parts.push(`(predefined).cel = {\n      ${inner.join("\n      ")}\n    }`);
     }
@@ -89,12 +94,14 @@ function printMessage(m: DescriptorProto, indent: string): string {
   for (const e of m.enumType) out.push(printEnum(e, indent + "  "));
   for (const n of m.nestedType) out.push(printMessage(n, indent + "  "));
   const done = new Set<number>();
+  // proto2 descriptor fields read as their default when unset: ask whether oneof_index is set.
+  const inOneof = (f: FieldDescriptorProto) => isFieldSet(f, FieldDescriptorProtoSchema.field.oneofIndex) && !f.proto3Optional;
   m.field.forEach((f) => {
-    if (f.oneofIndex !== undefined && m.oneofDecl[f.oneofIndex] && !f.proto3Optional) {
+    if (inOneof(f)) {
       if (done.has(f.oneofIndex)) return;
       done.add(f.oneofIndex);
       out.push(`${indent}  oneof ${m.oneofDecl[f.oneofIndex].name} {`);
-      for (const g of m.field.filter((x) => x.oneofIndex === f.oneofIndex)) out.push(printField(g, indent + "    ", true));
+      for (const g of m.field.filter((x) => inOneof(x) && x.oneofIndex === f.oneofIndex)) out.push(printField(g, indent + "    ", true));
       out.push(`${indent}  }`);
       return;
     }
