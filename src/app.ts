@@ -8,6 +8,7 @@ import type { Config } from "./config.ts";
 import { openStores, type Stores } from "./stores/stores.ts";
 import { createMetrics } from "./server/metrics.ts";
 import { edgeInterceptor, authInterceptor } from "./server/interceptors.ts";
+import { validationInterceptor } from "./server/validation.ts";
 import { HealthState, registerHealth } from "./server/health.ts";
 import { registerReflection } from "./server/reflection.ts";
 import { applyCors } from "./server/cors.ts";
@@ -209,7 +210,8 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
 
   const rpcHandler = rpcNodeHandler({
     routes,
-    interceptors: [edgeInterceptor(logger, metrics), authInterceptor(verifier, PUBLIC_ROUTES)],
+    // Errors are mapped at the edge; the caller is known before the request is validated.
+    interceptors: [edgeInterceptor(logger, metrics), authInterceptor(verifier, PUBLIC_ROUTES), validationInterceptor()],
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes * 4,
     shutdownSignal: shutdown.signal,

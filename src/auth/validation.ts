@@ -1,76 +1,22 @@
-// Input rules for accounts. Each function returns the normalised value or
-// throws INVALID_ARGUMENT naming the request field.
+// What is left of the account RPCs' input checks once the proto's rules
+// (proto/chat/v1/auth.proto, enforced by server/validation.ts before any
+// handler runs) have passed: normalisation (trimming, lower-casing), and the
+// password checks that need a word list or the account (PASSWORD_TOO_WEAK).
+// Shape checks (lengths, formats, control characters, UUIDs) live in the
+// proto only.
 
 import { invalidArgument } from "../shared/errors.ts";
-import { UUID_PATTERN as UUID_RE } from "../shared/ids.ts";
 
-export const USERNAME_RE = /^[a-z0-9_.]{3,32}$/;
-export const PASSWORD_MIN = 8;
-export const PASSWORD_MAX = 128;
-export const DISPLAY_NAME_MAX = 64;
-export const DEVICE_ID_MAX = 128;
-export const DEVICE_NAME_MAX = 128;
-const EMAIL_MAX = 254; // RFC 5321 path limit
-// Control and format characters (incl. bidi overrides) have no place in names.
-export const CONTROL_RE = /[\p{Cc}\p{Cf}\u2028\u2029]/u;
-
-/** Length in Unicode code points, which is what users mean by "characters". */
-export const charLength = (s: string): number => [...s].length;
-
-export function normalizeEmail(field: string, raw: string): { email: string; normalized: string } {
+/** The email as given (trimmed) and the lower-cased key it is unique by. */
+export function normalizeEmail(raw: string): { email: string; normalized: string } {
   const email = raw.trim();
-  if (email === "") throw invalidArgument(field, "is required");
-  if (email.length > EMAIL_MAX) throw invalidArgument(field, `must be at most ${EMAIL_MAX} characters`);
-  // Deliberately loose: one @, something on both sides, a dot in the domain, no spaces.
-  if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email) || CONTROL_RE.test(email)) {
-    throw invalidArgument(field, "is not a valid email address");
-  }
   return { email, normalized: email.toLowerCase() };
 }
 
-export function normalizeUsername(field: string, raw: string): string {
-  const username = raw.trim().toLowerCase();
-  if (username === "") throw invalidArgument(field, "is required");
-  if (!USERNAME_RE.test(username)) throw invalidArgument(field, "must be 3 to 32 characters of a-z, 0-9, '_' and '.'");
-  return username;
-}
+export const normalizeUsername = (raw: string): string => raw.trim().toLowerCase();
 
-/** Checks length only; never trims or truncates (a password is what the user typed). */
-export function checkPassword(field: string, password: string): string {
-  const n = charLength(password);
-  if (n === 0) throw invalidArgument(field, "is required");
-  if (n < PASSWORD_MIN) throw invalidArgument(field, `must be at least ${PASSWORD_MIN} characters`);
-  if (n > PASSWORD_MAX) throw invalidArgument(field, `must be at most ${PASSWORD_MAX} characters`);
-  return password;
-}
-
-export function normalizeDisplayName(field: string, raw: string): string {
-  const name = raw.trim();
-  if (name === "") throw invalidArgument(field, "must not be empty");
-  if (charLength(name) > DISPLAY_NAME_MAX) throw invalidArgument(field, `must be at most ${DISPLAY_NAME_MAX} characters`);
-  if (CONTROL_RE.test(name)) throw invalidArgument(field, "must not contain control characters");
-  return name;
-}
-
-export function checkDeviceId(field: string, raw: string): string {
-  const id = raw.trim();
-  if (charLength(id) > DEVICE_ID_MAX) throw invalidArgument(field, `must be at most ${DEVICE_ID_MAX} characters`);
-  if (CONTROL_RE.test(id)) throw invalidArgument(field, "must not contain control characters");
-  return id;
-}
-
-export function checkDeviceName(field: string, raw: string): string {
-  const name = raw.trim();
-  if (charLength(name) > DEVICE_NAME_MAX) throw invalidArgument(field, `must be at most ${DEVICE_NAME_MAX} characters`);
-  if (CONTROL_RE.test(name)) throw invalidArgument(field, "must not contain control characters");
-  return name;
-}
-
-export function checkUuid(field: string, raw: string): string {
-  if (raw === "") throw invalidArgument(field, "is required");
-  if (!UUID_RE.test(raw)) throw invalidArgument(field, "is not a valid id");
-  return raw.toLowerCase();
-}
+/** Display names, device ids and names are stored trimmed. */
+export const trimmed = (raw: string): string => raw.trim();
 
 // Very common passwords of at least 8 characters (from public breach-frequency
 // lists). Only a first line of defence: ASVS 6.2.4 asks for the top 3000; see docs/AUTH.md.

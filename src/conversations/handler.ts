@@ -13,7 +13,6 @@ import {
 } from "../../gen/chat/v1/conversation_pb.js";
 import { dateFromTimestamp } from "../server/timestamps.ts";
 import { caller, kClientAddress } from "../server/context.ts";
-import { invalidArgument } from "../shared/errors.ts";
 import type { Conversations } from "./service.ts";
 import type { Actor, ConversationKind, ConversationView, MemberRecord, MemberRole, Visibility } from "./types.ts";
 
@@ -35,25 +34,22 @@ function kindFromPb(t: ConversationType): "group" | "channel" | "direct" | "unsp
         : "unspecified";
 }
 
-function visibilityFromPb(field: string, vis: PbVisibility): Visibility | "unspecified" {
+function visibilityFromPb(_field: string, vis: PbVisibility): Visibility | "unspecified" {
   if (vis === PbVisibility.PUBLIC) return "public";
   if (vis === PbVisibility.PRIVATE) return "private";
-  if (vis === PbVisibility.UNSPECIFIED) return "unspecified";
-  throw invalidArgument(field, "unknown visibility");
+  return "unspecified"; // the proto's rules admit defined values only
 }
 
+/** A set UpdateConversation.visibility: the proto's rule (visibility.specified) admits PUBLIC or PRIVATE only. */
 function setVisibilityFromPb(field: string, vis: PbVisibility): Visibility {
-  const v = visibilityFromPb(field, vis);
-  if (v === "unspecified") throw invalidArgument(field, "must be PUBLIC or PRIVATE when set (leave it unset to keep the visibility)");
-  return v;
+  return visibilityFromPb(field, vis) === "public" ? "public" : "private";
 }
 
 function roleFromPb(role: PbRole): MemberRole | "unspecified" {
   if (role === PbRole.OWNER) return "owner";
   if (role === PbRole.ADMIN) return "admin";
   if (role === PbRole.MEMBER) return "member";
-  if (role === PbRole.UNSPECIFIED) return "unspecified";
-  throw invalidArgument("role", "unknown role");
+  return "unspecified"; // the proto's rules admit defined values only
 }
 
 function actorOf(ctx: HandlerContext): Actor {

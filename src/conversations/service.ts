@@ -28,10 +28,9 @@ import {
 } from "./types.ts";
 import * as v from "./validate.ts";
 
+// Maximum page sizes (200 and 500) are the proto's rules (conversation.proto).
 export const LIST_DEFAULT_PAGE = 50;
-export const LIST_MAX_PAGE = 200;
 export const MEMBERS_DEFAULT_PAGE = 100;
-export const MEMBERS_MAX_PAGE = 500;
 
 export interface ConversationDeps {
   store: ConversationStore;
@@ -111,16 +110,14 @@ export class Conversations {
   }
 
   async create(actor: Actor, input: CreateInput): Promise<ConversationView> {
-    if (input.type !== "group" && input.type !== "channel") {
-      throw invalidArgument("type", "must be CONVERSATION_TYPE_GROUP or CONVERSATION_TYPE_CHANNEL (use GetOrCreateDirect for DMs)");
-    }
+    // The proto's rules admit only GROUP and CHANNEL, and no public group.
+    if (input.type !== "group" && input.type !== "channel") throw new Error(`unvalidated conversation type ${input.type}`);
     const type = input.type;
     const isChannel = type === "channel";
     const title = isChannel
       ? v.channelName("title", input.title, this.limits.titleMaxChars)
       : v.groupTitle("title", input.title, this.limits.titleMaxChars);
     const description = v.description("description", input.description, this.limits.descriptionMaxChars);
-    if (!isChannel && input.visibility === "public") throw invalidArgument("visibility", "groups are always private");
     const visibility: Visibility = isChannel ? (input.visibility === "private" ? "private" : "public") : "private";
     const others = v.uuidList("member_ids", input.memberIds, this.limits.addMembersMaxBatch).filter((id) => id !== actor.userId);
     const max = isChannel ? this.limits.channelMaxMembers : this.limits.groupMaxMembers;
@@ -155,7 +152,7 @@ export class Conversations {
   }
 
   async getOrCreateDirect(actor: Actor, rawUserId: string): Promise<{ view: ConversationView; created: boolean }> {
-    const peer = v.uuid("user_id", rawUserId);
+    const peer = v.uuid(rawUserId);
     let res: { conversation: ConversationRecord; created: boolean };
     const out: LoggedEvent[] = [];
     try {
@@ -177,7 +174,7 @@ export class Conversations {
   }
 
   async get(actor: Actor, rawId: string): Promise<ConversationView> {
-    const id = v.uuid("conversation_id", rawId);
+    const id = v.uuid(rawId);
     const [conversation, member] = await Promise.all([this.store.getConversation(id), this.store.getMemberRecord(id, actor.userId)]);
     // Members see their conversation; anyone may look at a public channel (joined=false).
     if (!conversation || (!member && !isPublicChannel(conversation))) throw conversationNotFound();
@@ -194,7 +191,7 @@ export class Conversations {
    * first-page refresh or through the stream).
    */
   async list(actor: Actor, opts: { pageSize: number; pageToken: string; includeArchived: boolean }): Promise<Page<ConversationView>> {
-    const limit = v.pageSize("page_size", opts.pageSize, LIST_DEFAULT_PAGE, LIST_MAX_PAGE);
+    const limit = v.pageSize(opts.pageSize, LIST_DEFAULT_PAGE);
     const after = decodeActivityToken(opts.pageToken);
     const rows = await this.store.listForUser(actor.userId, { limit: limit + 1, after, includeArchived: opts.includeArchived });
     const page = rows.slice(0, limit);
@@ -206,7 +203,7 @@ export class Conversations {
   }
 
   async update(actor: Actor, input: UpdateInput): Promise<ConversationView> {
-    const id = v.uuid("conversation_id", input.conversationId);
+    const id = v.uuid(input.conversationId);
     // Stateless checks first; the ones that depend on the conversation's type run under the lock.
     if (input.description !== undefined) v.description("description", input.description, this.limits.descriptionMaxChars);
     const out = await this.mutate(id, async (locked) => {
@@ -251,9 +248,8 @@ export class Conversations {
   }
 
   async addMembers(actor: Actor, input: { conversationId: string; userIds: string[] }): Promise<{ view: ConversationView; added: string[] }> {
-    const id = v.uuid("conversation_id", input.conversationId);
+    const id = v.uuid(input.conversationId);
     const userIds = v.uuidList("user_ids", input.userIds, this.limits.addMembersMaxBatch);
-    if (userIds.length === 0) throw invalidArgument("user_ids", "at least one user");
     const out = await this.mutate(id, async (locked) => {
       const c = locked.conversation;
       const me = requireMember(c, await locked.member(actor.userId));
@@ -294,8 +290,8 @@ export class Conversations {
   }
 
   async removeMember(actor: Actor, input: { conversationId: string; userId: string }): Promise<void> {
-    const id = v.uuid("conversation_id", input.conversationId);
-    const target = v.uuid("user_id", input.userId);
+    const id = v.uuid(input.conversationId);
+    const target = v.uuid(input.userId);
     if (target === actor.userId) return this.leaveById(actor, id);
     await this.mutate(id, async (locked) => {
       const c = locked.conversation;
@@ -322,7 +318,7 @@ export class Conversations {
   }
 
   async join(actor: Actor, rawId: string): Promise<ConversationView> {
-    const id = v.uuid("conversation_id", rawId);
+    const id = v.uuid(rawId);
     const out = await this.mutate(id, async (locked) => {
       const c = locked.conversation;
       const existing = await locked.member(actor.userId);
@@ -352,7 +348,7 @@ export class Conversations {
   }
 
   leave(actor: Actor, rawId: string): Promise<void> {
-    return this.leaveById(actor, v.uuid("conversation_id", rawId));
+    return this.leaveById(actor, v.uuid(rawId));
   }
 
   private async leaveById(actor: Actor, id: string): Promise<void> {
@@ -384,8 +380,8 @@ export class Conversations {
   }
 
   async listMembers(actor: Actor, input: { conversationId: string; pageSize: number; pageToken: string }): Promise<Page<MemberRecord>> {
-    const id = v.uuid("conversation_id", input.conversationId);
-    const limit = v.pageSize("page_size", input.pageSize, MEMBERS_DEFAULT_PAGE, MEMBERS_MAX_PAGE);
+    const id = v.uuid(input.conversationId);
+    const limit = v.pageSize(input.pageSize, MEMBERS_DEFAULT_PAGE);
     const after = decodeMemberToken(input.pageToken);
     await this.requireMembership(actor, id);
     const rows = await this.store.listMembers(id, { limit: limit + 1, afterUserId: after });
@@ -394,9 +390,10 @@ export class Conversations {
   }
 
   async setMemberRole(actor: Actor, input: { conversationId: string; userId: string; role: MemberRole | "unspecified" }): Promise<MemberRecord> {
-    const id = v.uuid("conversation_id", input.conversationId);
-    const target = v.uuid("user_id", input.userId);
-    if (input.role === "unspecified") throw invalidArgument("role", "must be MEMBER_ROLE_OWNER, MEMBER_ROLE_ADMIN or MEMBER_ROLE_MEMBER");
+    const id = v.uuid(input.conversationId);
+    const target = v.uuid(input.userId);
+    // The proto's rules admit no MEMBER_ROLE_UNSPECIFIED.
+    if (input.role === "unspecified") throw new Error("unvalidated member role");
     const role = input.role;
     const out = await this.mutate(id, async (locked) => {
       const c = locked.conversation;
@@ -427,7 +424,7 @@ export class Conversations {
   }
 
   async updateMemberSettings(actor: Actor, input: { conversationId: string; mutedUntil?: Date; archived?: boolean }): Promise<ConversationView> {
-    const id = v.uuid("conversation_id", input.conversationId);
+    const id = v.uuid(input.conversationId);
     let mutedUntil: Date | null | undefined;
     if (input.mutedUntil !== undefined) {
       // A time in the past (e.g. the epoch) unmutes.
@@ -440,7 +437,7 @@ export class Conversations {
   }
 
   async listPublicChannels(actor: Actor, input: { pageSize: number; pageToken: string; query: string }): Promise<Page<ConversationView>> {
-    const limit = v.pageSize("page_size", input.pageSize, LIST_DEFAULT_PAGE, LIST_MAX_PAGE);
+    const limit = v.pageSize(input.pageSize, LIST_DEFAULT_PAGE);
     const prefix = v.channelPrefix("query", input.query, this.limits.titleMaxChars);
     const after = decodeChannelToken(input.pageToken);
     const rows = await this.store.listPublicChannels(actor.userId, { limit: limit + 1, afterNameKey: after, prefix });

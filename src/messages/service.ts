@@ -9,19 +9,19 @@ import type { MessageStore } from "./store.ts";
 import type { Attachment, MessageView, StoredMessage } from "./types.ts";
 import { isDeleted } from "./types.ts";
 import {
+  canonicalId,
+  checkContentLength,
+  checkEditedContent,
   decodeSearchToken,
   encodeSearchToken,
-  optionalUuid,
-  requireUuid,
-  validateAttachments,
-  validateClientMessageId,
-  validateContent,
+  listWindow,
+  normalizeAttachments,
+  normalizeMentions,
+  normalizeSearchQuery,
+  optionalId,
+  readUpTo,
+  searchPageSize,
   validateEmoji,
-  validateListWindow,
-  validateMentions,
-  validatePageSize,
-  validateSearchQuery,
-  validateSeq,
 } from "./validation.ts";
 
 export interface SendInput {
@@ -76,12 +76,13 @@ export class MessageService {
   }
 
   async send(callerId: string, input: SendInput): Promise<MessageView> {
-    const conversationId = requireUuid("conversation_id", input.conversationId);
-    const clientMessageId = validateClientMessageId(input.clientMessageId);
-    const attachments = validateAttachments(input.attachments);
-    const content = validateContent(input.content, this.maxChars, attachments.length > 0);
-    const mentions = validateMentions(input.mentions);
-    const parentMessageId = optionalUuid("parent_message_id", input.parentMessageId);
+    // The request's shape was checked against the proto's rules at the edge (server/validation.ts).
+    const conversationId = canonicalId(input.conversationId);
+    const clientMessageId = input.clientMessageId;
+    const attachments = normalizeAttachments(input.attachments);
+    const content = checkContentLength(input.content, this.maxChars);
+    const mentions = normalizeMentions(input.mentions);
+    const parentMessageId = optionalId(input.parentMessageId);
 
     // Reads only, concurrently; nothing is written before the checks pass.
     const [member, parent, members] = await Promise.all([
@@ -128,19 +129,19 @@ export class MessageService {
   }
 
   async edit(callerId: string, messageId: string, content: string): Promise<MessageView> {
-    const id = requireUuid("message_id", messageId);
-    validateContent(content, this.maxChars, true); // shape first; emptiness once attachments are known
+    const id = canonicalId(messageId);
+    checkContentLength(content, this.maxChars); // configuration first; emptiness once attachments are known
     const { message } = await this.loadVisible(callerId, id);
     if (message.senderId !== callerId) throw permissionDenied("NOT_SENDER", "only the sender can edit a message");
     if (isDeleted(message)) throw failedPrecondition("MESSAGE_DELETED", "the message was deleted");
-    validateContent(content, this.maxChars, message.attachments.length > 0);
+    checkEditedContent(content, message.attachments.length > 0);
     const edited = await this.write(message.conversationId, (out) => this.store.edit(id, content, this.now(), out));
     if (!edited) throw failedPrecondition("MESSAGE_DELETED", "the message was deleted");
     return this.viewOne(edited, callerId);
   }
 
   async delete(callerId: string, messageId: string): Promise<MessageView> {
-    const id = requireUuid("message_id", messageId);
+    const id = canonicalId(messageId);
     const { message, member } = await this.loadVisible(callerId, id);
     if (message.senderId !== callerId && member.role !== "owner" && member.role !== "admin") {
       throw permissionDenied("NOT_SENDER", "only the sender or a conversation owner or admin can delete a message");
@@ -151,9 +152,9 @@ export class MessageService {
   }
 
   async list(callerId: string, input: ListInput): Promise<{ messages: MessageView[]; hasMore: boolean }> {
-    const conversationId = requireUuid("conversation_id", input.conversationId);
-    const window = validateListWindow(input.beforeSeq, input.afterSeq, input.limit);
-    const parentMessageId = optionalUuid("parent_message_id", input.parentMessageId);
+    const conversationId = canonicalId(input.conversationId);
+    const window = listWindow(input.beforeSeq, input.afterSeq, input.limit);
+    const parentMessageId = optionalId(input.parentMessageId);
     // The membership check, the parent and the page are read concurrently (one
     // round trip of latency instead of three); nothing is returned or written
     // before the membership check has passed.
@@ -173,7 +174,7 @@ export class MessageService {
   }
 
   async addReaction(callerId: string, messageId: string, emoji: string): Promise<MessageView> {
-    const id = requireUuid("message_id", messageId);
+    const id = canonicalId(messageId);
     const key = validateEmoji(emoji);
     const { message } = await this.loadVisible(callerId, id);
     if (isDeleted(message)) throw failedPrecondition("MESSAGE_DELETED", "the message was deleted");
@@ -182,7 +183,7 @@ export class MessageService {
   }
 
   async removeReaction(callerId: string, messageId: string, emoji: string): Promise<MessageView> {
-    const id = requireUuid("message_id", messageId);
+    const id = canonicalId(messageId);
     const key = validateEmoji(emoji);
     const { message } = await this.loadVisible(callerId, id);
     await this.write(message.conversationId, (out) => this.store.removeReaction(message, callerId, key, out));
@@ -190,17 +191,17 @@ export class MessageService {
   }
 
   async markRead(callerId: string, conversationId: string, seq: number): Promise<{ lastReadSeq: number; unreadCount: number }> {
-    const convId = requireUuid("conversation_id", conversationId);
-    const upTo = validateSeq("seq", seq);
+    const convId = canonicalId(conversationId);
+    const upTo = readUpTo(seq);
     const res = await this.write(convId, (out) => this.store.markRead(convId, callerId, upTo, out));
     if (!res) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
     return { lastReadSeq: res.lastReadSeq, unreadCount: Math.min(INT32_MAX, Math.max(0, res.lastSeq - res.lastReadSeq)) };
   }
 
   async search(callerId: string, input: SearchInput): Promise<{ messages: MessageView[]; nextPageToken: string }> {
-    const text = validateSearchQuery(input.query);
-    const conversationId = optionalUuid("conversation_id", input.conversationId);
-    const limit = validatePageSize(input.pageSize);
+    const text = normalizeSearchQuery(input.query);
+    const conversationId = optionalId(input.conversationId);
+    const limit = searchPageSize(input.pageSize);
     const after = decodeSearchToken(input.pageToken);
     if (conversationId) await this.requireMember(conversationId, callerId, "conversation");
     const page = await this.store.search({ userId: callerId, text, conversationId, limit, after });
@@ -227,7 +228,7 @@ export class MessageService {
 
   /** The message and the caller's membership; NOT_FOUND unless the caller belongs to its conversation. */
   private async loadVisible(callerId: string, messageId: string): Promise<{ message: StoredMessage; member: MemberState }> {
-    const id = requireUuid("message_id", messageId);
+    const id = canonicalId(messageId);
     const message = await this.store.get(id);
     if (!message) throw notFound("MESSAGE_NOT_FOUND", "message not found");
     const member = await this.requireMember(message.conversationId, callerId, "message");

@@ -11,11 +11,9 @@ import {
 } from "../../gen/chat/v1/notification_pb.js";
 import { caller } from "../server/context.ts";
 import { dateFromTimestamp } from "../server/timestamps.ts";
-import { invalidArgument } from "../shared/errors.ts";
 import { decodePageToken, encodePageToken } from "../shared/page-token.ts";
 import type { NotificationStore } from "./store.ts";
 import type { ListCursor, Notification, NotificationType } from "./types.ts";
-import { UUID_PATTERN as UUID } from "../shared/ids.ts";
 
 const TYPE_TO_PB: Record<NotificationType, PbType> = {
   mention: PbType.MENTION,
@@ -49,11 +47,12 @@ function decodeToken(token: string): ListCursor | null {
   return v && { createdAt: new Date(v[0]), id: v[1] };
 }
 
+// Request shapes (page_size 0 to 100, 1 to 500 UUIDs or up_to) are the proto's rules (notification.proto),
+// checked before these handlers run (server/validation.ts).
 export function notificationHandler(store: NotificationStore): Partial<ServiceImpl<typeof NotificationService>> {
   return {
     async listNotifications(req, ctx) {
       const me = caller(ctx);
-      if (req.pageSize < 0 || req.pageSize > 100) throw invalidArgument("page_size", "must be 1..100 (0 means 20)");
       const limit = req.pageSize || 20;
       const page = await store.list(me.userId, { limit: limit + 1, after: decodeToken(req.pageToken), unseenOnly: req.unseenOnly });
       const items = page.slice(0, limit);
@@ -66,12 +65,9 @@ export function notificationHandler(store: NotificationStore): Partial<ServiceIm
     },
     async markNotificationsSeen(req, ctx) {
       const me = caller(ctx);
-      if (req.notificationIds.length === 0 && !req.upTo) throw invalidArgument("notification_ids", "give notification_ids or up_to");
-      if (req.notificationIds.length > 500) throw invalidArgument("notification_ids", "at most 500 ids");
-      for (const id of req.notificationIds) if (!UUID.test(id)) throw invalidArgument("notification_ids", "not a notification id");
       const marked = await store.markSeen(
         me.userId,
-        { ids: req.notificationIds, upTo: req.upTo ? dateFromTimestamp("up_to", req.upTo) : null },
+        { ids: req.notificationIds.map((id) => id.toLowerCase()), upTo: req.upTo ? dateFromTimestamp("up_to", req.upTo) : null },
         new Date(),
       );
       return { markedCount: marked };

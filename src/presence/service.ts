@@ -1,17 +1,13 @@
 import type { MembershipReader } from "../conversations/ports.ts";
-import { invalidArgument, notFound } from "../shared/errors.ts";
+import { notFound } from "../shared/errors.ts";
 import type { PresenceTracker } from "./tracker.ts";
 import type { TypingIndicators } from "./typing.ts";
 import type { PresenceWatchers } from "./watchers.ts";
 import type { Presence, PresenceStatus } from "./types.ts";
-import { UUID_PATTERN as UUID } from "../shared/ids.ts";
+// Shapes (1 to 500 user ids, UUIDs, a settable status) are the proto's rules (presence.proto).
 
-export const MAX_PRESENCE_USERS = 500;
-
+/** Ids the proto's rules accepted (1 to 500 UUIDs), canonical and de-duplicated. */
 function checkUserIds(userIds: string[]): string[] {
-  if (userIds.length === 0) throw invalidArgument("user_ids", "at least one user id is required");
-  if (userIds.length > MAX_PRESENCE_USERS) throw invalidArgument("user_ids", `at most ${MAX_PRESENCE_USERS} user ids`);
-  for (const id of userIds) if (!UUID.test(id)) throw invalidArgument("user_ids", `not a valid id: ${JSON.stringify(id.slice(0, 40))}`);
   return [...new Set(userIds.map((id) => id.toLowerCase()))];
 }
 
@@ -35,9 +31,8 @@ export class PresenceDomain {
   }
 
   setPresence(userId: string, sessionId: string, status: PresenceStatus | null): Promise<Presence> {
-    if (status === null || status === "offline") {
-      throw invalidArgument("status", "must be PRESENCE_STATUS_ONLINE, PRESENCE_STATUS_AWAY or PRESENCE_STATUS_DND");
-    }
+    // The proto's rules admit ONLINE, AWAY and DND only.
+    if (status === null || status === "offline") throw new Error("unvalidated presence status");
     return this.tracker.setStatus(userId, sessionId, status);
   }
 
@@ -63,9 +58,9 @@ export class PresenceDomain {
     return visible;
   }
 
-  async sendTyping(userId: string, conversationId: string, typing: boolean): Promise<void> {
+  async sendTyping(userId: string, rawConversationId: string, typing: boolean): Promise<void> {
     const version = this.typing.stamp(); // before any await: states sent in order keep their order
-    if (!UUID.test(conversationId)) throw invalidArgument("conversation_id", "must be a conversation id");
+    const conversationId = rawConversationId.toLowerCase();
     if (!(await this.members.getMember(conversationId, userId))) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
     await this.typing.set(conversationId, userId, typing, version);
   }

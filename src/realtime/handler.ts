@@ -5,13 +5,20 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { decodeJwt } from "jose";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { ChatMessage, MessageService, StreamRequest, StreamResponse, SubscribeResponse, StreamError } from "../../gen/chat/v1/message_pb.js";
+import {
+  StreamRequestSchema,
+  type ChatMessage,
+  type MessageService,
+  type StreamRequest,
+  type StreamResponse,
+  type SubscribeResponse,
+  type StreamError,
+} from "../../gen/chat/v1/message_pb.js";
 import { caller, kLogger, kRequestId } from "../server/context.ts";
 import { clientDecodeError, toConnectError } from "../server/errors.ts";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { AppError, invalidArgument, notFound } from "../shared/errors.ts";
-import { checkDeviceId } from "../auth/validation.ts";
-import { requireUuid } from "../messages/validation.ts";
+import { AppError, invalidArgument, invalidFields, notFound } from "../shared/errors.ts";
+import { validateRequest, violationsOf } from "../server/validation.ts";
 import { decodeCursor } from "./cursor.ts";
 import type { RealtimeHub } from "./hub.ts";
 import type { StreamAdmission } from "./admission.ts";
@@ -39,8 +46,10 @@ export function realtimeHandlers(
       if (first.done) return;
       const hello = first.value.frame;
       if (hello.case !== "hello") throw invalidArgument("hello", "the first frame of a stream must be hello", "STREAM_FRAME_UNEXPECTED");
+      // A bad hello ends the stream (there is no stream without one); later frames get error frames.
+      validateRequest(StreamRequestSchema, first.value);
       const resume = hello.value.resumeToken ? decodeCursor("hello.resume_token", hello.value.resumeToken) : null;
-      const deviceId = checkDeviceId("hello.device_id", hello.value.deviceId);
+      const deviceId = hello.value.deviceId.trim();
 
       // Admission (admission.ts): the user's stream cap, then a bounded slot for the open; RESOURCE_EXHAUSTED otherwise.
       const ticket = await admission.admit(auth.userId, ctx.signal);
@@ -61,7 +70,7 @@ export function realtimeHandlers(
     async *subscribe(req, ctx) {
       const auth = caller(ctx);
       const resume = req.resumeToken ? decodeCursor("resume_token", req.resumeToken) : null;
-      const deviceId = checkDeviceId("device_id", req.deviceId);
+      const deviceId = req.deviceId.trim();
       const ticket = await admission.admit(auth.userId, ctx.signal);
       try {
         const s = open(hub, ctx, { userId: auth.userId, sessionId: auth.sessionId, deviceId, kind: "subscribe" });
@@ -83,7 +92,6 @@ export function realtimeHandlers(
 
     async ackEvents(req, ctx) {
       const auth = caller(ctx);
-      if (req.cursor === "") throw invalidArgument("cursor", "is required");
       await hub.acknowledge(auth.userId, decodeCursor("cursor", req.cursor), "cursor");
       return {};
     },
@@ -148,6 +156,11 @@ async function readFrames(
       hub.touched(s);
       const frame = r.value.frame;
       try {
+        // The proto's rules, as for the unary RPCs: every violation of the frame in one error frame.
+        if (frame.case !== undefined && frame.case !== "hello") {
+          const violations = violationsOf(StreamRequestSchema, r.value);
+          if (violations.length > 0) throw invalidFields(violations);
+        }
         switch (frame.case) {
           case "send": {
             const res = await unary.sendMessage(frame.value, ctx);
@@ -161,7 +174,7 @@ async function readFrames(
             await unary.markRead(frame.value, ctx);
             break;
           case "typing": {
-            const c = requireUuid("typing.conversation_id", frame.value.conversationId);
+            const c = frame.value.conversationId.toLowerCase();
             if (!s.follows(c)) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
             typing ??= new Map();
             const last = typing.get(c);
@@ -215,7 +228,6 @@ function unreadableFrame(err: unknown): AppError | null {
  * the stream keeps its old expiry and ends UNAUTHENTICATED then).
  */
 async function refreshAuth(tokens: AccessTokenCheck, s: StreamSession, token: string): Promise<void> {
-  if (token === "") throw invalidArgument("refresh_auth.access_token", "is required");
   const who = await tokens.verify(token); // UNAUTHENTICATED: bad, expired or revoked
   if (who.userId !== s.userId || who.sessionId !== s.sessionId) {
     throw invalidArgument("refresh_auth.access_token", "is not a token of this stream's user and session");
@@ -252,7 +264,6 @@ class AckCoalescer {
   }
 
   offer(cursor: string): void {
-    if (cursor === "") throw invalidArgument("ack.cursor", "is required");
     decodeCursor("ack.cursor", cursor); // malformed: answered now, as an error frame
     this.next = cursor;
     if (!this.running) void this.run();

@@ -7,9 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AuthService } from "../../gen/chat/v1/auth_pb.js";
 import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
+import { MessageService } from "../../gen/chat/v1/message_pb.js";
+import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { isReason } from "../../src/shared/reasons.ts";
 import { connectClient, GrpcJsClient, type GrpcError, type ProtocolName } from "../support/clients.ts";
-import { connectErrorInfo, failure, grpcErrorInfo } from "../support/errors.ts";
+import { connectErrorInfo, connectViolations, failure, grpcErrorInfo, grpcViolations } from "../support/errors.ts";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { StreamClient } from "../support/stream-client.ts";
 import { registerUser } from "../support/users.ts";
@@ -67,6 +69,81 @@ describe("StreamError", () => {
       const error = await s.until((c) => c.frames.find((f) => f.frame.case === "error")?.frame.value, 10_000, "error frame");
       expect(error).toMatchObject({ code: Code.NotFound, reason: "CONVERSATION_NOT_FOUND", clientMessageId: "k1" });
       expect(isReason((error as { reason: string }).reason)).toBe(true);
+    } finally {
+      s.call.end();
+      grpcJs.close();
+    }
+  });
+});
+
+// A request with three bad fields: every violation comes back at once, each
+// with its field path and the protovalidate rule id (FieldViolation.reason).
+const THREE_BAD = { conversationId: "not-a-uuid", clientMessageId: "", content: "nul \u0000 inside" };
+const THREE_VIOLATIONS = [
+  { field: "conversation_id", reason: "string.uuid" },
+  { field: "client_message_id", reason: "string.min_len" },
+  { field: "content", reason: "text.message" },
+];
+
+describe("the proto's rules (protovalidate): every violation in one BadRequest", () => {
+  it.each(PROTOCOLS)("SendMessage with three bad fields: INVALID_ARGUMENT / INVALID_FIELD with three violations over %s", async (protocol) => {
+    const client = connectClient(MessageService, protocol, server.baseUrl, alice.accessToken);
+    const err = ConnectError.from(await failure(client.sendMessage(THREE_BAD)));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(connectErrorInfo(err)).toMatchObject({ domain: "chat.v1", reason: "INVALID_FIELD" });
+    const violations = err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations);
+    expect(violations.map((v) => ({ field: v.field, reason: v.reason }))).toEqual(THREE_VIOLATIONS);
+    for (const v of violations) expect(v.description).not.toBe("");
+    expect(connectViolations(err)).toEqual(["conversation_id", "client_message_id", "content"]);
+  });
+
+  it("native gRPC stubs (grpc-js) get the same three violations", async () => {
+    const client = new GrpcJsClient(server.address);
+    try {
+      const err = await failure<GrpcError>(client.unary(MessageService.method.sendMessage, THREE_BAD, { token: alice.accessToken }));
+      expect(err.code).toBe(Code.InvalidArgument);
+      expect(grpcErrorInfo(err)?.reason).toBe("INVALID_FIELD");
+      expect(grpcViolations(err)).toEqual(["conversation_id", "client_message_id", "content"]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it.each(PROTOCOLS)("a message-level rule is reported on its field, and server-streaming requests are checked too, over %s", async (protocol) => {
+    const messages = connectClient(MessageService, protocol, server.baseUrl, alice.accessToken);
+    const list = ConnectError.from(await failure(messages.listMessages({ conversationId: randomUUID(), beforeSeq: 5n, afterSeq: 2n, limit: 201 })));
+    expect(list.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => `${v.field}:${v.reason}`))).toEqual([
+      "limit:int32.gte_lte",
+      "after_seq:after_seq.exclusive",
+    ]);
+    const sub = ConnectError.from(
+      await failure(
+        (async () => {
+          for await (const _ of messages.subscribe({ deviceId: "bad\u0000device", resumeToken: "x".repeat(2049) })) break;
+        })(),
+      ),
+    );
+    expect(sub.code).toBe(Code.InvalidArgument);
+    expect(connectErrorInfo(sub)?.reason).toBe("INVALID_FIELD");
+    expect(connectViolations(sub)).toEqual(["resume_token", "device_id"]);
+  });
+
+  it("a Stream frame with three bad fields gets one error frame with all three, and the stream stays usable", async () => {
+    const grpcJs = new GrpcJsClient(server.address);
+    const s = StreamClient.open(grpcJs.raw, alice.accessToken);
+    try {
+      await s.until((c) => c.ready(), 10_000, "ready");
+      s.write({ frame: { case: "send", value: { ...THREE_BAD, clientMessageId: "x".repeat(65) } } });
+      const error = await s.until((c) => c.frames.find((f) => f.frame.case === "error")?.frame.value, 10_000, "error frame");
+      expect(error).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_FIELD", clientMessageId: "x".repeat(65) });
+      const fields = (error as { fieldViolations: { field: string; reason: string }[] }).fieldViolations.map((v) => `${v.field}:${v.reason}`);
+      expect(fields).toEqual(["send.conversation_id:string.uuid", "send.client_message_id:string.max_len", "send.content:text.message"]);
+      // Still open: a bad typing frame is answered too, then a ping gets its pong.
+      s.write({ frame: { case: "typing", value: { conversationId: "nope", typing: true } } });
+      await s.until((c) => c.frames.filter((f) => f.frame.case === "error").length === 2 || undefined, 10_000, "second error frame");
+      s.write({ frame: { case: "ping", value: { nonce: "still-here" } } });
+      const pong = await s.until((c) => c.frames.find((f) => f.frame.case === "pong")?.frame.value, 10_000, "pong");
+      expect(pong).toMatchObject({ nonce: "still-here" });
     } finally {
       s.call.end();
       grpcJs.close();

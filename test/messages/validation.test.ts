@@ -1,12 +1,17 @@
-// The input rules as pure functions (the e2e suite checks the same rules
-// through the server; this covers the character-level cases that a wire
-// encoding would already mangle or refuse, such as lone surrogates).
+// The input rules as pure functions: the proto's protovalidate rules
+// (server/validation.ts evaluates them for every RPC and Stream frame) and
+// what the service keeps. The e2e suites check the same rules through the
+// server; this covers the character-level cases that a wire encoding would
+// already mangle or refuse, such as lone surrogates.
 
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { AppError } from "../../src/shared/errors.ts";
 import { emojiProblem } from "../../src/messages/emoji.ts";
 import { messageIdFor } from "../../src/messages/ids.ts";
-import { decodeSearchToken, encodeSearchToken, validateContent, validateListWindow, validateSearchQuery } from "../../src/messages/validation.ts";
+import { checkContentLength, decodeSearchToken, encodeSearchToken, listWindow, normalizeSearchQuery } from "../../src/messages/validation.ts";
+import { violationsOf } from "../../src/server/validation.ts";
+import { ListMessagesRequestSchema, SearchMessagesRequestSchema, SendMessageRequestSchema } from "../../gen/chat/v1/message_pb.js";
 
 function violation(fn: () => unknown): string | null {
   try {
@@ -18,6 +23,13 @@ function violation(fn: () => unknown): string | null {
   }
 }
 
+const CONVERSATION = "0b6f3e7a-5c1d-4e2f-9a8b-7c6d5e4f3a2b";
+
+/** The fields a SendMessage request with these values breaks, as "field:rule". */
+function sendViolations(init: MessageInitShape<typeof SendMessageRequestSchema>): string[] {
+  const req = create(SendMessageRequestSchema, { conversationId: CONVERSATION, clientMessageId: "k1", content: "hi", ...init });
+  return violationsOf(SendMessageRequestSchema, req).map((v) => `${v.field}:${v.reason}`);
+}
 describe("emoji", () => {
   it.each(["👍", "❤️", "❤", "👨‍👩‍👧‍👦", "🇺🇦", "🏳️‍🌈", "👋🏽", "1️⃣", "#️⃣", "©️", ":+1:", ":party_parrot:", ":a:"])("accepts %s", (e) => {
     expect(emojiProblem(e)).toBeNull();
@@ -31,33 +43,80 @@ describe("emoji", () => {
 });
 
 describe("content", () => {
-  it("counts code points, not UTF-16 units", () => {
-    expect(violation(() => validateContent("😀".repeat(10), 10, false))).toBeNull();
-    expect(violation(() => validateContent("😀".repeat(11), 10, false))).toBe("content");
+  it("counts code points, not UTF-16 units (MESSAGE_MAX_CHARS, configuration)", () => {
+    expect(violation(() => checkContentLength("😀".repeat(10), 10))).toBeNull();
+    expect(violation(() => checkContentLength("😀".repeat(11), 10))).toBe("content");
   });
-  it("rejects lone surrogates, NUL and other control characters, keeps newlines and tabs", () => {
-    expect(violation(() => validateContent("a\ud800b", 100, false))).toBe("content");
-    expect(violation(() => validateContent("a\udc00", 100, false))).toBe("content");
-    expect(violation(() => validateContent("a\u0000", 100, false))).toBe("content");
-    expect(violation(() => validateContent("a\u0007", 100, false))).toBe("content");
-    expect(violation(() => validateContent("line 1\nline 2\tand\r\n", 100, false))).toBeNull();
+  it("rejects lone surrogates, NUL and other control characters, keeps newlines, tabs and carriage returns", () => {
+    expect(sendViolations({ content: "a\ud800b" })).toEqual(["content:text.message"]);
+    expect(sendViolations({ content: "a\udc00" })).toEqual(["content:text.message"]);
+    expect(sendViolations({ content: "a\u0000" })).toEqual(["content:text.message"]);
+    expect(sendViolations({ content: "a\u0007" })).toEqual(["content:text.message"]);
+    expect(sendViolations({ content: "a\u007f" })).toEqual(["content:text.message"]);
+    expect(sendViolations({ content: "line 1\nline 2\tand\r\n 😀 é" })).toEqual([]);
   });
-  it("allows empty content only with attachments", () => {
-    expect(violation(() => validateContent("", 100, false))).toBe("content");
-    expect(violation(() => validateContent("   ", 100, true))).toBeNull();
+  it("allows empty content only with attachments (a message-level rule, reported on content)", () => {
+    expect(sendViolations({ content: "" })).toEqual(["content:content.required"]);
+    expect(sendViolations({ content: " \n " })).toEqual(["content:content.required"]);
+    const attachment = { url: "https://example.com/a.png", name: "a.png", mimeType: "image/png", sizeBytes: 3n };
+    expect(sendViolations({ content: "   ", attachments: [attachment] })).toEqual([]);
+  });
+  it("reports every violation at once, with the rule that failed", () => {
+    expect(
+      sendViolations({
+        conversationId: "nope",
+        clientMessageId: "a\u0000",
+        content: "",
+        parentMessageId: "x",
+        mentions: ["0b6f3e7a-5c1d-4e2f-9a8b-7c6d5e4f3a2b", "y"],
+        attachments: [{ url: "ftp://example.com/x", name: " ", mimeType: "image", sizeBytes: -1n }],
+      }),
+    ).toEqual([
+      "conversation_id:string.uuid",
+      "client_message_id:text.single_line",
+      "parent_message_id:string.uuid",
+      "mentions[1]:string.uuid",
+      "attachments[0].url:url.http",
+      "attachments[0].name:text.not_blank",
+      "attachments[0].mime_type:mime_type.format",
+      "attachments[0].size_bytes:int64.gte_lte",
+    ]);
+  });
+  it("accepts UUIDs in either case and http(s) URLs only", () => {
+    expect(sendViolations({ conversationId: CONVERSATION.toUpperCase(), parentMessageId: CONVERSATION })).toEqual([]);
+    const at = (url: string) => sendViolations({ attachments: [{ url, name: "f", mimeType: "text/plain", sizeBytes: 0n }] });
+    expect(at("https://example.com/a b")).toEqual([]);
+    expect(at("HTTP://example.com")).toEqual([]);
+    for (const bad of [
+      "javascript:alert(1)",
+      "http://",
+      "//example.com",
+      "file:///etc/passwd",
+      "https://exa mple.com",
+      `https://e.com/${"x".repeat(2048)}`,
+    ]) {
+      expect(at(bad).filter((v) => v.startsWith("attachments[0].url")).length, bad).toBeGreaterThan(0);
+    }
   });
 });
 
 describe("windows and tokens", () => {
   it("maps the proto's before/after to a direction", () => {
-    expect(validateListWindow(undefined, undefined, 0)).toEqual({ direction: "before", seq: 0, limit: 50 });
-    expect(validateListWindow(0, undefined, 0)).toEqual({ direction: "before", seq: 0, limit: 50 });
-    expect(validateListWindow(10, undefined, 5)).toEqual({ direction: "before", seq: 10, limit: 5 });
-    expect(validateListWindow(undefined, 7, 200)).toEqual({ direction: "after", seq: 7, limit: 200 });
+    expect(listWindow(undefined, undefined, 0)).toEqual({ direction: "before", seq: 0, limit: 50 });
+    expect(listWindow(0, undefined, 0)).toEqual({ direction: "before", seq: 0, limit: 50 });
+    expect(listWindow(10, undefined, 5)).toEqual({ direction: "before", seq: 10, limit: 5 });
+    expect(listWindow(undefined, 7, 200)).toEqual({ direction: "after", seq: 7, limit: 200 });
     // after_seq is optional: a set 0 pages from the first message, not from the newest.
-    expect(validateListWindow(undefined, 0, 0)).toEqual({ direction: "after", seq: 0, limit: 50 });
-    expect(validateListWindow(0, 0, 0)).toEqual({ direction: "after", seq: 0, limit: 50 });
-    expect(violation(() => validateListWindow(10, 0, 0))).toBe("after_seq");
+    expect(listWindow(undefined, 0, 0)).toEqual({ direction: "after", seq: 0, limit: 50 });
+    expect(listWindow(0, 0, 0)).toEqual({ direction: "after", seq: 0, limit: 50 });
+    // Exclusive with a before_seq above 0: a rule of the proto (reported on after_seq).
+    const list = (beforeSeq: bigint | undefined, afterSeq: bigint | undefined) =>
+      violationsOf(ListMessagesRequestSchema, create(ListMessagesRequestSchema, { conversationId: CONVERSATION, beforeSeq, afterSeq })).map(
+        (v) => `${v.field}:${v.reason}`,
+      );
+    expect(list(10n, 0n)).toEqual(["after_seq:after_seq.exclusive"]);
+    expect(list(0n, 0n)).toEqual([]);
+    expect(list(10n, undefined)).toEqual([]);
   });
   it("round-trips search tokens and refuses forged ones", () => {
     const c = { createdAt: new Date(1_700_000_000_123), seq: 42, id: "0b6f3e7a-5c1d-4e2f-9a8b-7c6d5e4f3a2b" };
@@ -66,9 +125,15 @@ describe("windows and tokens", () => {
       expect(violation(() => decodeSearchToken(bad))).toBe("page_token");
     }
   });
-  it("normalises queries", () => {
-    expect(validateSearchQuery("  hello \n world ")).toBe("hello world");
-    expect(violation(() => validateSearchQuery("a b c d e f g h i"))).toBe("query");
+  it("normalises queries, and the rules bound them", () => {
+    expect(normalizeSearchQuery("  hello \n world ")).toBe("hello world");
+    const rules = (query: string) => violationsOf(SearchMessagesRequestSchema, create(SearchMessagesRequestSchema, { query })).map((v) => v.reason);
+    expect(rules("  hello \n world ")).toEqual([]);
+    expect(rules("a b c d e f g h")).toEqual([]);
+    expect(rules("a b c d e f g h i")).toEqual(["query.words"]);
+    expect(rules("   ")).toEqual(["text.not_blank", "query.word"]);
+    expect(rules("?!")).toEqual(["query.word"]);
+    expect(rules("x".repeat(257))).toEqual(["string.max_len"]);
   });
 });
 
