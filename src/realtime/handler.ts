@@ -159,7 +159,7 @@ async function readFrames(
         // The proto's rules, as for the unary RPCs: every violation of the frame in one error frame.
         if (frame.case !== undefined && frame.case !== "hello") {
           const violations = violationsOf(StreamRequestSchema, r.value);
-          if (violations.length > 0) throw invalidFields(violations);
+          if (violations.length > 0) throw invalidFields(violations.map((v) => ({ ...v, field: frameField(frame.case, v.field) })));
         }
         switch (frame.case) {
           case "send": {
@@ -209,6 +209,18 @@ async function readFrames(
     // never as a normal end; otherwise the client is gone and the transport ends the call.
     s.close(unreadableFrame(err) ?? undefined);
   }
+}
+
+/**
+ * A `send` or `mark_read` frame is the unary request itself (and goes through
+ * its handler, whose own errors name its fields): its violations name the
+ * request's fields, as SendMessage and MarkRead do ("content"). Other frames'
+ * are prefixed with the frame ("typing.conversation_id").
+ */
+function frameField(frame: StreamRequest["frame"]["case"], field: string): string {
+  if (frame !== "send" && frame !== "markRead") return field;
+  const prefix = frame === "send" ? "send." : "mark_read.";
+  return field.startsWith(prefix) ? field.slice(prefix.length) : field;
 }
 
 /** The reason to end a stream whose next frame could not be read because of the client, or null (the client went away). */

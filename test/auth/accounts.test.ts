@@ -127,7 +127,8 @@ forEachBackend("auth accounts", ["postgres", "pglite"] as const, (sqlName) => {
     it("validates GetUsers and SearchUsers input", async () => {
       const u = await registerUser(server.baseUrl);
       const badId = await grpcFailure(c.unary(AuthService.method.getUsers, { userIds: ["nope"] }, { token: u.accessToken }));
-      expect(violatedFields(badId)).toEqual(["user_ids"]);
+      // The proto's rules name the element (protovalidate paths).
+      expect(violatedFields(badId)).toEqual(["user_ids[0]"]);
       const tooMany = Array.from({ length: 501 }, () => crypto.randomUUID());
       const many = await grpcFailure(c.unary(AuthService.method.getUsers, { userIds: tooMany }, { token: u.accessToken }));
       expect(many.code).toBe(grpc.status.INVALID_ARGUMENT);

@@ -56,7 +56,7 @@ forEachBackend("auth admin", ["postgres", "pglite"] as const, (sqlName) => {
     const cases = [
       [c.unary(AuthService.method.setUserRoles, { userId: "x", roles: [UserRole.USER] }, { token: admin.token }), "user_id"],
       [c.unary(AuthService.method.setUserRoles, { userId: u.user.id, roles: [] }, { token: admin.token }), "roles"],
-      [c.unary(AuthService.method.setUserRoles, { userId: u.user.id, roles: [UserRole.UNSPECIFIED] }, { token: admin.token }), "roles"],
+      [c.unary(AuthService.method.setUserRoles, { userId: u.user.id, roles: [UserRole.UNSPECIFIED] }, { token: admin.token }), "roles[0]"],
       [c.unary(AuthService.method.setUserStatus, { userId: u.user.id, status: UserStatus.UNSPECIFIED }, { token: admin.token }), "status"],
     ] as const;
     for (const [call, field] of cases) {

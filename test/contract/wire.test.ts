@@ -137,10 +137,12 @@ describe("the proto's rules (protovalidate): every violation in one BadRequest",
       const error = await s.until((c) => c.frames.find((f) => f.frame.case === "error")?.frame.value, 10_000, "error frame");
       expect(error).toMatchObject({ code: Code.InvalidArgument, reason: "INVALID_FIELD", clientMessageId: "x".repeat(65) });
       const fields = (error as { fieldViolations: { field: string; reason: string }[] }).fieldViolations.map((v) => `${v.field}:${v.reason}`);
-      expect(fields).toEqual(["send.conversation_id:string.uuid", "send.client_message_id:string.max_len", "send.content:text.message"]);
+      // A `send` frame is a SendMessageRequest: its violations name the request's fields, as the unary call does.
+      expect(fields).toEqual(["conversation_id:string.uuid", "client_message_id:string.max_len", "content:text.message"]);
       // Still open: a bad typing frame is answered too, then a ping gets its pong.
       s.write({ frame: { case: "typing", value: { conversationId: "nope", typing: true } } });
-      await s.until((c) => c.frames.filter((f) => f.frame.case === "error").length === 2 || undefined, 10_000, "second error frame");
+      const typing = await s.until((c) => c.frames.filter((f) => f.frame.case === "error")[1]?.frame.value, 10_000, "second error frame");
+      expect((typing as { fieldViolations: { field: string }[] }).fieldViolations.map((v) => v.field)).toEqual(["typing.conversation_id"]);
       s.write({ frame: { case: "ping", value: { nonce: "still-here" } } });
       const pong = await s.until((c) => c.frames.find((f) => f.frame.case === "pong")?.frame.value, 10_000, "pong");
       expect(pong).toMatchObject({ nonce: "still-here" });

@@ -131,7 +131,7 @@ describe("windows and tokens", () => {
     expect(rules("  hello \n world ")).toEqual([]);
     expect(rules("a b c d e f g h")).toEqual([]);
     expect(rules("a b c d e f g h i")).toEqual(["query.words"]);
-    expect(rules("   ")).toEqual(["text.not_blank", "query.word"]);
+    expect(rules("   ")).toEqual(["text.not_blank"]);
     expect(rules("?!")).toEqual(["query.word"]);
     expect(rules("x".repeat(257))).toEqual(["string.max_len"]);
   });
