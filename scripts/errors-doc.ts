@@ -25,9 +25,12 @@ English for developers and may change). A reason, once published, keeps its name
 - INVALID_ARGUMENT also carries \`google.rpc.BadRequest\` listing **every** violation of the
   request, not only the first. Each \`FieldViolation\` has \`field\` (the proto field path, e.g.
   \`attachments[0].url\`), \`description\`, and \`reason\` (the protovalidate rule id, e.g.
-  \`string.uuid\`, \`string.max_len\`, \`repeated.max_items\`, or a message rule id such as
-  \`list_messages.seq_exclusive\`). The rules themselves are in the proto files
-  (\`buf.validate\` options), so generated clients can check before sending.
+  \`string.uuid\`, \`string.max_len\`, \`repeated.max_items\`, one of the project's text rules
+  such as \`text.no_control\`, or a message rule id such as \`after_seq.exclusive\`). The rules
+  themselves are in the proto files (\`buf.validate\` options, protovalidate), so generated clients
+  can check before sending; docs/CLIENTS.md ("Input rules") lists them and how to read violations.
+  A few checks need the server's configuration or state (\`MESSAGE_MAX_CHARS\`, a channel name
+  when the stored conversation is a channel, ...): they answer the same way, with one violation.
 - RESOURCE_EXHAUSTED for rate limits also carries \`google.rpc.RetryInfo\` (and ErrorInfo
   metadata \`retry_after_ms\`).
 - On a \`Stream\`, a failed frame is answered by a \`StreamError\` frame with the same
