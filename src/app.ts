@@ -8,7 +8,7 @@ import type { Config } from "./config.ts";
 import { openStores, type Stores } from "./stores/stores.ts";
 import { createMetrics } from "./server/metrics.ts";
 import { edgeInterceptor, authInterceptor } from "./server/interceptors.ts";
-import { validationInterceptor } from "./server/validation.ts";
+import { RequestValidator, validationInterceptor } from "./server/validation.ts";
 import { HealthState, registerHealth } from "./server/health.ts";
 import { registerReflection } from "./server/reflection.ts";
 import { applyCors } from "./server/cors.ts";
@@ -185,6 +185,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
     reflectionV1alpha.ServerReflection.typeName,
   ];
 
+  const validator = new RequestValidator();
   const routes = (router: ConnectRouter) => {
     registerHealth(router, health);
     registerReflection(router, DESCRIPTOR_FILES, serviceNames);
@@ -202,7 +203,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
     // Stream/Subscribe/AckEvents are realtime's; a `send` frame goes through the same SendMessage handler.
     router.service(MessageService, {
       ...messageRpcs,
-      ...realtime.handlers({ sendMessage: messageRpcs.sendMessage!, markRead: messageRpcs.markRead! }, verifier),
+      ...realtime.handlers({ sendMessage: messageRpcs.sendMessage!, markRead: messageRpcs.markRead! }, verifier, validator),
     });
     router.service(PresenceService, presenceHandler(presence.domain));
     router.service(NotificationService, notificationHandler(notifications.store));
@@ -211,7 +212,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
   const rpcHandler = rpcNodeHandler({
     routes,
     // Errors are mapped at the edge; the caller is known before the request is validated.
-    interceptors: [edgeInterceptor(logger, metrics), authInterceptor(verifier, PUBLIC_ROUTES), validationInterceptor()],
+    interceptors: [edgeInterceptor(logger, metrics), authInterceptor(verifier, PUBLIC_ROUTES), validationInterceptor(validator)],
     readMaxBytes: config.maxMessageBytes,
     writeMaxBytes: config.maxMessageBytes * 4,
     shutdownSignal: shutdown.signal,

@@ -18,7 +18,7 @@ import { caller, kLogger, kRequestId } from "../server/context.ts";
 import { clientDecodeError, toConnectError } from "../server/errors.ts";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AppError, invalidArgument, invalidFields, notFound } from "../shared/errors.ts";
-import { validateRequest, violationsOf } from "../server/validation.ts";
+import type { RequestValidator } from "../server/validation.ts";
 import { decodeCursor } from "./cursor.ts";
 import type { RealtimeHub } from "./hub.ts";
 import type { StreamAdmission } from "./admission.ts";
@@ -37,6 +37,7 @@ export function realtimeHandlers(
   typing: TypingSink,
   tokens: AccessTokenCheck,
   admission: StreamAdmission,
+  validator: RequestValidator,
 ): RealtimeImpl {
   return {
     async *stream(requests, ctx) {
@@ -47,7 +48,7 @@ export function realtimeHandlers(
       const hello = first.value.frame;
       if (hello.case !== "hello") throw invalidArgument("hello", "the first frame of a stream must be hello", "STREAM_FRAME_UNEXPECTED");
       // A bad hello ends the stream (there is no stream without one); later frames get error frames.
-      validateRequest(StreamRequestSchema, first.value);
+      validator.validate(StreamRequestSchema, first.value);
       const resume = hello.value.resumeToken ? decodeCursor("hello.resume_token", hello.value.resumeToken) : null;
       const deviceId = hello.value.deviceId.trim();
 
@@ -56,7 +57,7 @@ export function realtimeHandlers(
       try {
         const s = open(hub, ctx, { userId: auth.userId, sessionId: auth.sessionId, deviceId, kind: "stream" });
         void s.start(resume, "hello.resume_token").finally(ticket.opened);
-        void readFrames(hub, unary, typing, tokens, s, it, ctx);
+        void readFrames(hub, unary, typing, tokens, validator, s, it, ctx);
         for await (const frame of s.frames()) {
           if (frame.case === "heartbeat") continue;
           yield { $typeName: "chat.v1.StreamResponse", frame } as StreamResponse;
@@ -137,6 +138,7 @@ async function readFrames(
   unary: UnaryMessageOps,
   typingSink: TypingSink,
   tokens: AccessTokenCheck,
+  validator: RequestValidator,
   s: StreamSession,
   it: AsyncIterator<StreamRequest>,
   ctx: HandlerContext,
@@ -158,7 +160,7 @@ async function readFrames(
       try {
         // The proto's rules, as for the unary RPCs: every violation of the frame in one error frame.
         if (frame.case !== undefined && frame.case !== "hello") {
-          const violations = violationsOf(StreamRequestSchema, r.value);
+          const violations = validator.violationsOf(StreamRequestSchema, r.value);
           if (violations.length > 0) throw invalidFields(violations.map((v) => ({ ...v, field: frameField(frame.case, v.field) })));
         }
         switch (frame.case) {

@@ -1,6 +1,7 @@
 // Builds the realtime feature (event sink, hub, handlers, maintenance job)
 // from config and stores; called by the composition root.
 
+import type { RequestValidator } from "../server/validation.ts";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -32,7 +33,11 @@ export interface RealtimeModule {
   hub: RealtimeHub;
   log: EventLog;
   /** `tokens`: checks the access token of a `refresh_auth` frame (the auth interceptor's verifier). */
-  handlers(unary: UnaryMessageOps, tokens: AccessTokenCheck): Pick<ServiceImpl<typeof MessageService>, "stream" | "subscribe" | "ackEvents">;
+  handlers(
+    unary: UnaryMessageOps,
+    tokens: AccessTokenCheck,
+    validator: RequestValidator,
+  ): Pick<ServiceImpl<typeof MessageService>, "stream" | "subscribe" | "ackEvents">;
   /** Subscribes to revocations, starts the timers, runs the maintenance job once. */
   start(): Promise<void>;
   /** Shutdown step one: GoAway to every stream, wait (up to waitMs) until they ended. */
@@ -109,13 +114,14 @@ export function createRealtime(deps: {
     events,
     hub,
     log,
-    handlers: (unary, tokens) =>
+    handlers: (unary, tokens, validator) =>
       realtimeHandlers(
         hub,
         unary,
         deps.typing ?? ((c, userId, typing) => hub.publishTyping(c, userId, typing, Date.now() * 1000)),
         tokens,
         admission,
+        validator,
       ),
     async start() {
       await hub.start();

@@ -8,7 +8,8 @@
 //
 // protovalidate compiles the rules of a message type on first use and caches
 // the plan per descriptor, so the hot paths (SendMessage, `send` frames) pay
-// the evaluation only. One validator for the process.
+// the evaluation only. The composition root makes one RequestValidator and
+// hands it to the interceptor and to the Stream handler.
 
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { pathToString, type Path } from "@bufbuild/protobuf/reflect";
@@ -26,17 +27,17 @@ import { invalidFields, type FieldViolation } from "../shared/errors.ts";
  * about 1.3 ms per SendMessage for a 480-character message (and seconds to
  * compile the Unicode classes), which is too slow for the send path.
  */
-const patterns = new Map<string, RegExp>();
-function nativeMatch(pattern: string, against: string): boolean {
-  let re = patterns.get(pattern);
-  if (!re) {
-    re = new RegExp(pattern, "u");
-    patterns.set(pattern, re);
-  }
-  return re.test(against);
+function nativeMatcher(): (pattern: string, against: string) => boolean {
+  const patterns = new Map<string, RegExp>();
+  return (pattern, against) => {
+    let re = patterns.get(pattern);
+    if (!re) {
+      re = new RegExp(pattern, "u");
+      patterns.set(pattern, re);
+    }
+    return re.test(against);
+  };
 }
-
-const validator = createValidator({ regexMatch: nativeMatch });
 
 /** The message type a violation's path ends in (the request itself for an empty path). */
 function messageAt(root: DescMessage, path: Path): DescMessage {
@@ -59,24 +60,29 @@ function fieldOf(root: DescMessage, v: Violation): string {
   return at === "" ? name : `${at}.${name}`;
 }
 
-/** Every rule the message breaks, as field violations (empty when it is valid). */
-export function violationsOf<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): FieldViolation[] {
-  const result = validator.validate(schema, message);
-  switch (result.kind) {
-    case "valid":
-      return [];
-    case "invalid":
-      return result.violations.map((v) => ({ field: fieldOf(schema, v), description: v.message, reason: v.ruleId }));
-    default:
-      // A rule that does not compile or cannot be evaluated is our bug, never the client's: INTERNAL.
-      throw result.error;
-  }
-}
+/** The proto's input rules, compiled per message type on first use. */
+export class RequestValidator {
+  private readonly validator = createValidator({ regexMatch: nativeMatcher() });
 
-/** Throws INVALID_ARGUMENT (INVALID_FIELD) listing every violation, or returns. */
-export function validateRequest<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void {
-  const violations = violationsOf(schema, message);
-  if (violations.length > 0) throw invalidFields(violations);
+  /** Every rule the message breaks, as field violations (empty when it is valid). */
+  violationsOf<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): FieldViolation[] {
+    const result = this.validator.validate(schema, message);
+    switch (result.kind) {
+      case "valid":
+        return [];
+      case "invalid":
+        return result.violations.map((v) => ({ field: fieldOf(schema, v), description: v.message, reason: v.ruleId }));
+      default:
+        // A rule that does not compile or cannot be evaluated is our bug, never the client's: INTERNAL.
+        throw result.error;
+    }
+  }
+
+  /** Throws INVALID_ARGUMENT (INVALID_FIELD) listing every violation, or returns. */
+  validate<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void {
+    const violations = this.violationsOf(schema, message);
+    if (violations.length > 0) throw invalidFields(violations);
+  }
 }
 
 /**
@@ -85,10 +91,10 @@ export function validateRequest<Desc extends DescMessage>(schema: Desc, message:
  * frame in their handler, which answers a bad frame with an error frame and
  * keeps the stream open (realtime/handler.ts).
  */
-export function validationInterceptor(): Interceptor {
+export function validationInterceptor(validator: RequestValidator): Interceptor {
   return (next) => async (req) => {
     if (!req.stream) {
-      validateRequest(req.method.input, req.message);
+      validator.validate(req.method.input, req.message);
       return next(req);
     }
     if (req.method.methodKind !== "server_streaming") return next(req);
@@ -98,7 +104,7 @@ export function validationInterceptor(): Interceptor {
       ...req,
       message: (async function* () {
         for await (const m of messages) {
-          validateRequest(input, m);
+          validator.validate(input, m);
           yield m;
         }
       })(),

@@ -11,7 +11,10 @@ import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { NotificationService } from "../../gen/chat/v1/notification_pb.js";
 import { PresenceService } from "../../gen/chat/v1/presence_pb.js";
-import { violationsOf } from "../../src/server/validation.ts";
+import { RequestValidator } from "../../src/server/validation.ts";
+
+const validator = new RequestValidator();
+const violationsOf: RequestValidator["violationsOf"] = (schema, message) => validator.violationsOf(schema, message);
 
 const SERVICES = [AuthService, ConversationService, MessageService, PresenceService, NotificationService];
 

@@ -10,7 +10,10 @@ import { AppError } from "../../src/shared/errors.ts";
 import { emojiProblem } from "../../src/messages/emoji.ts";
 import { messageIdFor } from "../../src/messages/ids.ts";
 import { checkContentLength, decodeSearchToken, encodeSearchToken, listWindow, normalizeSearchQuery } from "../../src/messages/validation.ts";
-import { violationsOf } from "../../src/server/validation.ts";
+import { RequestValidator } from "../../src/server/validation.ts";
+
+const validator = new RequestValidator();
+const violationsOf: RequestValidator["violationsOf"] = (schema, message) => validator.violationsOf(schema, message);
 import { ListMessagesRequestSchema, SearchMessagesRequestSchema, SendMessageRequestSchema } from "../../gen/chat/v1/message_pb.js";
 
 function violation(fn: () => unknown): string | null {
