@@ -16,7 +16,9 @@ export async function createRedisStore(url: string, prefix: string, faults: Stor
     enableOfflineQueue: true,
     connectTimeout: 5_000,
   };
-  const cmd = new Redis(url, { ...opts, connectionName: `${prefix}cmd` });
+  // Auto-pipelining: the commands issued in one tick (a send's PUBLISH next to
+  // other calls' rate-limit and presence commands) go out in one write.
+  const cmd = new Redis(url, { ...opts, connectionName: `${prefix}cmd`, enableAutoPipelining: true });
   // Named so that an operator (or a test) can find it in CLIENT LIST.
   const sub = new Redis(url, { ...opts, connectionName: `${prefix}sub` });
   // ioredis reconnects by itself (the subscriber resubscribes its channels);
