@@ -6,12 +6,9 @@
 // scrolls back. Screenshots land in test-results/browser/.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chromium, type Browser, type BrowserContext, type Page, type Request } from "playwright-core";
+import type { Browser, BrowserContext, Page, Request } from "playwright-core";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AuthService } from "../../gen/chat/v1/auth_pb.js";
@@ -21,70 +18,33 @@ import { env } from "../support/backends.ts";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { connectClient } from "../support/clients.ts";
 import { DEFAULT_TEST_PASSWORD, registerUser } from "../support/users.ts";
+import { ARTIFACTS, buildWeb, haveChromium, launchChromium, reportMissingChromium, TRANSPORTS, type TransportKind } from "../support/browser.ts";
 
-const ROOT = join(import.meta.dirname, "../..");
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const ARTIFACTS = join(ROOT, "test-results", "browser");
-const TRANSPORTS = ["connect", "grpc-web"] as const;
-type TransportKind = (typeof TRANSPORTS)[number];
 // Short-lived access tokens, so every scenario also lives through expiry and Refresh.
 const ACCESS_TOKEN_TTL_SEC = 10;
 const WAIT_MS = 20_000;
+reportMissingChromium(describe, it);
 
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  const line = `SKIPPED browser tests: no Chromium at ${CHROMIUM}. Install it (apt-get install -y --no-install-recommends chromium) or set CHROMIUM_PATH.`;
-  if (process.env.REQUIRE_ALL_BACKENDS === "1") {
-    describe("web client in Chromium", () => {
-      it("has a browser", () => {
-        throw new Error(`REQUIRE_ALL_BACKENDS=1 but ${line}`);
-      });
-    });
-  } else {
-    console.warn(`\n${"!".repeat(100)}\n!! ${line}\n${"!".repeat(100)}\n`);
-  }
-}
-
-let outDir: string;
+let web: ReturnType<typeof buildWeb> | undefined;
 let backends: ProvisionedBackends;
 let server: TestServer;
 let browser: Browser;
 
 beforeAll(async () => {
   if (!haveChromium) return;
-  // The real production build (about a second), served by the real server.
-  outDir = mkdtempSync(join(tmpdir(), "chat-web-"));
-  const built = spawnSync(
-    process.execPath,
-    [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "web", "--outDir", outDir, "--emptyOutDir", "--logLevel", "warn"],
-    {
-      cwd: ROOT,
-      encoding: "utf8",
-    },
-  );
-  if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
+  // The real production build, served by the real server.
+  web = buildWeb();
   // Whatever real stores this machine offers (CI: all three); else the embedded default.
   backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", mongo: Boolean(env.mongo), redis: Boolean(env.redis) });
-  server = await startTestServer(backends.env, { WEB_DIR: outDir, ACCESS_TOKEN_TTL_SEC: String(ACCESS_TOKEN_TTL_SEC) });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-  mkdirSync(ARTIFACTS, { recursive: true });
+  server = await startTestServer(backends.env, { WEB_DIR: web.dir, ACCESS_TOKEN_TTL_SEC: String(ACCESS_TOKEN_TTL_SEC) });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
   await server?.close();
   await backends?.cleanup();
-  if (outDir) rmSync(outDir, { recursive: true, force: true });
+  web?.remove();
 });
 
 // ---- helpers ------------------------------------------------------------------

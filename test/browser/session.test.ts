@@ -7,12 +7,10 @@
 // in test-results/browser/.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { AuthService } from "../../gen/chat/v1/auth_pb.js";
@@ -20,66 +18,35 @@ import { env } from "../support/backends.ts";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { connectClient } from "../support/clients.ts";
 import { DEFAULT_TEST_PASSWORD, registerUser } from "../support/users.ts";
+import { ARTIFACTS, buildWeb, haveChromium, launchChromium, reportMissingChromium, TRANSPORTS, type TransportKind } from "../support/browser.ts";
 
-const ROOT = join(import.meta.dirname, "../..");
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const ARTIFACTS = join(ROOT, "test-results", "browser");
-const TRANSPORTS = ["connect", "grpc-web"] as const;
-type TransportKind = (typeof TRANSPORTS)[number];
 const ACCESS_TOKEN_TTL_SEC = 10;
 const WAIT_MS = 30_000;
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.REQUIRE_ALL_BACKENDS === "1") {
-  describe("browser sessions in Chromium", () => {
-    it("has a browser", () => {
-      throw new Error(`REQUIRE_ALL_BACKENDS=1 but there is no Chromium at ${CHROMIUM}`);
-    });
-  });
-}
+reportMissingChromium(describe, it);
 
-let outDir: string;
+let web: ReturnType<typeof buildWeb> | undefined;
 let backends: ProvisionedBackends;
 let server: TestServer;
 let browser: Browser;
 
 beforeAll(async () => {
   if (!haveChromium) return;
-  outDir = mkdtempSync(join(tmpdir(), "chat-web-"));
-  const built = spawnSync(
-    process.execPath,
-    [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "web", "--outDir", outDir, "--emptyOutDir", "--logLevel", "warn"],
-    {
-      cwd: ROOT,
-      encoding: "utf8",
-    },
-  );
-  if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
+  web = buildWeb();
   backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", redis: Boolean(env.redis) });
   // Long login delays: a browser held back by a stranger's failures stays held back for the whole test.
   server = await startTestServer(backends.env, {
-    WEB_DIR: outDir,
+    WEB_DIR: web.dir,
     ACCESS_TOKEN_TTL_SEC: String(ACCESS_TOKEN_TTL_SEC),
     LOGIN_BACKOFF_BASE_SEC: "600",
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
-  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {
   await browser?.close();
   await server?.close();
   await backends?.cleanup();
-  if (outDir) rmSync(outDir, { recursive: true, force: true });
+  web?.remove();
 });
 
 const unique = (prefix: string) => `${prefix}_${randomBytes(4).toString("hex")}`;

@@ -1,0 +1,104 @@
+// The browser tests' shared harness: Debian's Chromium through playwright-core
+// (one launch recipe), the app built with Vite into a temporary folder, where
+// screenshots go, and an axe-core accessibility check run inside the page.
+
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { chromium, type Browser, type Page } from "playwright-core";
+
+export const ROOT = join(import.meta.dirname, "../..");
+export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-component-update",
+  "--disable-sync",
+];
+/** Screenshots for review (gitignored). */
+export const ARTIFACTS = join(ROOT, "test-results", "browser");
+export const TRANSPORTS = ["connect", "grpc-web"] as const;
+export type TransportKind = (typeof TRANSPORTS)[number];
+
+export const haveChromium = existsSync(CHROMIUM);
+
+/** Says loudly that the browser tests are skipped (or, under REQUIRE_ALL_BACKENDS=1, fails). */
+export function reportMissingChromium(describe: (name: string, f: () => void) => void, it: (name: string, f: () => void) => void): void {
+  if (haveChromium) return;
+  const line = `SKIPPED browser tests: no Chromium at ${CHROMIUM}. Install it (apt-get install -y --no-install-recommends chromium) or set CHROMIUM_PATH.`;
+  if (process.env.REQUIRE_ALL_BACKENDS === "1") {
+    describe("browser tests", () => {
+      it("has a browser", () => {
+        throw new Error(`REQUIRE_ALL_BACKENDS=1 but ${line}`);
+      });
+    });
+  } else {
+    console.warn(`\n${"!".repeat(100)}\n!! ${line}\n${"!".repeat(100)}\n`);
+  }
+}
+
+export function launchChromium(): Promise<Browser> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
+/** The real production build (about a second) in a temporary folder; `remove()` when done. */
+export function buildWeb(): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), "chat-web-"));
+  const built = spawnSync(
+    process.execPath,
+    [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "web", "--outDir", dir, "--emptyOutDir", "--logLevel", "warn"],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+    },
+  );
+  if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+let axeSource: string | null = null;
+
+export interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: string[];
+}
+
+/**
+ * Runs axe-core (injected from its npm package with addScriptTag) on the page
+ * as it is now, with the WCAG 2 A and AA rules (2.0, 2.1, 2.2), and returns
+ * the violations (an empty list is a pass).
+ */
+export async function axeViolations(page: Page): Promise<AxeViolation[]> {
+  axeSource ??= readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  if (!(await page.evaluate(() => "axe" in window))) {
+    // The app's CSP allows same-origin scripts only (no inline): serve axe from a same-origin
+    // path this page intercepts, so the check runs under the real CSP.
+    const url = new URL("/__test__/axe.min.js", page.url()).href;
+    const source = axeSource;
+    await page.route(url, (route) => route.fulfill({ status: 200, contentType: "text/javascript", body: source }));
+    await page.addScriptTag({ url });
+  }
+  return page.evaluate(async () => {
+    type Result = { id: string; impact?: string | null; help: string; nodes: { target: string[]; failureSummary?: string }[] };
+    const axe = (window as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: Result[] }> } }).axe;
+    const res = await axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"] },
+      resultTypes: ["violations"],
+    });
+    return res.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact ?? null,
+      help: v.help,
+      nodes: v.nodes.map((n) => `${n.target.join(" ")}: ${n.failureSummary ?? ""}`),
+    }));
+  });
+}
