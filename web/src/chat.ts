@@ -23,6 +23,11 @@ export interface UserView {
   displayName: string;
 }
 
+export interface TimelineItemRef {
+  key: string;
+  id: string;
+}
+
 export interface ConversationView {
   id: string;
   type: "direct" | "group" | "channel";
@@ -74,6 +79,8 @@ export class Chat {
   /** conversation -> user -> read watermark */
   readonly receipts = new Map<string, Map<string, number>>();
   openId: string | null = null;
+  /** Bumped whenever who-reacted knowledge changes (renderers key on it). */
+  reactorsRev = 0;
   link: LinkState = "connecting";
   /** Set while the newest page of the open conversation is loading. */
   loading = false;
@@ -82,6 +89,11 @@ export class Chat {
 
   private readonly api: Api;
   private readonly timelines = new Map<string, Timeline>();
+  /**
+   * message -> emoji -> who reacted, as seen live (reaction_updated events and our own toggles).
+   * The API has counts only (no list of reactors), so after a reload this starts empty.
+   */
+  private readonly reactors = new Map<string, Map<string, Set<string>>>();
   private readonly listeners = new Set<(scope: ChangeScope) => void>();
   /** The SDK's realtime link (Subscribe: browsers cannot stream both ways). */
   private readonly events: RealtimeStream;
@@ -352,6 +364,7 @@ export class Chat {
     if (!item) return;
     const had = item.reactions.find((r) => r.emoji === emoji)?.reacted ?? false;
     tl.setReactions(messageId, toggled(item.reactions, emoji, !had)); // optimistic
+    this.noteReactor(messageId, emoji, this.me.id, !had);
     this.emit("messages");
     try {
       const res = had ? await this.api.messages.removeReaction({ messageId, emoji }) : await this.api.messages.addReaction({ messageId, emoji });
@@ -361,6 +374,63 @@ export class Chat {
       this.scheduleMessageRefresh(conversationId, messageId, 0);
     }
     this.emit("messages");
+  }
+
+  /** Who reacted with `emoji`, as far as this tab has seen. */
+  reactorsOf(messageId: string, emoji: string): string[] {
+    return [...(this.reactors.get(messageId)?.get(emoji) ?? [])];
+  }
+
+  private noteReactor(messageId: string, emoji: string, userId: string, added: boolean): void {
+    let byEmoji = this.reactors.get(messageId);
+    if (!byEmoji) this.reactors.set(messageId, (byEmoji = new Map()));
+    let users = byEmoji.get(emoji);
+    if (!users) byEmoji.set(emoji, (users = new Set()));
+    if (added) users.add(userId);
+    else users.delete(userId);
+    this.reactorsRev++;
+  }
+
+  /** My newest message still on screen that I can edit (for the Up arrow in an empty composer). */
+  lastEditable(conversationId: string): TimelineItemRef | null {
+    const items = this.timeline(conversationId).items();
+    for (let i = items.length - 1; i >= 0; i--) {
+      const m = items[i]!;
+      if (m.senderId === this.me.id && m.state === "sent" && !m.deleted) return { key: m.key, id: m.id };
+    }
+    return null;
+  }
+
+  /** EditMessage; the stored version replaces ours (the other side gets message_edited). Throws for the UI to show. */
+  async editMessage(conversationId: string, messageId: string, content: string): Promise<void> {
+    const text = content.trim();
+    const tl = this.timeline(conversationId);
+    const before = tl.byMessageId(messageId);
+    if (!text || !before || text === before.content) return;
+    const res = await this.api.messages.editMessage({ messageId, content: text });
+    if (res.message) tl.upsert({ ...toData(res.message), reactions: tl.byMessageId(messageId)?.reactions ?? [] });
+    this.refreshPreview(conversationId);
+    this.emit("messages");
+  }
+
+  /** DeleteMessage: a tombstone here and, through message_deleted, on the other side. Throws for the UI to show. */
+  async deleteMessage(conversationId: string, messageId: string): Promise<void> {
+    const tl = this.timeline(conversationId);
+    const item = tl.byMessageId(messageId);
+    await this.api.messages.deleteMessage({ messageId });
+    if (tl.markDeleted(messageId, item?.seq ?? 0)) this.emit("messages");
+    this.refreshPreview(conversationId);
+  }
+
+  /** The sidebar preview follows an edit or a delete of the newest message. */
+  private refreshPreview(conversationId: string): void {
+    const conv = this.conversations.get(conversationId);
+    const newest = this.timeline(conversationId).newest();
+    if (!conv || !newest || newest.seq !== conv.lastSeq) return;
+    const preview = newest.deleted ? "(deleted)" : newest.content;
+    if (preview === conv.preview) return;
+    conv.preview = preview;
+    this.emit("sidebar");
   }
 
   /** Called on every keystroke in the composer: tells others at most every few seconds. */
@@ -424,13 +494,17 @@ export class Chat {
         const known = tl.byMessageId(p.value.message.id);
         // `reacted` in an event is not about us: keep our view of the reactions.
         if (known) tl.upsert({ ...toData(p.value.message), reactions: known.reactions });
+        this.refreshPreview(convId);
         this.emit("messages");
         break;
       }
       case "messageDeleted":
         if (this.timeline(convId).markDeleted(p.value.messageId, Number(p.value.seq))) this.emit("messages");
+        this.refreshPreview(convId);
         break;
       case "reactionUpdated":
+        this.noteReactor(p.value.messageId, p.value.emoji, p.value.userId, p.value.added);
+        this.wantUsers([p.value.userId]);
         // Counts from the source of truth: fetched after the event, so it includes it.
         if (this.timeline(convId).byMessageId(p.value.messageId)) this.scheduleMessageRefresh(convId, p.value.messageId, 150);
         break;

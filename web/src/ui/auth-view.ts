@@ -6,7 +6,6 @@ import { Code } from "@connectrpc/connect";
 import { describeError, type Api } from "../api.ts";
 import { deviceId } from "../settings.ts";
 import { h, fill } from "./dom.ts";
-import { transportPicker } from "./transport-picker.ts";
 
 type Mode = "signup" | "login";
 
@@ -56,7 +55,6 @@ export function renderAuth(root: HTMLElement, opts: { api: Api; notice?: string;
     { class: "auth-form", "aria-labelledby": "auth-heading", novalidate: true, onsubmit: (e) => void onSubmit(e) },
     heading,
     fieldsBox,
-    h("div", { class: "field" }, transportPicker(opts.api, "auth-transport")),
     status,
     submit,
     h("p", { class: "switch" }, switchButton),

@@ -10,9 +10,10 @@ import type { Chat, ChangeScope, ConversationView } from "../chat.ts";
 import type { LinkState } from "../stream.ts";
 import type { TimelineItem } from "../timeline.ts";
 import { h, fill } from "./dom.ts";
-import { transportPicker } from "./transport-picker.ts";
+import { settingsDialog } from "./settings-dialog.ts";
 
-const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "👀"];
+/** The reaction picker: common reactions, in rows of six. */
+const REACTIONS = ["👍", "❤️", "😂", "🎉", "👀", "🙏", "👎", "😮", "😢", "🔥", "✅", "🚀"];
 const LINK_TEXT: Record<LinkState, string> = {
   connecting: "Connecting…",
   live: "Live",
@@ -57,18 +58,29 @@ export class ChatView {
   private readonly jumpButton: HTMLButtonElement;
   private readonly emptyEl: HTMLElement;
 
+  private readonly appEl: HTMLElement;
   private readonly rendered = new Map<string, Rendered>();
   private renderedConversation: string | null = null;
   private pickerFor: string | null = null;
+  /** The message being edited in place (its key), and the one asking "delete?". */
+  private editing: string | null = null;
+  private confirmingDelete: string | null = null;
+  /** Phone layout: the message whose tools are shown (tapped). */
+  private selected: string | null = null;
   private stickToBottom = true;
   private readonly drafts = new Map<string, string>();
-  /** Escape closes the reaction picker and gives focus back to its button. */
+  /** Escape closes what is open, innermost first: the delete question, the reaction picker; focus goes back where it came from. */
   private readonly onKeydown = (e: KeyboardEvent) => {
-    if (e.key !== "Escape" || !this.pickerFor) return;
-    const key = this.pickerFor;
+    if (e.key !== "Escape" || e.defaultPrevented) return;
+    if (document.querySelector("dialog[open]")) return; // the dialog closes itself
+    const key = this.confirmingDelete ?? this.pickerFor;
+    if (!key) return;
+    const focusKey = this.confirmingDelete ? "delete" : "react-add";
+    this.confirmingDelete = null;
     this.pickerFor = null;
-    this.schedule("messages");
-    queueMicrotask(() => this.rendered.get(key)?.el.querySelector<HTMLElement>(".react-add")?.focus());
+    e.preventDefault();
+    this.renderNow();
+    this.focusInMessage(key, focusKey);
   };
 
   constructor(root: HTMLElement, chat: Chat, api: Api, opts: ChatViewOptions) {
@@ -83,8 +95,8 @@ export class ChatView {
       h("h1", { class: "brand" }, "Chat"),
       this.linkEl,
       h("span", { class: "spacer" }),
-      transportPicker(api, "chat-transport"),
       h("span", { class: "me", "data-testid": "me" }, `${chat.me.displayName} (@${chat.me.username})`),
+      h("button", { type: "button", "data-testid": "settings-button", onclick: () => openSettings() }, "Settings"),
       h("button", { type: "button", onclick: () => opts.onLogout() }, "Log out"),
     );
 
@@ -149,6 +161,13 @@ export class ChatView {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
         this.composerForm.requestSubmit();
+      } else if (e.key === "ArrowUp" && !this.composer.value && this.chat.openId) {
+        // Up in an empty composer edits your last message.
+        const last = this.chat.lastEditable(this.chat.openId);
+        if (last) {
+          e.preventDefault();
+          this.startEdit(last.key);
+        }
       }
     });
     this.composer.addEventListener("input", () => {
@@ -169,7 +188,16 @@ export class ChatView {
     this.main = h(
       "main",
       { class: "conversation", id: "main", "aria-labelledby": "conversation-title", "data-testid": "conversation-view" },
-      h("header", { class: "conv-header" }, this.titleEl, this.subtitleEl),
+      h(
+        "header",
+        { class: "conv-header" },
+        h(
+          "button",
+          { type: "button", class: "back", "aria-label": "Back to conversations", "data-testid": "back-button", onclick: () => this.back() },
+          h("span", { "aria-hidden": "true" }, "←"),
+        ),
+        h("div", { class: "conv-heading" }, this.titleEl, this.subtitleEl),
+      ),
       this.list,
       this.jumpButton,
       this.typingEl,
@@ -178,7 +206,15 @@ export class ChatView {
 
     document.addEventListener("keydown", this.onKeydown);
 
-    fill(root, h("div", { class: "app" }, header, this.errorEl, h("div", { class: "layout" }, sidebar, this.emptyEl, this.main)));
+    this.appEl = h(
+      "div",
+      { class: "app", "data-pane": "list" },
+      header,
+      this.errorEl,
+      h("div", { class: "layout" }, sidebar, this.emptyEl, this.main),
+    );
+    fill(root, this.appEl);
+    const openSettings = settingsDialog(this.appEl, api);
     this.unsubscribe = chat.onChange((scope) => this.schedule(scope));
     for (const s of ["sidebar", "messages", "typing", "status", "header"] as const) this.dirty.add(s);
     this.flush();
@@ -300,6 +336,8 @@ export class ChatView {
     const conv = this.chat.openId ? this.chat.conversations.get(this.chat.openId) : undefined;
     this.main.hidden = !this.chat.openId;
     this.emptyEl.hidden = Boolean(this.chat.openId);
+    // Phone layout (CSS, ≤ 480 px): one pane at a time.
+    this.appEl.dataset.pane = this.chat.openId ? "conversation" : "list";
     if (!conv) {
       this.titleEl.textContent = this.chat.openId ? "Loading…" : "";
       fill(this.subtitleEl);
@@ -324,6 +362,9 @@ export class ChatView {
       this.rendered.clear();
       this.renderedConversation = id;
       this.pickerFor = null;
+      this.editing = null;
+      this.confirmingDelete = null;
+      this.selected = null;
       this.stickToBottom = true;
     }
     if (!id) return;
@@ -355,10 +396,25 @@ export class ChatView {
       keep.add(item.key);
       const showSender = !prevItem || prevItem.senderId !== item.senderId || timeGap(prevItem, item) > 5 * 60_000;
       const seenLabel = seen && seen.seq === item.seq ? this.seenText(seen.readers, conv?.type === "direct") : "";
-      const sig = `${item.rev}|${item.state}|${showSender}|${seenLabel}|${this.pickerFor === item.key}|${this.chat.userName(item.senderId)}`;
+      const ui = `${this.pickerFor === item.key}|${this.editing === item.key}|${this.confirmingDelete === item.key}|${this.selected === item.key}`;
+      const sig = `${item.rev}|${item.state}|${showSender}|${seenLabel}|${ui}|${this.chat.userName(item.senderId)}|${this.chat.reactorsRev}`;
       let r = this.rendered.get(item.key);
       if (!r) {
-        r = { el: h("article", { class: "msg", "data-testid": "message", "data-key": item.key }), sig: "" };
+        const key = item.key;
+        r = {
+          el: h("article", {
+            class: "msg",
+            "data-testid": "message",
+            "data-key": key,
+            // Phone layout: a tap on a message shows its tools.
+            onclick: (e) => {
+              if ((e.target as HTMLElement).closest("button, textarea, a")) return;
+              this.selected = this.selected === key ? null : key;
+              this.schedule("messages");
+            },
+          }),
+          sig: "",
+        };
         this.rendered.set(item.key, r);
       }
       if (r.sig !== sig) {
@@ -392,11 +448,14 @@ export class ChatView {
 
   private renderMessage(el: HTMLElement, m: TimelineItem, showSender: boolean, seenLabel: string): void {
     const mine = m.senderId === this.chat.me.id;
-    const hadFocus = el.contains(document.activeElement) ? (document.activeElement as HTMLElement).dataset.focusKey : undefined;
-    el.className = `msg${mine ? " mine" : ""}${showSender ? " first" : ""} ${m.state}`;
+    const active = document.activeElement as HTMLElement | null;
+    const hadFocus = active && el.contains(active) ? active.dataset.focusKey : undefined;
+    const editing = this.editing === m.key && m.state === "sent" && !m.deleted;
+    el.className = `msg${mine ? " mine" : ""}${showSender ? " first" : ""} ${m.state}${this.selected === m.key ? " selected" : ""}`;
     el.dataset.state = m.state;
     el.dataset.seq = String(m.seq);
     el.dataset.mine = String(mine);
+    el.dataset.deleted = String(m.deleted);
     if (m.id) el.dataset.messageId = m.id;
     const time = m.createdAt
       ? h(
@@ -407,71 +466,122 @@ export class ChatView {
       : null;
     const status = m.state === "pending" ? h("span", { class: "msg-status", "data-testid": "message-status" }, "Sending…") : null;
     const conversationId = m.conversationId;
+    const live = m.state === "sent" && !m.deleted;
 
-    const reactions =
-      m.deleted || m.state !== "sent"
-        ? null
-        : h(
+    const chips = live
+      ? m.reactions.map((r) =>
+          h(
+            "button",
+            {
+              type: "button",
+              class: `chip${r.reacted ? " reacted" : ""}`,
+              "aria-pressed": String(r.reacted),
+              "aria-label": `${r.emoji} ${r.count}${r.reacted ? ", remove your reaction" : ", add yours"}`,
+              title: this.reactorsText(m.id, r.emoji, r.count, r.reacted),
+              "data-testid": "reaction",
+              "data-emoji": r.emoji,
+              "data-count": r.count,
+              "data-focus-key": `chip:${r.emoji}`,
+              onclick: () => void this.chat.toggleReaction(conversationId, m.id, r.emoji),
+            },
+            h("span", { "aria-hidden": "true" }, r.emoji),
+            h("span", { class: "count", "aria-hidden": "true" }, String(r.count)),
+          ),
+        )
+      : [];
+    const tool = (focusKey: string, label: string, glyph: string, onclick: () => void, extra: Record<string, string> = {}) =>
+      h(
+        "button",
+        { type: "button", class: `tool tool-${focusKey}`, "aria-label": label, title: label, "data-focus-key": focusKey, onclick, ...extra },
+        h("span", { "aria-hidden": "true" }, glyph),
+      );
+    const tools =
+      live && !editing
+        ? h(
             "div",
-            { class: "reactions" },
-            m.reactions.map((r) =>
-              h(
+            { class: "msg-tools", role: "group", "aria-label": "Message actions" },
+            tool(
+              "react-add",
+              "Add reaction",
+              "☺+",
+              () => {
+                this.pickerFor = this.pickerFor === m.key ? null : m.key;
+                this.renderNow();
+                if (this.pickerFor) this.focusInMessage(m.key, `pick:${REACTIONS[0]}`);
+              },
+              { "aria-expanded": String(this.pickerFor === m.key) },
+            ),
+            mine ? tool("edit", "Edit message", "✎", () => this.startEdit(m.key)) : null,
+            mine
+              ? tool("delete", "Delete message", "🗑", () => {
+                  this.confirmingDelete = m.key;
+                  this.renderNow();
+                  this.focusInMessage(m.key, "confirm-delete");
+                })
+              : null,
+          )
+        : null;
+    const picker =
+      live && this.pickerFor === m.key
+        ? h(
+            "div",
+            { class: "picker", role: "group", "aria-label": "Pick a reaction", "data-testid": "reaction-picker" },
+            REACTIONS.map((emoji) => {
+              const r = m.reactions.find((x) => x.emoji === emoji);
+              return h(
                 "button",
                 {
                   type: "button",
-                  class: `chip${r.reacted ? " reacted" : ""}`,
-                  "aria-pressed": String(r.reacted),
-                  "aria-label": `${r.emoji} ${r.count}${r.reacted ? ", remove your reaction" : ", add yours"}`,
-                  "data-testid": "reaction",
-                  "data-emoji": r.emoji,
-                  "data-count": r.count,
-                  "data-focus-key": `chip:${r.emoji}`,
-                  onclick: () => void this.chat.toggleReaction(conversationId, m.id, r.emoji),
+                  "aria-label": `React with ${emoji}${r ? ` (${r.count})` : ""}`,
+                  "aria-pressed": String(Boolean(r?.reacted)),
+                  "data-focus-key": `pick:${emoji}`,
+                  onclick: () => {
+                    this.pickerFor = null;
+                    void this.chat.toggleReaction(conversationId, m.id, emoji);
+                    this.renderNow();
+                    this.focusInMessage(m.key, "react-add");
+                  },
                 },
-                h("span", { "aria-hidden": "true" }, r.emoji),
-                h("span", { class: "count", "aria-hidden": "true" }, String(r.count)),
-              ),
+                emoji,
+              );
+            }),
+          )
+        : null;
+    const confirm =
+      live && this.confirmingDelete === m.key
+        ? h(
+            "div",
+            { class: "confirm", role: "group", "aria-label": "Delete this message?", "data-testid": "confirm-delete" },
+            h("span", null, "Delete this message for everyone?"),
+            h(
+              "button",
+              {
+                type: "button",
+                class: "danger",
+                "data-focus-key": "confirm-delete",
+                onclick: () => {
+                  this.confirmingDelete = null;
+                  this.chat.deleteMessage(conversationId, m.id).catch((err) => this.showError(err));
+                  this.composer.focus();
+                },
+              },
+              "Delete",
             ),
             h(
               "button",
               {
                 type: "button",
-                class: "react-add",
-                "aria-label": "Add reaction",
-                "aria-expanded": String(this.pickerFor === m.key),
-                "data-focus-key": "react-add",
+                "data-focus-key": "cancel-delete",
                 onclick: () => {
-                  this.pickerFor = this.pickerFor === m.key ? null : m.key;
-                  this.schedule("messages");
+                  this.confirmingDelete = null;
+                  this.renderNow();
+                  this.focusInMessage(m.key, "delete");
                 },
               },
-              "☺+",
+              "Cancel",
             ),
-            this.pickerFor === m.key
-              ? h(
-                  "div",
-                  { class: "picker", role: "group", "aria-label": "Pick a reaction" },
-                  QUICK_REACTIONS.map((emoji) =>
-                    h(
-                      "button",
-                      {
-                        type: "button",
-                        "aria-label": `React with ${emoji}`,
-                        "data-focus-key": `pick:${emoji}`,
-                        onclick: () => {
-                          this.pickerFor = null;
-                          const has = m.reactions.find((r) => r.emoji === emoji)?.reacted;
-                          if (!has) void this.chat.toggleReaction(conversationId, m.id, emoji);
-                          else this.schedule("messages");
-                          queueMicrotask(() => this.rendered.get(m.key)?.el.querySelector<HTMLElement>(".react-add")?.focus());
-                        },
-                      },
-                      emoji,
-                    ),
-                  ),
-                )
-              : null,
-          );
+          )
+        : null;
 
     fill(
       el,
@@ -484,12 +594,14 @@ export class ChatView {
             status,
           )
         : null,
-      h(
-        "p",
-        { class: `content${m.deleted ? " deleted" : ""}`, "data-testid": "message-content" },
-        m.deleted ? "This message was deleted." : m.content,
-      ),
-      m.editedAt && !m.deleted ? h("span", { class: "edited" }, "(edited)") : null,
+      editing
+        ? this.editForm(m)
+        : h(
+            "p",
+            { class: `content${m.deleted ? " deleted" : ""}`, "data-testid": "message-content" },
+            m.deleted ? "This message was deleted." : m.content,
+          ),
+      m.editedAt && !m.deleted && !editing ? h("span", { class: "edited", "data-testid": "edited" }, "(edited)") : null,
       m.state === "failed"
         ? h(
             "div",
@@ -499,10 +611,112 @@ export class ChatView {
             h("button", { type: "button", class: "link", onclick: () => this.chat.discard(conversationId, m.clientMessageId) }, "Discard"),
           )
         : null,
-      reactions,
+      chips.length || tools ? h("div", { class: "reactions" }, chips, tools) : null,
+      picker,
+      confirm,
       seenLabel ? h("p", { class: "seen", "data-testid": "seen-receipt" }, seenLabel) : null,
     );
     if (hadFocus) el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(hadFocus)}"]`)?.focus();
+  }
+
+  /** In-place editing: Enter saves, Shift+Enter makes a new line, Escape cancels; focus returns to the composer. */
+  private editForm(m: TimelineItem): HTMLElement {
+    const id = `edit-${m.id}`;
+    const input = h("textarea", { id, class: "edit-input", rows: 2, "data-focus-key": "edit-input", "data-testid": "edit-input" });
+    input.value = m.content;
+    const done = () => {
+      this.editing = null;
+      this.renderNow();
+      this.composer.focus();
+    };
+    const save = async () => {
+      const text = input.value;
+      if (!text.trim()) return input.focus();
+      try {
+        await this.chat.editMessage(m.conversationId, m.id, text);
+        done();
+      } catch (err) {
+        this.showError(err);
+        input.focus();
+      }
+    };
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        void save();
+      } else if (e.key === "Escape") {
+        e.preventDefault();
+        e.stopPropagation();
+        done();
+      }
+    });
+    return h(
+      "form",
+      {
+        class: "edit-form",
+        "data-testid": "edit-form",
+        onsubmit: (e) => {
+          e.preventDefault();
+          void save();
+        },
+      },
+      h("label", { for: id, class: "visually-hidden" }, "Edit message"),
+      input,
+      h(
+        "div",
+        { class: "edit-actions" },
+        h("span", { class: "hint" }, "Enter to save, Escape to cancel"),
+        h("button", { type: "button", onclick: done }, "Cancel"),
+        h("button", { type: "submit", class: "primary" }, "Save"),
+      ),
+    );
+  }
+
+  private startEdit(key: string): void {
+    this.editing = key;
+    this.pickerFor = null;
+    this.confirmingDelete = null;
+    this.renderNow();
+    const input = this.rendered.get(key)?.el.querySelector<HTMLTextAreaElement>(".edit-input");
+    if (!input) return;
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+    input.scrollIntoView({ block: "nearest" });
+  }
+
+  /** Renders pending changes now (so focus can move into what was just drawn). */
+  private renderNow(): void {
+    this.dirty.add("messages");
+    this.flush();
+  }
+
+  private focusInMessage(key: string, focusKey: string): void {
+    this.rendered
+      .get(key)
+      ?.el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)
+      ?.focus();
+  }
+
+  private reactorsText(messageId: string, emoji: string, count: number, reacted: boolean): string {
+    const known = this.chat.reactorsOf(messageId, emoji).map((id) => (id === this.chat.me.id ? "You" : this.chat.userName(id)));
+    if (reacted && !known.includes("You")) known.unshift("You");
+    const others = count - known.length;
+    const names = others > 0 ? [...known, `${others} ${known.length ? "more" : others === 1 ? "person" : "people"}`] : known;
+    return `${emoji} ${names.join(", ")}`;
+  }
+
+  private showError(err: unknown): void {
+    this.chat.lastError = describeError(err).message;
+    this.schedule("status");
+  }
+
+  /** Phone layout: from the conversation back to the list (focus on the conversation left). */
+  private back(): void {
+    const left = this.chat.openId;
+    this.chat.closeConversation();
+    this.opts.onNavigate(null);
+    this.flush();
+    if (left) this.convList.querySelector<HTMLElement>(`[data-conversation-id="${CSS.escape(left)}"]`)?.focus();
   }
 
   private seenText(readers: string[], direct: boolean): string {

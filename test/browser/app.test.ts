@@ -1,0 +1,436 @@
+// The web app's features in real Chromium (Debian's, through playwright-core),
+// two people in two browser contexts, on Connect and on gRPC-Web: editing and
+// deleting messages (shown live on the other side), the reaction picker with
+// who reacted; the settings panel (the protocol); the phone layout at 390 px
+// (one pane at a time, a back button, 44 px targets, no horizontal scroll);
+// keyboard paths; and axe-core (WCAG 2 A/AA) with zero violations in light and
+// dark, at 1280 and 390 px. Screenshots go to test-results/browser/.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { MessageService } from "../../gen/chat/v1/message_pb.js";
+import { env } from "../support/backends.ts";
+import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
+import { DEFAULT_TEST_PASSWORD } from "../support/users.ts";
+import {
+  ARTIFACTS,
+  axeViolations,
+  buildWeb,
+  haveChromium,
+  launchChromium,
+  reportMissingChromium,
+  TRANSPORTS,
+  type TransportKind,
+} from "../support/browser.ts";
+
+const WAIT_MS = 20_000;
+reportMissingChromium(describe, it);
+
+let web: ReturnType<typeof buildWeb> | undefined;
+let backends: ProvisionedBackends;
+let server: TestServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!haveChromium) return;
+  web = buildWeb();
+  backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", mongo: Boolean(env.mongo), redis: Boolean(env.redis) });
+  server = await startTestServer(backends.env, { WEB_DIR: web.dir });
+  browser = await launchChromium();
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await backends?.cleanup();
+  web?.remove();
+});
+
+// ---- helpers ------------------------------------------------------------------
+
+interface Person {
+  username: string;
+  displayName: string;
+  context: BrowserContext;
+  page: Page;
+  rpcs: { path: string; contentType: string }[];
+  errors: string[];
+}
+
+const unique = (prefix: string) => `${prefix}_${randomBytes(4).toString("hex")}`;
+
+async function openApp(transport: TransportKind, displayName: string, viewport = { width: 1100, height: 720 }): Promise<Person> {
+  const context = await browser.newContext({ viewport, locale: "en-US", hasTouch: viewport.width <= 480 });
+  const page = await context.newPage();
+  const person: Person = { username: unique(displayName.toLowerCase()), displayName, context, page, rpcs: [], errors: [] };
+  page.on("request", (req) => {
+    const path = new URL(req.url()).pathname;
+    if (/^\/(chat|grpc)\./.test(path)) person.rpcs.push({ path, contentType: req.headers()["content-type"] ?? "" });
+  });
+  page.on("pageerror", (err) => person.errors.push(`pageerror: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !/Failed to load resource/.test(msg.text())) person.errors.push(`console: ${msg.text()}`);
+  });
+  await page.goto(`${server.baseUrl}/?transport=${transport}`);
+  return person;
+}
+
+async function signUp(p: Person): Promise<void> {
+  const { page } = p;
+  await page.getByLabel("Email").fill(`${p.username}@example.test`);
+  await page.getByLabel("Username").fill(p.username);
+  await page.getByLabel("Display name").fill(p.displayName);
+  await page.getByLabel("Password").fill(DEFAULT_TEST_PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByTestId("me").waitFor({ state: "attached" }); // hidden on a phone
+  await waitFor(() => p.page.getByTestId("connection-status").getAttribute("data-state"), "live", `${p.username}'s stream`);
+}
+
+async function waitFor<T>(read: () => Promise<T>, expected: T, what: string, timeout = WAIT_MS): Promise<void> {
+  await expect.poll(read, { timeout, interval: 100, message: what }).toEqual(expected);
+}
+
+const composer = (p: Person) => p.page.getByLabel("Message", { exact: true });
+const focusedId = (p: Person) => p.page.evaluate(() => document.activeElement?.id ?? "");
+
+async function send(p: Person, text: string): Promise<void> {
+  await composer(p).fill(text);
+  await composer(p).press("Enter");
+}
+
+function shown(p: Person): Promise<{ text: string; state: string; edited: boolean; deleted: string }[]> {
+  return p.page.getByTestId("message").evaluateAll((els) =>
+    els.map((el) => ({
+      text: el.querySelector("[data-testid=message-content]")?.textContent ?? "",
+      state: (el as HTMLElement).dataset.state ?? "",
+      edited: Boolean(el.querySelector("[data-testid=edited]")),
+      deleted: (el as HTMLElement).dataset.deleted ?? "",
+    })),
+  );
+}
+
+function messageEl(p: Person, text: string) {
+  return p.page.getByTestId("message").filter({ has: p.page.getByTestId("message-content").getByText(text, { exact: true }) });
+}
+
+function conversationItem(p: Person, name: string) {
+  return p.page.getByTestId("conversation-item").filter({ has: p.page.getByTestId("conversation-name").getByText(name, { exact: true }) });
+}
+
+/** Alice opens a DM with Bob by username; Bob opens it from his list. */
+async function startDm(alice: Person, bob: Person): Promise<void> {
+  await alice.page.getByLabel("Message someone").fill(bob.username);
+  await alice.page.getByLabel("Message someone").press("Enter");
+  await waitFor(() => alice.page.getByTestId("conversation-title").textContent(), bob.displayName, "DM opened");
+  await send(alice, "Hello there");
+  await conversationItem(bob, alice.displayName).click();
+  await waitFor(async () => (await shown(bob)).map((m) => m.text), ["Hello there"], "Bob opened the DM");
+}
+
+function expectProtocol(p: Person, transport: TransportKind): void {
+  expect(p.rpcs.length).toBeGreaterThan(0);
+  for (const r of p.rpcs) {
+    if (transport === "grpc-web") expect(r.contentType, r.path).toMatch(/^application\/grpc-web(\+proto)?$/);
+    else expect(r.contentType, r.path).toMatch(/^application\/(json|connect\+json)/);
+  }
+}
+
+async function expectNoAxeViolations(p: Person, where: string): Promise<void> {
+  const violations = await axeViolations(p.page);
+  expect(violations, `axe (WCAG 2 A/AA) on ${where}:\n${JSON.stringify(violations, null, 2)}`).toEqual([]);
+}
+
+async function screenshot(p: Person, name: string): Promise<void> {
+  const path = join(ARTIFACTS, `${name}.png`);
+  await p.page.screenshot({ path });
+  console.log(`screenshot: ${path}`);
+}
+
+// ---- features, both transports ----------------------------------------------------
+
+describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => {
+  let alice: Person;
+  let bob: Person;
+
+  afterAll(async () => {
+    await alice?.context.close();
+    await bob?.context.close();
+  });
+
+  it("edits (Up arrow, Enter saves, Escape cancels) and deletes messages; the other side sees 'edited' and the tombstone live", async () => {
+    alice = await openApp(transport, "Alice");
+    bob = await openApp(transport, "Bob");
+    await signUp(alice);
+    await signUp(bob);
+    await startDm(alice, bob);
+
+    await send(alice, "first draft");
+    await waitFor(async () => (await shown(bob)).map((m) => m.text), ["Hello there", "first draft"], "Bob has it");
+
+    // Up in the empty composer edits her last message, in place, with the text selected for editing.
+    await composer(alice).press("ArrowUp");
+    const edit = alice.page.getByRole("textbox", { name: "Edit message" });
+    await waitFor(() => edit.inputValue(), "first draft", "edit box holds the message");
+    expect(await edit.evaluate((el) => el === document.activeElement)).toBe(true);
+    await edit.fill("second version");
+    await edit.press("Enter");
+    await waitFor(() => focusedId(alice), "composer", "focus back in the composer");
+    await waitFor(async () => (await shown(alice)).at(-1), { text: "second version", state: "sent", edited: true, deleted: "false" }, "edited here");
+    await waitFor(
+      async () => (await shown(bob)).at(-1),
+      { text: "second version", state: "sent", edited: true, deleted: "false" },
+      "edited live for Bob",
+    );
+
+    // Escape cancels an edit and leaves the message as it was.
+    await composer(alice).press("ArrowUp");
+    await edit.fill("never saved");
+    await edit.press("Escape");
+    await waitFor(() => alice.page.getByRole("textbox", { name: "Edit message" }).count(), 0, "edit box closed");
+    await waitFor(() => focusedId(alice), "composer", "focus back in the composer");
+    expect((await shown(alice)).at(-1)?.text).toBe("second version");
+
+    // Bob can react to it but not edit or delete it.
+    expect(await messageEl(bob, "second version").getByRole("button", { name: "Edit message" }).count()).toBe(0);
+    expect(await messageEl(bob, "second version").getByRole("button", { name: "Delete message" }).count()).toBe(0);
+
+    // Delete, with a confirmation (Escape backs out of it, focus back on Delete).
+    await send(alice, "oops, wrong chat");
+    await waitFor(async () => (await shown(bob)).at(-1)?.text, "oops, wrong chat", "Bob has the mistake");
+    const mistake = messageEl(alice, "oops, wrong chat");
+    await mistake.getByRole("button", { name: "Delete message" }).click();
+    await alice.page.getByTestId("confirm-delete").waitFor();
+    await alice.page.keyboard.press("Escape");
+    await waitFor(() => alice.page.getByTestId("confirm-delete").count(), 0, "Escape closes the question");
+    await waitFor(
+      () => alice.page.evaluate(() => (document.activeElement as HTMLElement | null)?.getAttribute("aria-label") ?? ""),
+      "Delete message",
+      "focus back on the Delete button",
+    );
+    await mistake.getByRole("button", { name: "Delete message" }).click();
+    await alice.page.getByTestId("confirm-delete").getByRole("button", { name: "Delete", exact: true }).click();
+    const tombstone = { text: "This message was deleted.", state: "sent", edited: false, deleted: "true" };
+    await waitFor(async () => (await shown(alice)).at(-1), tombstone, "tombstone here");
+    await waitFor(async () => (await shown(bob)).at(-1), tombstone, "tombstone live for Bob");
+    await waitFor(() => conversationItem(bob, "Alice").locator(".conv-preview").textContent(), "(deleted)", "Bob's preview follows");
+
+    await screenshot(bob, `app-${transport}-edited-deleted`);
+    expectProtocol(alice, transport);
+    expectProtocol(bob, transport);
+    expect(alice.errors).toEqual([]);
+    expect(bob.errors).toEqual([]);
+  });
+
+  it("the reaction picker: counts, who reacted, toggling; keyboard: Escape closes it and focus returns", async () => {
+    const target = messageEl(alice, "second version");
+    // Bob picks 🎉 from the picker.
+    await messageEl(bob, "second version").getByRole("button", { name: "Add reaction" }).click();
+    const picker = bob.page.getByTestId("reaction-picker");
+    await picker.waitFor();
+    expect(await picker.getByRole("button").count()).toBeGreaterThanOrEqual(12);
+    await picker.getByRole("button", { name: "React with 🎉" }).click();
+    await waitFor(() => picker.count(), 0, "picker closes after a pick");
+
+    const chip = target.getByTestId("reaction");
+    await waitFor(
+      async () => [await chip.getAttribute("data-emoji"), await chip.getAttribute("data-count"), await chip.getAttribute("title")],
+      ["🎉", "1", "🎉 Bob"],
+      "Alice sees the count and who reacted",
+    );
+    // Alice adds hers through the chip: both see 2, and who.
+    await chip.click();
+    const bobChip = messageEl(bob, "second version").getByTestId("reaction");
+    await waitFor(
+      async () => [await bobChip.getAttribute("data-count"), await bobChip.getAttribute("title")],
+      ["2", "🎉 You, Alice"],
+      "Bob sees two",
+    );
+
+    // Keyboard: open the picker from its button, Escape closes it, focus returns to the button.
+    const addButton = messageEl(alice, "second version").getByRole("button", { name: "Add reaction" });
+    await addButton.focus();
+    await alice.page.keyboard.press("Enter");
+    await alice.page.getByTestId("reaction-picker").waitFor();
+    expect(await alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("React with 👍");
+    await alice.page.keyboard.press("Escape");
+    await waitFor(() => alice.page.getByTestId("reaction-picker").count(), 0, "Escape closes the picker");
+    expect(await alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("Add reaction");
+
+    // Bob takes his back: Alice sees 1 again.
+    await bobChip.click();
+    await waitFor(() => chip.getAttribute("data-count"), "1", "Alice sees Bob's reaction go");
+    expect(alice.errors).toEqual([]);
+    expect(bob.errors).toEqual([]);
+  });
+});
+
+// ---- settings, phone layout, accessibility --------------------------------------------
+
+describe.runIf(haveChromium)("web app settings, phone layout and accessibility", () => {
+  it("the protocol is a setting (a dialog), not on the sign-up form or the top bar; switching moves calls and the stream to gRPC-Web", async () => {
+    const p = await openApp("connect", "Frank");
+    try {
+      // Nothing about protocols on the sign-up form.
+      expect(await p.page.getByLabel("Protocol").count()).toBe(0);
+      expect(await p.page.getByText(/gRPC-Web|Connect/).count()).toBe(0);
+      await signUp(p);
+      expect(
+        await p.page
+          .locator(".topbar")
+          .getByText(/Protocol|gRPC-Web/)
+          .count(),
+      ).toBe(0);
+      expectProtocol(p, "connect");
+
+      const from = p.rpcs.length;
+      await p.page.getByRole("button", { name: "Settings" }).click();
+      const dialog = p.page.getByRole("dialog", { name: "Settings" });
+      await dialog.waitFor();
+      expect(await dialog.getByLabel("Connect").isChecked()).toBe(true);
+      await dialog.getByLabel("gRPC-Web").check();
+      expect(new URL(p.page.url()).searchParams.get("transport")).toBe("grpc-web");
+      // Escape closes the dialog; focus returns to the button that opened it.
+      await p.page.keyboard.press("Escape");
+      await waitFor(() => dialog.isVisible(), false, "dialog closed");
+      expect(await p.page.evaluate(() => document.activeElement?.textContent)).toBe("Settings");
+
+      await waitFor(
+        () => Promise.resolve(p.rpcs.slice(from).some((r) => r.path === `/${MessageService.typeName}/Subscribe`)),
+        true,
+        "stream re-opened",
+      );
+      await waitFor(() => p.page.getByTestId("connection-status").getAttribute("data-state"), "live", "live again");
+      await p.page.getByLabel("Message someone").fill(p.username);
+      await p.page.getByLabel("Message someone").press("Enter");
+      await waitFor(() => p.page.getByTestId("dm-results").textContent(), `Nobody found for “${p.username}”.`, "search answered");
+      const later = p.rpcs.slice(from);
+      expect(later.length).toBeGreaterThan(1);
+      for (const r of later) expect(r.contentType, r.path).toMatch(/^application\/grpc-web/);
+
+      // The choice is remembered: a reload (no ?transport=) stays on gRPC-Web.
+      await p.page.goto(server.baseUrl);
+      await p.page.getByTestId("me").waitFor({ state: "attached" });
+      await p.page.getByRole("button", { name: "Settings" }).click();
+      expect(await p.page.getByRole("dialog", { name: "Settings" }).getByLabel("gRPC-Web").isChecked()).toBe(true);
+      expect(p.errors).toEqual([]);
+    } finally {
+      await p.context.close();
+    }
+  });
+
+  it("at 390 px: one pane at a time with a back button, 44 px touch targets, no horizontal scroll; axe finds nothing in light and dark, at 390 and 1280 px", async () => {
+    const phone = { width: 390, height: 844 };
+    const amy = await openApp("connect", "Amy", phone);
+    const ben = await openApp("grpc-web", "Ben");
+    try {
+      for (const scheme of ["light", "dark"] as const) {
+        await amy.page.emulateMedia({ colorScheme: scheme });
+        await expectNoAxeViolations(amy, `the sign-up form (390 px, ${scheme})`);
+      }
+      await signUp(amy);
+      await signUp(ben);
+      await ben.page.getByLabel("Message someone").fill(amy.username);
+      await ben.page.getByLabel("Message someone").press("Enter");
+      await waitFor(() => ben.page.getByTestId("conversation-title").textContent(), "Amy", "DM opened");
+      await send(ben, "Hello there");
+      await send(ben, "Lunch at noon? 🍜 The place with the long queue, it is worth it.");
+      await messageEl(ben, "Hello there").getByRole("button", { name: "Add reaction" }).click();
+      await ben.page.getByRole("button", { name: "React with 👍" }).click();
+
+      const page = amy.page;
+      const visible = (testId: string) => page.getByTestId(testId).isVisible();
+      const noHorizontalScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
+      /** Visible controls smaller than 44 x 44 px (their accessible name or tag). */
+      const smallTargets = () =>
+        page.evaluate(() =>
+          Array.from(document.querySelectorAll<HTMLElement>("button, input, select, textarea, summary, a[href]"))
+            .filter((el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden" && !el.closest("[hidden]"))
+            .filter((el) => !(el as HTMLInputElement).type?.match(/^(radio|checkbox)$/))
+            .filter((el) => !el.classList.contains("skip-link"))
+            .map((el) => ({ el, r: el.getBoundingClientRect() }))
+            .filter(({ r }) => r.width > 0 && (r.width < 44 || r.height < 44))
+            .map(
+              ({ el, r }) =>
+                `${el.getAttribute("aria-label") || el.textContent?.trim() || el.tagName} ${Math.round(r.width)}x${Math.round(r.height)}`,
+            ),
+        );
+
+      // The list pane only.
+      await conversationItem(amy, "Ben").waitFor();
+      expect(await visible("conversation-list")).toBe(true);
+      expect(await visible("conversation-view")).toBe(false);
+      expect(await noHorizontalScroll()).toBe(true);
+      expect(await smallTargets()).toEqual([]);
+      for (const scheme of ["light", "dark"] as const) {
+        await page.emulateMedia({ colorScheme: scheme });
+        await screenshot(amy, `app-390-list-${scheme}`);
+        await expectNoAxeViolations(amy, `the conversation list (390 px, ${scheme})`);
+      }
+
+      // Tap a conversation: the conversation pane only, with a back button.
+      await conversationItem(amy, "Ben").tap();
+      await waitFor(() => visible("conversation-view"), true, "conversation shown");
+      expect(await visible("conversation-list")).toBe(false);
+      expect(await visible("back-button")).toBe(true);
+      await waitFor(async () => (await shown(amy)).length, 2, "messages shown");
+      await messageEl(amy, "Hello there").getByTestId("reaction").waitFor();
+      expect(await noHorizontalScroll()).toBe(true);
+      expect(await smallTargets()).toEqual([]);
+      // A tap on a message shows its tools (44 px too).
+      await messageEl(amy, "Hello there").getByTestId("message-content").tap();
+      await messageEl(amy, "Hello there").getByRole("button", { name: "Add reaction" }).waitFor();
+      expect(await smallTargets()).toEqual([]);
+      for (const scheme of ["light", "dark"] as const) {
+        await page.emulateMedia({ colorScheme: scheme });
+        await screenshot(amy, `app-390-conversation-${scheme}`);
+        await expectNoAxeViolations(amy, `a conversation (390 px, ${scheme})`);
+      }
+      // Her own message, in the edit box and with the picker open: still clean.
+      await send(amy, "Yes! See you there 🙂");
+      await waitFor(async () => (await shown(amy)).at(-1)?.state, "sent", "stored");
+      await composer(amy).press("ArrowUp");
+      await page.getByRole("textbox", { name: "Edit message" }).waitFor();
+      expect(await noHorizontalScroll()).toBe(true);
+      await expectNoAxeViolations(amy, "the edit box (390 px)");
+      await page.getByRole("textbox", { name: "Edit message" }).press("Escape");
+      await messageEl(amy, "Hello there").getByTestId("message-content").tap();
+      await messageEl(amy, "Hello there").getByRole("button", { name: "Add reaction" }).tap();
+      await page.getByTestId("reaction-picker").waitFor();
+      expect(await noHorizontalScroll()).toBe(true);
+      expect(await smallTargets()).toEqual([]);
+      await expectNoAxeViolations(amy, "the reaction picker (390 px)");
+
+      // Back: the list again, focus on the conversation just left.
+      await page.getByTestId("back-button").tap();
+      await waitFor(() => visible("conversation-list"), true, "list again");
+      expect(await visible("conversation-view")).toBe(false);
+      expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.testid)).toBe("conversation-item");
+
+      // The settings dialog on a phone.
+      await page.getByRole("button", { name: "Settings" }).tap();
+      await page.getByRole("dialog", { name: "Settings" }).waitFor();
+      expect(await smallTargets()).toEqual([]);
+      await expectNoAxeViolations(amy, "the settings dialog (390 px)");
+      await page.keyboard.press("Escape");
+
+      // The desktop layout, both panes, light and dark.
+      await page.setViewportSize({ width: 1280, height: 800 });
+      await conversationItem(amy, "Ben").click();
+      await waitFor(() => visible("conversation-list"), true, "both panes");
+      expect(await visible("back-button")).toBe(false);
+      await messageEl(amy, "Hello there").hover();
+      for (const scheme of ["light", "dark"] as const) {
+        await page.emulateMedia({ colorScheme: scheme });
+        await screenshot(amy, `app-1280-conversation-${scheme}`);
+        await expectNoAxeViolations(amy, `a conversation (1280 px, ${scheme})`);
+      }
+      expect(amy.errors).toEqual([]);
+      expect(ben.errors).toEqual([]);
+    } finally {
+      await amy.context.close();
+      await ben.context.close();
+    }
+  });
+});
