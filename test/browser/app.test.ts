@@ -264,6 +264,52 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     expect(alice.errors).toEqual([]);
     expect(bob.errors).toEqual([]);
   });
+
+  it("threads in a side panel: replies and reply counts live on both sides; keyboard: Reply opens it with focus in the reply box, Escape closes it", async () => {
+    const parentA = messageEl(alice, "second version");
+    const replyTool = parentA.getByRole("button", { name: "Reply in thread" });
+    await replyTool.focus();
+    await alice.page.keyboard.press("Enter");
+    const panelA = alice.page.getByTestId("thread-panel");
+    await panelA.waitFor();
+    await waitFor(() => focusedId(alice), "thread-composer", "focus in the reply box");
+    expect(await panelA.getByTestId("thread-parent").getByTestId("message-content").textContent()).toBe("second version");
+    await alice.page.keyboard.type("a reply in the thread");
+    await alice.page.keyboard.press("Enter");
+    const replies = (p: Person) =>
+      p.page
+        .getByTestId("thread-reply")
+        .evaluateAll((els) => els.map((el) => [el.querySelector("[data-testid=message-content]")?.textContent, (el as HTMLElement).dataset.state]));
+    await waitFor(() => replies(alice), [["a reply in the thread", "sent"]], "Alice's reply stored");
+    await waitFor(() => parentA.getByTestId("reply-count").textContent(), "1 reply", "reply count on Alice's side");
+    // The reply lives in the thread, not in the conversation.
+    expect((await shown(alice)).map((m) => m.text)).not.toContain("a reply in the thread");
+
+    // Bob sees the count live, opens the thread from it, and answers; Alice sees it in her open panel.
+    const parentB = messageEl(bob, "second version");
+    await waitFor(() => parentB.getByTestId("reply-count").textContent(), "1 reply", "reply count live for Bob");
+    expect((await shown(bob)).map((m) => m.text)).not.toContain("a reply in the thread");
+    await parentB.getByTestId("reply-count").click();
+    await waitFor(() => replies(bob), [["a reply in the thread", "sent"]], "Bob reads the thread");
+    await bob.page.getByLabel("Reply", { exact: true }).fill("and one from Bob");
+    await bob.page.getByRole("button", { name: "Send reply" }).click();
+    const both = [
+      ["a reply in the thread", "sent"],
+      ["and one from Bob", "sent"],
+    ];
+    await waitFor(() => replies(alice), both, "Bob's reply live in Alice's panel");
+    await waitFor(() => parentA.getByTestId("reply-count").textContent(), "2 replies", "two replies for Alice");
+    await waitFor(() => parentB.getByTestId("reply-count").textContent(), "2 replies", "two replies for Bob");
+
+    // Escape closes the panel; focus returns to the button that opened it.
+    await alice.page.keyboard.press("Escape");
+    await waitFor(() => panelA.isVisible(), false, "panel closed");
+    expect(await alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("Reply in thread");
+    await bob.page.getByRole("button", { name: "Close thread" }).click();
+    await waitFor(() => bob.page.getByTestId("thread-panel").isVisible(), false, "Bob's panel closed");
+    expect(alice.errors).toEqual([]);
+    expect(bob.errors).toEqual([]);
+  });
 });
 
 // ---- settings, phone layout, accessibility --------------------------------------------
@@ -402,6 +448,25 @@ describe.runIf(haveChromium)("web app settings, phone layout and accessibility",
       expect(await smallTargets()).toEqual([]);
       await expectNoAxeViolations(amy, "the reaction picker (390 px)");
 
+      // A thread on a phone: the thread pane only; closing it returns to the conversation.
+      await page.keyboard.press("Escape"); // closes the picker
+      await messageEl(amy, "Hello there").getByRole("button", { name: "Reply in thread" }).tap();
+      await waitFor(() => visible("thread-panel"), true, "thread shown");
+      expect(await visible("conversation-view")).toBe(false);
+      expect(await visible("conversation-list")).toBe(false);
+      await page.getByLabel("Reply", { exact: true }).fill("On my way 🏃");
+      await page.getByLabel("Reply", { exact: true }).press("Enter");
+      await waitFor(() => page.getByTestId("thread-reply").getAttribute("data-state"), "sent", "reply stored");
+      expect(await noHorizontalScroll()).toBe(true);
+      expect(await smallTargets()).toEqual([]);
+      for (const scheme of ["light", "dark"] as const) {
+        await page.emulateMedia({ colorScheme: scheme });
+        await screenshot(amy, `app-390-thread-${scheme}`);
+        await expectNoAxeViolations(amy, `a thread (390 px, ${scheme})`);
+      }
+      await page.getByRole("button", { name: "Close thread" }).tap();
+      await waitFor(() => visible("conversation-view"), true, "conversation again");
+
       // Back: the list again, focus on the conversation just left.
       await page.getByTestId("back-button").tap();
       await waitFor(() => visible("conversation-list"), true, "list again");
@@ -420,11 +485,14 @@ describe.runIf(haveChromium)("web app settings, phone layout and accessibility",
       await conversationItem(amy, "Ben").click();
       await waitFor(() => visible("conversation-list"), true, "both panes");
       expect(await visible("back-button")).toBe(false);
+      await messageEl(amy, "Hello there").getByTestId("reply-count").click();
+      await waitFor(() => visible("thread-panel"), true, "thread beside the conversation");
+      expect(await visible("conversation-view")).toBe(true);
       await messageEl(amy, "Hello there").hover();
       for (const scheme of ["light", "dark"] as const) {
         await page.emulateMedia({ colorScheme: scheme });
         await screenshot(amy, `app-1280-conversation-${scheme}`);
-        await expectNoAxeViolations(amy, `a conversation (1280 px, ${scheme})`);
+        await expectNoAxeViolations(amy, `a conversation with its thread (1280 px, ${scheme})`);
       }
       expect(amy.errors).toEqual([]);
       expect(ben.errors).toEqual([]);

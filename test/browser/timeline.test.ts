@@ -23,6 +23,8 @@ function msg(seq: number, over: Partial<MessageData> = {}): MessageData {
     editedAt: null,
     deleted: false,
     reactions: [],
+    parentMessageId: "",
+    replyCount: 0,
     ...over,
   };
 }

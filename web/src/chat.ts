@@ -15,7 +15,7 @@ import { Outbox, RealtimeStream, type LinkState as SdkLinkState, uuid } from "..
 import { Timeline, type MessageData, type ReactionView } from "./timeline.ts";
 
 export type PresenceName = "online" | "away" | "dnd" | "offline" | "unknown";
-export type ChangeScope = "sidebar" | "messages" | "typing" | "status" | "header";
+export type ChangeScope = "sidebar" | "messages" | "typing" | "status" | "header" | "thread";
 
 export interface UserView {
   id: string;
@@ -79,6 +79,9 @@ export class Chat {
   /** conversation -> user -> read watermark */
   readonly receipts = new Map<string, Map<string, number>>();
   openId: string | null = null;
+  /** The thread shown in the side panel. */
+  openThread: { conversationId: string; parentId: string } | null = null;
+  threadLoading = false;
   /** Bumped whenever who-reacted knowledge changes (renderers key on it). */
   reactorsRev = 0;
   link: LinkState = "connecting";
@@ -89,6 +92,8 @@ export class Chat {
 
   private readonly api: Api;
   private readonly timelines = new Map<string, Timeline>();
+  /** Thread replies by parent id (the conversation's timeline holds them too, for seq continuity, but shows only top-level messages). */
+  private readonly threads = new Map<string, Timeline>();
   /**
    * message -> emoji -> who reacted, as seen live (reaction_updated events and our own toggles).
    * The API has counts only (no list of reactors), so after a reload this starts empty.
@@ -264,6 +269,8 @@ export class Chat {
   async openConversation(id: string): Promise<void> {
     if (this.openId !== id) {
       this.openId = id;
+      this.openThread = null;
+      this.emit("thread");
       this.emit("header");
       this.emit("messages");
       this.emit("sidebar");
@@ -305,6 +312,8 @@ export class Chat {
 
   closeConversation(): void {
     this.openId = null;
+    this.openThread = null;
+    this.emit("thread");
     this.emit("header");
     this.emit("messages");
     this.emit("sidebar");
@@ -376,6 +385,65 @@ export class Chat {
     this.emit("messages");
   }
 
+  threadTimeline(conversationId: string, parentId: string): Timeline {
+    let t = this.threads.get(parentId);
+    if (!t) {
+      t = new Timeline(conversationId);
+      this.threads.set(parentId, t);
+    }
+    return t;
+  }
+
+  /** Opens a thread in the side panel: its replies, oldest first (ListMessages parent_message_id, after the parent's seq). */
+  async openThreadOf(conversationId: string, parentId: string): Promise<void> {
+    this.openThread = { conversationId, parentId };
+    const tl = this.threadTimeline(conversationId, parentId);
+    this.emit("thread");
+    if (tl.loadedLatest) return;
+    this.threadLoading = true;
+    this.emit("thread");
+    try {
+      let after = this.timeline(conversationId).byMessageId(parentId)?.seq ?? 0;
+      for (let page = 0; page < 10; page++) {
+        const res = await this.api.messages.listMessages({ conversationId, parentMessageId: parentId, afterSeq: BigInt(after), limit: 200 });
+        tl.addOlder(res.messages.map(toData), false);
+        this.wantUsers(res.messages.map((m) => m.senderId));
+        if (!res.hasMore || !res.messages.length) break;
+        after = Math.max(...res.messages.map((m) => Number(m.seq)));
+      }
+      tl.loadedLatest = true;
+    } catch (err) {
+      this.report(err);
+    } finally {
+      this.threadLoading = false;
+      this.emit("thread");
+    }
+  }
+
+  closeThread(): void {
+    if (!this.openThread) return;
+    this.openThread = null;
+    this.emit("thread");
+  }
+
+  /** A reply in a thread: shown at once (pending), sent through the outbox like any message. */
+  sendReply(conversationId: string, parentId: string, content: string): void {
+    const text = content.trim();
+    if (!text) return;
+    const clientMessageId = uuid();
+    const tl = this.threadTimeline(conversationId, parentId);
+    tl.addPending(this.me.id, clientMessageId, text, new Date(), parentId);
+    this.emit("thread");
+    this.outbox.send({ conversationId, clientMessageId, content: text, parentMessageId: parentId }).then(
+      (m) => this.ingest(toData(m), false),
+      (err: unknown) => {
+        if (this.stopped) return;
+        tl.setSendState(this.me.id, clientMessageId, "failed", describeError(err).message);
+        this.emit("thread");
+      },
+    );
+  }
+
   /** Who reacted with `emoji`, as far as this tab has seen. */
   reactorsOf(messageId: string, emoji: string): string[] {
     return [...(this.reactors.get(messageId)?.get(emoji) ?? [])];
@@ -396,7 +464,7 @@ export class Chat {
     const items = this.timeline(conversationId).items();
     for (let i = items.length - 1; i >= 0; i--) {
       const m = items[i]!;
-      if (m.senderId === this.me.id && m.state === "sent" && !m.deleted) return { key: m.key, id: m.id };
+      if (m.senderId === this.me.id && m.state === "sent" && !m.deleted && !m.parentMessageId) return { key: m.key, id: m.id };
     }
     return null;
   }
@@ -494,12 +562,20 @@ export class Chat {
         const known = tl.byMessageId(p.value.message.id);
         // `reacted` in an event is not about us: keep our view of the reactions.
         if (known) tl.upsert({ ...toData(p.value.message), reactions: known.reactions });
+        const thread = this.threads.get(p.value.message.parentMessageId);
+        const reply = thread?.byMessageId(p.value.message.id);
+        if (thread && reply) {
+          thread.upsert({ ...toData(p.value.message), reactions: reply.reactions });
+          this.emit("thread");
+        }
         this.refreshPreview(convId);
         this.emit("messages");
         break;
       }
       case "messageDeleted":
         if (this.timeline(convId).markDeleted(p.value.messageId, Number(p.value.seq))) this.emit("messages");
+        for (const thread of this.threads.values())
+          if (thread.byMessageId(p.value.messageId) && thread.markDeleted(p.value.messageId, 0)) this.emit("thread");
         this.refreshPreview(convId);
         break;
       case "reactionUpdated":
@@ -554,6 +630,13 @@ export class Chat {
 
   /** Any stored message, from any source, into its timeline and the sidebar. */
   private ingest(m: MessageData, live: boolean): void {
+    if (m.parentMessageId) {
+      const result = this.threadTimeline(m.conversationId, m.parentMessageId).upsert(m);
+      // The parent's reply count, from the source of truth (a re-read after the reply includes it).
+      if ((result === "added" || result === "confirmed") && this.timeline(m.conversationId).byMessageId(m.parentMessageId))
+        this.scheduleMessageRefresh(m.conversationId, m.parentMessageId, 150);
+      this.emit("thread");
+    }
     const tl = this.timeline(m.conversationId);
     const gap = live ? tl.gapBefore(m.seq) : null;
     const result = tl.upsert(m);
@@ -872,6 +955,8 @@ export function toData(m: ChatMessage): MessageData {
     editedAt: date(m.editedAt),
     deleted: m.deleted,
     reactions: m.reactions.map((r) => ({ emoji: r.emoji, count: r.count, reacted: r.reacted })),
+    parentMessageId: m.parentMessageId,
+    replyCount: m.replyCount,
   };
 }
 

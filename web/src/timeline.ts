@@ -23,6 +23,10 @@ export interface MessageData {
   editedAt: Date | null;
   deleted: boolean;
   reactions: ReactionView[];
+  /** A thread reply: its parent (top-level messages: ""). */
+  parentMessageId: string;
+  /** A thread parent: how many replies it has. */
+  replyCount: number;
 }
 
 export type MessageState = "pending" | "sent" | "failed";
@@ -91,7 +95,7 @@ export class Timeline {
   }
 
   /** Adds the caller's own message before the server has it. */
-  addPending(senderId: string, clientMessageId: string, content: string, now = new Date()): TimelineItem {
+  addPending(senderId: string, clientMessageId: string, content: string, now = new Date(), parentMessageId = ""): TimelineItem {
     const key = keyOf(senderId, clientMessageId, "");
     const existing = this.byKey.get(key);
     if (existing) return existing;
@@ -107,6 +111,8 @@ export class Timeline {
       editedAt: null,
       deleted: false,
       reactions: [],
+      parentMessageId,
+      replyCount: 0,
       state: "pending",
       error: null,
       rev: 1,
@@ -222,6 +228,8 @@ function pick(m: MessageData): MessageData {
     editedAt: m.editedAt,
     deleted: m.deleted,
     reactions: m.reactions,
+    parentMessageId: m.parentMessageId,
+    replyCount: m.replyCount,
   };
 }
 
@@ -229,6 +237,7 @@ function changed(a: MessageData, b: MessageData): boolean {
   return (
     a.content !== b.content ||
     a.deleted !== b.deleted ||
+    a.replyCount !== b.replyCount ||
     a.editedAt?.getTime() !== b.editedAt?.getTime() ||
     JSON.stringify(a.reactions) !== JSON.stringify(b.reactions)
   );

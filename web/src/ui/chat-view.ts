@@ -57,6 +57,10 @@ export class ChatView {
   private readonly composerForm: HTMLFormElement;
   private readonly jumpButton: HTMLButtonElement;
   private readonly emptyEl: HTMLElement;
+  private readonly layoutEl: HTMLElement;
+  private readonly threadEl: HTMLElement;
+  private readonly threadList: HTMLElement;
+  private readonly threadComposer: HTMLTextAreaElement;
 
   private readonly appEl: HTMLElement;
   private readonly rendered = new Map<string, Rendered>();
@@ -74,7 +78,13 @@ export class ChatView {
     if (e.key !== "Escape" || e.defaultPrevented) return;
     if (document.querySelector("dialog[open]")) return; // the dialog closes itself
     const key = this.confirmingDelete ?? this.pickerFor;
-    if (!key) return;
+    if (!key) {
+      if (this.chat.openThread && !this.editing) {
+        e.preventDefault();
+        this.closeThread();
+      }
+      return;
+    }
     const focusKey = this.confirmingDelete ? "delete" : "react-add";
     this.confirmingDelete = null;
     this.pickerFor = null;
@@ -184,6 +194,57 @@ export class ChatView {
       this.composer,
       h("button", { type: "submit", class: "primary", "data-testid": "send-button" }, "Send"),
     );
+    // --- thread side panel
+    this.threadList = h("div", {
+      class: "thread-messages",
+      role: "log",
+      "aria-live": "polite",
+      "aria-relevant": "additions",
+      "aria-labelledby": "thread-title",
+      "data-testid": "thread-list",
+      tabindex: 0,
+    });
+    this.threadComposer = h("textarea", { id: "thread-composer", name: "reply", rows: 1, placeholder: "Reply…", "data-testid": "thread-composer" });
+    const threadForm = h(
+      "form",
+      {
+        class: "composer",
+        onsubmit: (e) => {
+          e.preventDefault();
+          const t = this.chat.openThread;
+          if (!t || !this.threadComposer.value.trim()) return;
+          this.chat.sendReply(t.conversationId, t.parentId, this.threadComposer.value);
+          this.threadComposer.value = "";
+          this.threadComposer.focus();
+        },
+      },
+      h("label", { for: "thread-composer", class: "visually-hidden" }, "Reply"),
+      this.threadComposer,
+      h("button", { type: "submit", class: "primary" }, "Send reply"),
+    );
+    this.threadComposer.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        threadForm.requestSubmit();
+      }
+    });
+    this.threadEl = h(
+      "aside",
+      { class: "thread", "aria-labelledby": "thread-title", "data-testid": "thread-panel", hidden: true },
+      h(
+        "header",
+        { class: "conv-header" },
+        h(
+          "button",
+          { type: "button", class: "close-thread", "aria-label": "Close thread", "data-testid": "close-thread", onclick: () => this.closeThread() },
+          h("span", { "aria-hidden": "true" }, "✕"),
+        ),
+        h("h2", { id: "thread-title" }, "Thread"),
+      ),
+      this.threadList,
+      threadForm,
+    );
+
     this.emptyEl = h("div", { class: "empty", "data-testid": "empty-state" }, h("p", null, "Pick a conversation, or find someone to message."));
     this.main = h(
       "main",
@@ -211,12 +272,12 @@ export class ChatView {
       { class: "app", "data-pane": "list" },
       header,
       this.errorEl,
-      h("div", { class: "layout" }, sidebar, this.emptyEl, this.main),
+      (this.layoutEl = h("div", { class: "layout" }, sidebar, this.emptyEl, this.main, this.threadEl)),
     );
     fill(root, this.appEl);
     const openSettings = settingsDialog(this.appEl, api);
     this.unsubscribe = chat.onChange((scope) => this.schedule(scope));
-    for (const s of ["sidebar", "messages", "typing", "status", "header"] as const) this.dirty.add(s);
+    for (const s of ["sidebar", "messages", "typing", "status", "header", "thread"] as const) this.dirty.add(s);
     this.flush();
     (this.chat.openId ? this.composer : dmInput).focus();
   }
@@ -264,6 +325,7 @@ export class ChatView {
     if (d.has("header")) this.renderHeader();
     if (d.has("messages") || d.has("header")) this.renderMessages();
     if (d.has("typing") || d.has("header")) this.renderTyping();
+    if (d.has("thread") || d.has("header")) this.renderThread();
   }
 
   private renderStatus(): void {
@@ -337,7 +399,7 @@ export class ChatView {
     this.main.hidden = !this.chat.openId;
     this.emptyEl.hidden = Boolean(this.chat.openId);
     // Phone layout (CSS, ≤ 480 px): one pane at a time.
-    this.appEl.dataset.pane = this.chat.openId ? "conversation" : "list";
+    this.appEl.dataset.pane = this.chat.openThread ? "thread" : this.chat.openId ? "conversation" : "list";
     if (!conv) {
       this.titleEl.textContent = this.chat.openId ? "Loading…" : "";
       fill(this.subtitleEl);
@@ -369,7 +431,8 @@ export class ChatView {
     }
     if (!id) return;
     const tl = this.chat.timeline(id);
-    const items = tl.items();
+    // Thread replies live in their thread panel; the conversation shows top-level messages.
+    const items = tl.items().filter((m) => !m.parentMessageId);
     const seen = this.chat.seenMarker(id);
     const conv = this.chat.conversations.get(id);
 
@@ -396,7 +459,7 @@ export class ChatView {
       keep.add(item.key);
       const showSender = !prevItem || prevItem.senderId !== item.senderId || timeGap(prevItem, item) > 5 * 60_000;
       const seenLabel = seen && seen.seq === item.seq ? this.seenText(seen.readers, conv?.type === "direct") : "";
-      const ui = `${this.pickerFor === item.key}|${this.editing === item.key}|${this.confirmingDelete === item.key}|${this.selected === item.key}`;
+      const ui = `${this.chat.openThread?.parentId === item.id}|${this.pickerFor === item.key}|${this.editing === item.key}|${this.confirmingDelete === item.key}|${this.selected === item.key}`;
       const sig = `${item.rev}|${item.state}|${showSender}|${seenLabel}|${ui}|${this.chat.userName(item.senderId)}|${this.chat.reactorsRev}`;
       let r = this.rendered.get(item.key);
       if (!r) {
@@ -511,6 +574,7 @@ export class ChatView {
               },
               { "aria-expanded": String(this.pickerFor === m.key) },
             ),
+            tool("reply", "Reply in thread", "↩", () => void this.openThread(m)),
             mine ? tool("edit", "Edit message", "✎", () => this.startEdit(m.key)) : null,
             mine
               ? tool("delete", "Delete message", "🗑", () => {
@@ -611,6 +675,21 @@ export class ChatView {
             h("button", { type: "button", class: "link", onclick: () => this.chat.discard(conversationId, m.clientMessageId) }, "Discard"),
           )
         : null,
+      m.replyCount > 0
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: "link replies",
+              "data-testid": "reply-count",
+              "data-count": m.replyCount,
+              "data-focus-key": "replies",
+              "aria-expanded": String(this.chat.openThread?.parentId === m.id),
+              onclick: () => void this.openThread(m),
+            },
+            m.replyCount === 1 ? "1 reply" : `${m.replyCount} replies`,
+          )
+        : null,
       chips.length || tools ? h("div", { class: "reactions" }, chips, tools) : null,
       picker,
       confirm,
@@ -708,6 +787,87 @@ export class ChatView {
   private showError(err: unknown): void {
     this.chat.lastError = describeError(err).message;
     this.schedule("status");
+  }
+
+  private threadOpenedFrom: { key: string; focusKey: string } | null = null;
+
+  private async openThread(m: TimelineItem): Promise<void> {
+    const active = document.activeElement as HTMLElement | null;
+    this.threadOpenedFrom = { key: m.key, focusKey: active?.dataset.focusKey ?? "reply" };
+    this.selected = null;
+    const opening = this.chat.openThreadOf(m.conversationId, m.id);
+    this.flush();
+    this.threadComposer.focus();
+    await opening;
+  }
+
+  /** Closes the thread panel; focus goes back to what opened it. */
+  private closeThread(): void {
+    const from = this.threadOpenedFrom;
+    this.chat.closeThread();
+    this.flush();
+    if (from && this.rendered.has(from.key)) {
+      this.focusInMessage(from.key, from.focusKey);
+      if (!this.rendered.get(from.key)!.el.contains(document.activeElement)) this.focusInMessage(from.key, "replies");
+    }
+    if (!this.main.contains(document.activeElement)) this.composer.focus();
+  }
+
+  private renderThread(): void {
+    const t = this.chat.openThread;
+    this.threadEl.hidden = !t;
+    this.layoutEl.classList.toggle("with-thread", Boolean(t));
+    this.appEl.dataset.pane = t ? "thread" : this.chat.openId ? "conversation" : "list";
+    if (!t) return fill(this.threadList);
+    const parent = this.chat.timeline(t.conversationId).byMessageId(t.parentId);
+    const replies = this.chat.threadTimeline(t.conversationId, t.parentId).items();
+    const item = (m: TimelineItem, isParent: boolean) => {
+      const mine = m.senderId === this.chat.me.id;
+      return h(
+        "article",
+        {
+          class: `msg first${mine ? " mine" : ""}${isParent ? " parent" : ""} ${m.state}`,
+          "data-testid": isParent ? "thread-parent" : "thread-reply",
+          "data-state": m.state,
+          "data-deleted": String(m.deleted),
+        },
+        h(
+          "div",
+          { class: "msg-meta" },
+          h("span", { class: "sender" }, mine ? "You" : this.chat.userName(m.senderId)),
+          m.createdAt
+            ? h("time", { datetime: m.createdAt.toISOString() }, m.createdAt.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }))
+            : null,
+          m.state === "pending" ? h("span", { class: "msg-status" }, "Sending…") : null,
+        ),
+        h(
+          "p",
+          { class: `content${m.deleted ? " deleted" : ""}`, "data-testid": "message-content" },
+          m.deleted ? "This message was deleted." : m.content,
+        ),
+        m.editedAt && !m.deleted ? h("span", { class: "edited" }, "(edited)") : null,
+        m.state === "failed" ? h("p", { class: "failed", role: "alert" }, `Not sent: ${m.error ?? "error"}`) : null,
+      );
+    };
+    const stick = this.threadList.scrollHeight - this.threadList.scrollTop - this.threadList.clientHeight < NEAR_BOTTOM_PX;
+    fill(
+      this.threadList,
+      parent ? item(parent, true) : null,
+      h(
+        "p",
+        { class: "history", "data-testid": "thread-state" },
+        this.chat.threadLoading
+          ? "Loading replies…"
+          : replies.length
+            ? replies.length === 1
+              ? "1 reply"
+              : `${replies.length} replies`
+            : "No replies yet.",
+      ),
+      replies.map((m) => item(m, false)),
+    );
+    this.threadList.setAttribute("aria-busy", String(this.chat.threadLoading));
+    if (stick) this.threadList.scrollTop = this.threadList.scrollHeight;
   }
 
   /** Phone layout: from the conversation back to the list (focus on the conversation left). */
