@@ -310,6 +310,33 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     expect(alice.errors).toEqual([]);
     expect(bob.errors).toEqual([]);
   });
+
+  it("mentions: '@' lists the members (keyboard: arrows, Enter picks, Escape closes); the mentioned person sees the message highlighted live", async () => {
+    const input = composer(alice);
+    await input.fill("");
+    await input.pressSequentially(`ping @${bob.username.slice(0, 3)}`);
+    const list = alice.page.getByTestId("mention-list");
+    await waitFor(() => list.getByRole("option").allTextContents(), [`Bob @${bob.username}`], "Bob offered");
+    expect(await input.getAttribute("aria-activedescendant")).toBe("composer-mentions-0");
+    await expectNoAxeViolations(alice, "the mention list");
+    // Escape closes the list and keeps the text; typing on reopens it; Enter picks.
+    await input.press("Escape");
+    await waitFor(() => list.isVisible(), false, "list closed");
+    expect(await input.inputValue()).toBe(`ping @${bob.username.slice(0, 3)}`);
+    await input.pressSequentially(bob.username.slice(3, 5));
+    await waitFor(() => list.isVisible(), true, "list again");
+    await input.press("Enter");
+    expect(await input.inputValue()).toBe(`ping @${bob.username} `);
+    await input.pressSequentially("have a look");
+    await input.press("Enter");
+    const text = `ping @${bob.username} have a look`;
+    await waitFor(() => messageEl(alice, text).getAttribute("data-state"), "sent", "sent");
+    expect(await messageEl(alice, text).getAttribute("data-mentioned")).toBe("false");
+    await waitFor(() => messageEl(bob, text).getAttribute("data-mentioned"), "true", "highlighted for Bob");
+    expect(await messageEl(bob, text).getByTestId("mention-tag").textContent()).toBe("Mentioned you");
+    expect(alice.errors).toEqual([]);
+    expect(bob.errors).toEqual([]);
+  });
 });
 
 // ---- settings, phone layout, accessibility --------------------------------------------

@@ -25,6 +25,7 @@ function msg(seq: number, over: Partial<MessageData> = {}): MessageData {
     reactions: [],
     parentMessageId: "",
     replyCount: 0,
+    mentions: [],
     ...over,
   };
 }

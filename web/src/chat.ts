@@ -345,10 +345,33 @@ export class Chat {
     const text = content.trim();
     if (!text) return;
     const clientMessageId = uuid();
-    this.timeline(conversationId).addPending(this.me.id, clientMessageId, text);
+    const mentions = this.mentionsIn(conversationId, text);
+    this.timeline(conversationId).addPending(this.me.id, clientMessageId, text, new Date(), "", mentions);
     this.stopTyping(conversationId);
     this.emit("messages");
-    this.enqueue(conversationId, clientMessageId, text);
+    this.enqueue(conversationId, clientMessageId, text, mentions);
+  }
+
+  /** The members of a conversation (from ListMembers on opening, kept by member events), names known or being fetched. */
+  membersOf(conversationId: string): UserView[] {
+    const ids = [...(this.receipts.get(conversationId)?.keys() ?? [])];
+    return ids.map((id) => this.users.get(id)).filter((u): u is UserView => Boolean(u));
+  }
+
+  /** `@username` tokens of members in a text, as user ids (the server drops non-members anyway). */
+  mentionsIn(conversationId: string, text: string): string[] {
+    const byName = new Map(this.membersOf(conversationId).map((u) => [u.username.toLowerCase(), u.id]));
+    const ids = new Set<string>();
+    for (const m of text.matchAll(/(?:^|[^\w@])@([a-z0-9_.]+)/gi)) {
+      const id = byName.get(m[1]!.toLowerCase().replace(/\.+$/, ""));
+      if (id) ids.add(id);
+    }
+    return [...ids];
+  }
+
+  /** A message that mentions me (highlighted). */
+  mentionsMe(m: MessageData): boolean {
+    return m.mentions.includes(this.me.id);
   }
 
   retry(conversationId: string, clientMessageId: string): void {
@@ -359,7 +382,7 @@ export class Chat {
     this.timeline(conversationId).setSendState(this.me.id, clientMessageId, "pending", null);
     // The same client_message_id: if the first attempt was stored after all, this returns it.
     this.emit("messages");
-    this.enqueue(conversationId, clientMessageId, item.content);
+    this.enqueue(conversationId, clientMessageId, item.content, item.mentions);
   }
 
   discard(conversationId: string, clientMessageId: string): void {
@@ -432,9 +455,10 @@ export class Chat {
     if (!text) return;
     const clientMessageId = uuid();
     const tl = this.threadTimeline(conversationId, parentId);
-    tl.addPending(this.me.id, clientMessageId, text, new Date(), parentId);
+    const mentions = this.mentionsIn(conversationId, text);
+    tl.addPending(this.me.id, clientMessageId, text, new Date(), parentId, mentions);
     this.emit("thread");
-    this.outbox.send({ conversationId, clientMessageId, content: text, parentMessageId: parentId }).then(
+    this.outbox.send({ conversationId, clientMessageId, content: text, parentMessageId: parentId, mentions }).then(
       (m) => this.ingest(toData(m), false),
       (err: unknown) => {
         if (this.stopped) return;
@@ -915,8 +939,8 @@ export class Chat {
   // ---- sending -------------------------------------------------------------------
 
   /** Through the SDK's outbox: the result lands in the timeline (confirmed), or marks the message failed. */
-  private enqueue(conversationId: string, clientMessageId: string, content: string): void {
-    this.outbox.send({ conversationId, clientMessageId, content }).then(
+  private enqueue(conversationId: string, clientMessageId: string, content: string, mentions: string[] = []): void {
+    this.outbox.send({ conversationId, clientMessageId, content, mentions }).then(
       (m) => this.ingest(toData(m), false),
       (err: unknown) => {
         if (this.stopped) return;
@@ -957,6 +981,7 @@ export function toData(m: ChatMessage): MessageData {
     reactions: m.reactions.map((r) => ({ emoji: r.emoji, count: r.count, reacted: r.reacted })),
     parentMessageId: m.parentMessageId,
     replyCount: m.replyCount,
+    mentions: [...m.mentions],
   };
 }
 

@@ -27,6 +27,8 @@ export interface MessageData {
   parentMessageId: string;
   /** A thread parent: how many replies it has. */
   replyCount: number;
+  /** User ids mentioned. */
+  mentions: string[];
 }
 
 export type MessageState = "pending" | "sent" | "failed";
@@ -95,7 +97,14 @@ export class Timeline {
   }
 
   /** Adds the caller's own message before the server has it. */
-  addPending(senderId: string, clientMessageId: string, content: string, now = new Date(), parentMessageId = ""): TimelineItem {
+  addPending(
+    senderId: string,
+    clientMessageId: string,
+    content: string,
+    now = new Date(),
+    parentMessageId = "",
+    mentions: string[] = [],
+  ): TimelineItem {
     const key = keyOf(senderId, clientMessageId, "");
     const existing = this.byKey.get(key);
     if (existing) return existing;
@@ -113,6 +122,7 @@ export class Timeline {
       reactions: [],
       parentMessageId,
       replyCount: 0,
+      mentions,
       state: "pending",
       error: null,
       rev: 1,
@@ -230,6 +240,7 @@ function pick(m: MessageData): MessageData {
     reactions: m.reactions,
     parentMessageId: m.parentMessageId,
     replyCount: m.replyCount,
+    mentions: m.mentions,
   };
 }
 
@@ -238,6 +249,7 @@ function changed(a: MessageData, b: MessageData): boolean {
     a.content !== b.content ||
     a.deleted !== b.deleted ||
     a.replyCount !== b.replyCount ||
+    a.mentions.join() !== b.mentions.join() ||
     a.editedAt?.getTime() !== b.editedAt?.getTime() ||
     JSON.stringify(a.reactions) !== JSON.stringify(b.reactions)
   );

@@ -11,6 +11,7 @@ import type { LinkState } from "../stream.ts";
 import type { TimelineItem } from "../timeline.ts";
 import { h, fill } from "./dom.ts";
 import { settingsDialog } from "./settings-dialog.ts";
+import { mentionAutocomplete } from "./mentions.ts";
 
 /** The reaction picker: common reactions, in rows of six. */
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "👀", "🙏", "👎", "😮", "😢", "🔥", "✅", "🚀"];
@@ -191,6 +192,7 @@ export class ChatView {
       "form",
       { class: "composer", "data-testid": "composer-form", onsubmit: (e) => this.onSend(e) },
       h("label", { for: "composer", class: "visually-hidden" }, "Message"),
+      mentionAutocomplete(this.composer, "composer-mentions", () => this.mentionable()),
       this.composer,
       h("button", { type: "submit", class: "primary", "data-testid": "send-button" }, "Send"),
     );
@@ -219,6 +221,7 @@ export class ChatView {
         },
       },
       h("label", { for: "thread-composer", class: "visually-hidden" }, "Reply"),
+      mentionAutocomplete(this.threadComposer, "thread-mentions", () => this.mentionable()),
       this.threadComposer,
       h("button", { type: "submit", class: "primary" }, "Send reply"),
     );
@@ -514,7 +517,9 @@ export class ChatView {
     const active = document.activeElement as HTMLElement | null;
     const hadFocus = active && el.contains(active) ? active.dataset.focusKey : undefined;
     const editing = this.editing === m.key && m.state === "sent" && !m.deleted;
-    el.className = `msg${mine ? " mine" : ""}${showSender ? " first" : ""} ${m.state}${this.selected === m.key ? " selected" : ""}`;
+    const mentioned = this.chat.mentionsMe(m) && !m.deleted;
+    el.className = `msg${mine ? " mine" : ""}${showSender ? " first" : ""} ${m.state}${this.selected === m.key ? " selected" : ""}${mentioned ? " mentioned" : ""}`;
+    el.dataset.mentioned = String(mentioned);
     el.dataset.state = m.state;
     el.dataset.seq = String(m.seq);
     el.dataset.mine = String(mine);
@@ -658,6 +663,7 @@ export class ChatView {
             status,
           )
         : null,
+      mentioned ? h("span", { class: "mention-tag", "data-testid": "mention-tag" }, "Mentioned you") : null,
       editing
         ? this.editForm(m)
         : h(
@@ -787,6 +793,12 @@ export class ChatView {
   private showError(err: unknown): void {
     this.chat.lastError = describeError(err).message;
     this.schedule("status");
+  }
+
+  /** Everyone in the open conversation but me. */
+  private mentionable() {
+    const id = this.chat.openId;
+    return id ? this.chat.membersOf(id).filter((u) => u.id !== this.chat.me.id) : [];
   }
 
   private threadOpenedFrom: { key: string; focusKey: string } | null = null;
