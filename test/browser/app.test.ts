@@ -173,7 +173,7 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     await composer(alice).press("ArrowUp");
     const edit = alice.page.getByRole("textbox", { name: "Edit message" });
     await waitFor(() => edit.inputValue(), "first draft", "edit box holds the message");
-    expect(await edit.evaluate((el) => el === document.activeElement)).toBe(true);
+    await waitFor(() => edit.evaluate((el) => el === document.activeElement), true, "focus in the edit box");
     await edit.fill("second version");
     await edit.press("Enter");
     await waitFor(() => focusedId(alice), "composer", "focus back in the composer");
@@ -315,7 +315,7 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     const input = composer(alice);
     await input.fill("");
     await input.pressSequentially(`ping @${bob.username.slice(0, 3)}`);
-    const list = alice.page.getByTestId("mention-list");
+    const list = alice.page.locator("#composer-mentions");
     await waitFor(() => list.getByRole("option").allTextContents(), [`Bob @${bob.username}`], "Bob offered");
     expect(await input.getAttribute("aria-activedescendant")).toBe("composer-mentions-0");
     await expectNoAxeViolations(alice, "the mention list");

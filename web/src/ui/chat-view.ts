@@ -69,6 +69,8 @@ export class ChatView {
   private pickerFor: string | null = null;
   /** The message being edited in place (its key), and the one asking "delete?". */
   private editing: string | null = null;
+  /** The edit box's text, kept across re-renders of its message (a receipt or a reaction arriving meanwhile). */
+  private editDraft = "";
   private confirmingDelete: string | null = null;
   /** Phone layout: the message whose tools are shown (tapped). */
   private selected: string | null = null;
@@ -701,14 +703,19 @@ export class ChatView {
       confirm,
       seenLabel ? h("p", { class: "seen", "data-testid": "seen-receipt" }, seenLabel) : null,
     );
-    if (hadFocus) el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(hadFocus)}"]`)?.focus();
+    if (hadFocus) {
+      const again = el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(hadFocus)}"]`);
+      again?.focus();
+      if (again instanceof HTMLTextAreaElement) again.setSelectionRange(again.value.length, again.value.length);
+    }
   }
 
   /** In-place editing: Enter saves, Shift+Enter makes a new line, Escape cancels; focus returns to the composer. */
   private editForm(m: TimelineItem): HTMLElement {
     const id = `edit-${m.id}`;
     const input = h("textarea", { id, class: "edit-input", rows: 2, "data-focus-key": "edit-input", "data-testid": "edit-input" });
-    input.value = m.content;
+    input.value = this.editDraft;
+    input.addEventListener("input", () => (this.editDraft = input.value));
     const done = () => {
       this.editing = null;
       this.renderNow();
@@ -759,6 +766,13 @@ export class ChatView {
 
   private startEdit(key: string): void {
     this.editing = key;
+    this.editDraft =
+      this.rendered.has(key) && this.chat.openId
+        ? (this.chat
+            .timeline(this.chat.openId)
+            .items()
+            .find((m) => m.key === key)?.content ?? "")
+        : "";
     this.pickerFor = null;
     this.confirmingDelete = null;
     this.renderNow();
