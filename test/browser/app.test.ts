@@ -8,9 +8,11 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { MessageService } from "../../gen/chat/v1/message_pb.js";
+import { AuthService } from "../../gen/chat/v1/auth_pb.js";
+import { connectClient } from "../support/clients.ts";
 import { env } from "../support/backends.ts";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
 import { DEFAULT_TEST_PASSWORD } from "../support/users.ts";
@@ -336,6 +338,57 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     expect(await messageEl(bob, text).getByTestId("mention-tag").textContent()).toBe("Mentioned you");
     expect(alice.errors).toEqual([]);
     expect(bob.errors).toEqual([]);
+  });
+
+  it("search across your conversations: a hit far back in the history is loaded, scrolled to, highlighted and focused", async () => {
+    // Bob (over the API, as himself) buries a message under 70 newer ones.
+    const auth = connectClient(AuthService, "connect", server.baseUrl);
+    let tokens = (await auth.login({ login: bob.username, password: DEFAULT_TEST_PASSWORD, deviceId: randomUUID() })).tokens!;
+    const token = async () => {
+      if (Number(tokens.accessTokenExpiresAt?.seconds ?? 0) * 1000 - Date.now() < 5_000)
+        tokens = (await auth.refresh({ refreshToken: tokens.refreshToken })).tokens!;
+      return tokens.accessToken;
+    };
+    const conversationId = await alice.page.evaluate(() => location.pathname.split("/").at(-1) ?? ""); // /c/<id>
+    const needle = `needle${randomBytes(3).toString("hex")}`;
+    const bodies = [`the ${needle} in the haystack`, ...Array.from({ length: 70 }, (_, i) => `hay ${i + 1}`)];
+    for (const content of bodies) {
+      await connectClient(MessageService, "connect", server.baseUrl, await token()).sendMessage({
+        conversationId,
+        clientMessageId: randomUUID(),
+        content,
+      });
+    }
+    await waitFor(async () => (await shown(alice)).at(-1)?.text, "hay 70", "Alice has the newest");
+    await alice.page.reload(); // a fresh tab: only the newest page is held
+    await alice.page.getByTestId("me").waitFor();
+    await waitFor(async () => (await shown(alice)).at(-1)?.text, "hay 70", "newest page after reload");
+    expect((await shown(alice)).map((m) => m.text)).not.toContain(`the ${needle} in the haystack`);
+
+    await alice.page.getByLabel("Search messages").fill(needle);
+    await alice.page.getByLabel("Search messages").press("Enter");
+    const hit = alice.page.getByTestId("search-hit");
+    await waitFor(() => hit.count(), 1, "one hit");
+    expect(await hit.textContent()).toBe(`Bob · Bobthe ${needle} in the haystack`);
+    await hit.click();
+    const target = messageEl(alice, `the ${needle} in the haystack`);
+    await waitFor(() => target.getAttribute("data-hit"), "true", "the hit is highlighted");
+    await waitFor(() => target.evaluate((el) => el === document.activeElement), true, "and focused");
+    await waitFor(
+      () =>
+        target.evaluate((el) => {
+          const r = el.getBoundingClientRect();
+          const list = el.closest("[data-testid=message-list]")!.getBoundingClientRect();
+          return r.top >= list.top && r.bottom <= list.bottom;
+        }),
+      true,
+      "scrolled into view",
+    );
+    // Every message between it and the newest, once, in order.
+    const texts = (await shown(alice)).map((m) => m.text);
+    const from = texts.indexOf(`the ${needle} in the haystack`);
+    expect(texts.slice(from)).toEqual(bodies);
+    expect(alice.errors).toEqual([]);
   });
 });
 

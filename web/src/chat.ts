@@ -555,6 +555,37 @@ export class Chat {
     return found.filter((u) => u.id !== this.me.id);
   }
 
+  /** SearchMessages over all my conversations, newest first; each hit's conversation and sender are fetched for display. */
+  async searchMessages(query: string): Promise<MessageData[]> {
+    const res = await this.api.messages.searchMessages({ query: query.trim(), pageSize: 20 });
+    const hits = res.messages.map(toData);
+    await Promise.all([...new Set(hits.map((m) => m.conversationId))].map((id) => this.ensureConversation(id)));
+    this.wantUsers(hits.map((m) => m.senderId));
+    return hits;
+  }
+
+  /**
+   * Opens the conversation of a search hit with the hit loaded: older pages
+   * (ListMessages before_seq) until the timeline holds it. A thread reply opens
+   * its thread. Returns false if it could not be reached.
+   */
+  async jumpTo(hit: MessageData): Promise<boolean> {
+    await this.openConversation(hit.conversationId);
+    if (this.openId !== hit.conversationId) return false;
+    const tl = this.timeline(hit.conversationId);
+    for (let step = 0; step < 400 && !tl.byMessageId(hit.id) && tl.hasMoreBefore && tl.oldestSeq > hit.seq; step++) {
+      if (this.loadingOlder) {
+        await new Promise((r) => setTimeout(r, 50)); // a page the scroll asked for is on its way
+        continue;
+      }
+      const before = tl.oldestSeq;
+      await this.loadOlder(hit.conversationId);
+      if (tl.oldestSeq === before && !this.loadingOlder) break;
+    }
+    if (hit.parentMessageId) await this.openThreadOf(hit.conversationId, hit.parentMessageId);
+    return Boolean(tl.byMessageId(hit.id) || hit.parentMessageId);
+  }
+
   /** Opens (creating on first use) the DM with a user. */
   async startDirect(userId: string): Promise<string> {
     const res = await this.api.conversations.getOrCreateDirect({ userId });

@@ -8,7 +8,7 @@ import type { Api } from "../api.ts";
 import { describeError } from "../api.ts";
 import type { Chat, ChangeScope, ConversationView } from "../chat.ts";
 import type { LinkState } from "../stream.ts";
-import type { TimelineItem } from "../timeline.ts";
+import type { MessageData, TimelineItem } from "../timeline.ts";
 import { h, fill } from "./dom.ts";
 import { settingsDialog } from "./settings-dialog.ts";
 import { mentionAutocomplete } from "./mentions.ts";
@@ -59,6 +59,9 @@ export class ChatView {
   private readonly jumpButton: HTMLButtonElement;
   private readonly emptyEl: HTMLElement;
   private readonly layoutEl: HTMLElement;
+  private readonly searchResults: HTMLElement;
+  /** The message a search jumped to (highlighted until the next jump or conversation). */
+  private hitId: string | null = null;
   private readonly threadEl: HTMLElement;
   private readonly threadList: HTMLElement;
   private readonly threadComposer: HTMLTextAreaElement;
@@ -141,6 +144,21 @@ export class ChatView {
       h("p", { class: "hint", id: "group-members-hint" }, "Usernames, separated by commas"),
       h("button", { type: "submit" }, "Create group"),
     );
+    const searchInput = h("input", {
+      id: "search-input",
+      name: "q",
+      type: "search",
+      autocomplete: "off",
+      placeholder: "words to find",
+      required: true,
+    });
+    this.searchResults = h("ul", { class: "results", "aria-label": "Search results", "data-testid": "search-results" });
+    const searchForm = h(
+      "form",
+      { class: "side-form", role: "search", "data-testid": "search-form", onsubmit: (e) => void this.onSearch(e, searchInput) },
+      h("label", { for: "search-input" }, "Search messages"),
+      h("div", { class: "row" }, searchInput, h("button", { type: "submit" }, "Search")),
+    );
     this.convList = h("ul", { class: "conv-list", "data-testid": "conversation-list", "aria-labelledby": "conv-heading" });
     const sidebar = h(
       "nav",
@@ -148,6 +166,8 @@ export class ChatView {
       dmForm,
       this.dmResults,
       h("details", { class: "new-group" }, h("summary", null, "New group"), groupForm),
+      searchForm,
+      this.searchResults,
       h("h2", { id: "conv-heading", class: "side-heading" }, "Conversations"),
       this.convList,
     );
@@ -432,6 +452,7 @@ export class ChatView {
       this.editing = null;
       this.confirmingDelete = null;
       this.selected = null;
+      if (this.hitId && !this.chat.timeline(id ?? "").byMessageId(this.hitId)) this.hitId = null;
       this.stickToBottom = true;
     }
     if (!id) return;
@@ -464,7 +485,7 @@ export class ChatView {
       keep.add(item.key);
       const showSender = !prevItem || prevItem.senderId !== item.senderId || timeGap(prevItem, item) > 5 * 60_000;
       const seenLabel = seen && seen.seq === item.seq ? this.seenText(seen.readers, conv?.type === "direct") : "";
-      const ui = `${this.chat.openThread?.parentId === item.id}|${this.pickerFor === item.key}|${this.editing === item.key}|${this.confirmingDelete === item.key}|${this.selected === item.key}`;
+      const ui = `${this.hitId === item.id}|${this.chat.openThread?.parentId === item.id}|${this.pickerFor === item.key}|${this.editing === item.key}|${this.confirmingDelete === item.key}|${this.selected === item.key}`;
       const sig = `${item.rev}|${item.state}|${showSender}|${seenLabel}|${ui}|${this.chat.userName(item.senderId)}|${this.chat.reactorsRev}`;
       let r = this.rendered.get(item.key);
       if (!r) {
@@ -522,6 +543,10 @@ export class ChatView {
     const mentioned = this.chat.mentionsMe(m) && !m.deleted;
     el.className = `msg${mine ? " mine" : ""}${showSender ? " first" : ""} ${m.state}${this.selected === m.key ? " selected" : ""}${mentioned ? " mentioned" : ""}`;
     el.dataset.mentioned = String(mentioned);
+    el.classList.toggle("hit", this.hitId === m.id);
+    el.dataset.hit = String(this.hitId === m.id);
+    if (this.hitId === m.id) el.tabIndex = -1;
+    else el.removeAttribute("tabindex");
     el.dataset.state = m.state;
     el.dataset.seq = String(m.seq);
     el.dataset.mine = String(mine);
@@ -960,6 +985,56 @@ export class ChatView {
     this.autosize();
     this.stickToBottom = true;
     this.composer.focus();
+  }
+
+  private async onSearch(e: Event, input: HTMLInputElement): Promise<void> {
+    e.preventDefault();
+    const q = input.value.trim();
+    if (!q) return input.focus();
+    fill(this.searchResults, h("li", { class: "muted", role: "status" }, "Searching…"));
+    try {
+      const hits = await this.chat.searchMessages(q);
+      fill(
+        this.searchResults,
+        hits.length
+          ? hits.map((m) => {
+              const conv = this.chat.conversations.get(m.conversationId);
+              return h(
+                "li",
+                null,
+                h(
+                  "button",
+                  { type: "button", class: "result hit-result", "data-testid": "search-hit", onclick: () => void this.jumpTo(m) },
+                  h(
+                    "span",
+                    { class: "hit-where" },
+                    `${conv ? this.chat.conversationTitle(conv) : "…"} · ${m.senderId === this.chat.me.id ? "You" : this.chat.userName(m.senderId)}`,
+                  ),
+                  h("span", { class: "hit-text" }, m.content),
+                ),
+              );
+            })
+          : h("li", { class: "muted", role: "status" }, `No messages found for “${q}”.`),
+      );
+    } catch (err) {
+      fill(this.searchResults, h("li", { class: "form-error", role: "alert" }, describeError(err).message));
+    }
+  }
+
+  /** Opens the hit's conversation (older pages loaded as needed), scrolls to it, highlights and focuses it. */
+  private async jumpTo(hit: MessageData): Promise<void> {
+    this.hitId = hit.parentMessageId || hit.id;
+    this.opts.onNavigate(hit.conversationId);
+    if (this.chat.openId && this.chat.openId !== hit.conversationId) this.drafts.set(this.chat.openId, this.composer.value);
+    const ok = await this.chat.jumpTo(hit);
+    if (!ok) return;
+    this.hitId = hit.parentMessageId || hit.id; // (opening another conversation cleared it)
+    this.stickToBottom = false;
+    this.renderNow();
+    const el = this.rendered.get(this.chat.timeline(hit.conversationId).byMessageId(this.hitId)?.key ?? "")?.el;
+    if (!el) return;
+    el.scrollIntoView({ block: "center" });
+    el.focus({ preventScroll: true });
   }
 
   private async onFindPeople(e: Event, input: HTMLInputElement): Promise<void> {
