@@ -390,6 +390,15 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     expect(texts.slice(from)).toEqual(bodies);
     expect(alice.errors).toEqual([]);
   });
+
+  it("presence on the DM header: online, then offline with when last seen once the other person leaves", async () => {
+    await waitFor(() => alice.page.getByTestId("presence-text").textContent(), "online", "Bob online in the header");
+    expect(await alice.page.getByTestId("last-seen").count()).toBe(0);
+    await bob.context.close();
+    await waitFor(() => alice.page.getByTestId("presence-text").textContent(), "offline", "Bob offline in the header", 60_000);
+    await waitFor(() => alice.page.getByTestId("last-seen").textContent(), "· last seen just now", "last seen");
+    expect(alice.errors).toEqual([]);
+  });
 });
 
 // ---- settings, phone layout, accessibility --------------------------------------------

@@ -74,6 +74,8 @@ export class Chat {
   readonly conversations = new Map<string, ConversationView>();
   readonly users = new Map<string, UserView>();
   readonly presence = new Map<string, PresenceName>();
+  /** When someone offline was last online (from presence answers and events). */
+  readonly lastSeen = new Map<string, Date>();
   /** conversation -> user -> when the indicator lapses */
   readonly typing = new Map<string, Map<string, number>>();
   /** conversation -> user -> read watermark */
@@ -160,7 +162,7 @@ export class Chat {
       open: (signal) => api.presence.watchPresence({ userIds: this.watchedUsers }, { signal }),
       onMessage: (res, ctl) => {
         ctl.connected();
-        if (res.presence) this.setPresence(res.presence.userId, res.presence.status);
+        if (res.presence) this.setPresence(res.presence.userId, res.presence.status, res.presence.lastSeenAt);
       },
       onState: (state) => {
         if (state === "unavailable") {
@@ -665,7 +667,7 @@ export class Chat {
         break;
       }
       case "presenceUpdated":
-        this.setPresence(p.value.userId, p.value.status);
+        this.setPresence(p.value.userId, p.value.status, p.value.lastSeenAt);
         break;
       case "conversationUpdated":
         if (p.value.conversation) this.mergeConversation(p.value.conversation);
@@ -770,9 +772,12 @@ export class Chat {
     if (changed) this.emit("typing");
   }
 
-  private setPresence(userId: string, status: PresenceStatus): void {
+  private setPresence(userId: string, status: PresenceStatus, lastSeenAt?: Timestamp): void {
     const name = PRESENCE_NAMES[status] ?? "unknown";
-    if (this.presence.get(userId) === name) return;
+    const seen = date(lastSeenAt);
+    const seenChanged = Boolean(seen) && seen!.getTime() !== this.lastSeen.get(userId)?.getTime();
+    if (seen) this.lastSeen.set(userId, seen);
+    if (this.presence.get(userId) === name && !seenChanged) return;
     this.presence.set(userId, name);
     this.emit("sidebar");
     this.emit("header");
@@ -933,7 +938,7 @@ export class Chat {
     if (!ids.length || this.presenceUnavailable) return;
     this.api.presence.getPresence({ userIds: ids }).then(
       (res) => {
-        for (const p of res.presences) this.setPresence(p.userId, p.status);
+        for (const p of res.presences) this.setPresence(p.userId, p.status, p.lastSeenAt);
       },
       (err) => {
         if (ConnectError.from(err).code === Code.Unimplemented) this.presenceUnavailable = true;

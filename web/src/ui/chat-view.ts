@@ -436,7 +436,13 @@ export class ChatView {
     this.composer.placeholder = `Message ${title}`;
     if (conv.type === "direct") {
       const p = this.chat.presenceOf(conv.peerUserId);
-      fill(this.subtitleEl, this.presenceDot(conv.peerUserId), h("span", null, p === "unknown" ? "" : p === "dnd" ? "do not disturb" : p));
+      const seen = p === "offline" ? this.chat.lastSeen.get(conv.peerUserId) : undefined;
+      fill(
+        this.subtitleEl,
+        this.presenceDot(conv.peerUserId),
+        h("span", { "data-testid": "presence-text" }, p === "unknown" ? "" : p === "dnd" ? "do not disturb" : p),
+        seen ? h("span", { "data-testid": "last-seen" }, `· last seen ${lastSeenText(seen)}`) : null,
+      );
     } else {
       fill(this.subtitleEl, `${conv.memberCount} members`);
     }
@@ -1106,6 +1112,16 @@ export class ChatView {
       form.append(h("p", { class: "form-error", role: "alert" }, message));
     }
   }
+}
+
+/** "just now", "5 min ago", "today at 14:05", "on 3 Dec at 09:12". */
+export function lastSeenText(at: Date, now = new Date()): string {
+  const min = Math.floor((now.getTime() - at.getTime()) / 60_000);
+  if (min < 1) return "just now";
+  if (min < 60) return `${min} min ago`;
+  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (at.toDateString() === now.toDateString()) return `today at ${time}`;
+  return `on ${at.toLocaleDateString([], { day: "numeric", month: "short" })} at ${time}`;
 }
 
 function timeGap(a: TimelineItem, b: TimelineItem): number {
