@@ -39,7 +39,8 @@ beforeAll(async () => {
   if (!haveChromium) return;
   web = buildWeb();
   backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", mongo: Boolean(env.mongo), redis: Boolean(env.redis) });
-  server = await startTestServer(backends.env, { WEB_DIR: web.dir });
+  // Notifications batch for 200 ms (not 30 s), so the test sees them soon.
+  server = await startTestServer(backends.env, { WEB_DIR: web.dir, NOTIFY_BATCH_WINDOW_MS: "200" });
   browser = await launchChromium();
 }, 180_000);
 
@@ -399,6 +400,40 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     await waitFor(() => alice.page.getByTestId("last-seen").textContent(), "· last seen just now", "last seen");
     expect(alice.errors).toEqual([]);
   });
+
+  it("notifications: what arrived while you were away, an unseen count; opening the list marks them seen; an item opens its conversation", async () => {
+    // Bob left (the test above). Alice mentions him while he is away.
+    const text = `@${bob.username} are you there?`;
+    await composer(alice).fill(text);
+    await composer(alice).press("Enter");
+    await waitFor(() => messageEl(alice, text).getAttribute("data-state"), "sent", "stored");
+
+    // Bob comes back in a new browser and logs in: the badge counts it.
+    const again = await openApp(transport, "Bob");
+    again.username = bob.username;
+    bob = again;
+    await bob.page.getByTestId("auth-switch").click();
+    await bob.page.getByLabel("Email or username").fill(bob.username);
+    await bob.page.getByLabel("Password").fill(DEFAULT_TEST_PASSWORD);
+    await bob.page.getByRole("button", { name: "Log in" }).click();
+    const button = bob.page.getByTestId("notifications-button");
+    await waitFor(() => bob.page.getByTestId("notifications-badge").textContent(), "1", "one unseen", 30_000);
+    expect(await button.getAttribute("aria-label")).toBe("Notifications, 1 unseen");
+
+    await button.click();
+    const dialog = bob.page.getByRole("dialog", { name: "Notifications" });
+    await dialog.waitFor();
+    const item = dialog.getByTestId("notification").first();
+    await waitFor(() => item.getAttribute("data-type"), "mention", "a mention");
+    expect(await item.locator(".notif-what").textContent()).toBe("Alice mentioned you");
+    expect(await item.locator(".notif-preview").textContent()).toBe(text);
+    await waitFor(() => bob.page.getByTestId("notifications-badge").isVisible(), false, "seen: no badge");
+    await expectNoAxeViolations(bob, "the notifications list");
+    await item.click();
+    await waitFor(() => bob.page.getByTestId("conversation-title").textContent(), "Alice", "the conversation opened");
+    await waitFor(async () => (await shown(bob)).at(-1)?.text, text, "with the message");
+    expect(bob.errors).toEqual([]);
+  });
 });
 
 // ---- settings, phone layout, accessibility --------------------------------------------
@@ -429,7 +464,7 @@ describe.runIf(haveChromium)("web app settings, phone layout and accessibility",
       // Escape closes the dialog; focus returns to the button that opened it.
       await p.page.keyboard.press("Escape");
       await waitFor(() => dialog.isVisible(), false, "dialog closed");
-      expect(await p.page.evaluate(() => document.activeElement?.textContent)).toBe("Settings");
+      expect(await p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.testid)).toBe("settings-button");
 
       await waitFor(
         () => Promise.resolve(p.rpcs.slice(from).some((r) => r.path === `/${MessageService.typeName}/Subscribe`)),

@@ -16,6 +16,7 @@ import type { AuthService, User } from "../../gen/chat/v1/auth_pb.js";
 import type { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import type { MessageService } from "../../gen/chat/v1/message_pb.js";
 import type { PresenceService } from "../../gen/chat/v1/presence_pb.js";
+import type { NotificationService } from "../../gen/chat/v1/notification_pb.js";
 import { BadRequestSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   authInterceptor,
@@ -56,6 +57,7 @@ export class Api {
   conversations: Client<typeof ConversationService>;
   messages: Client<typeof MessageService>;
   presence: Client<typeof PresenceService>;
+  notifications: Client<typeof NotificationService>;
   /** The refresh token is in an HttpOnly cookie (same origin only); a reload can resume. */
   readonly cookieSession: boolean;
   private readonly api: ChatApi;
@@ -93,7 +95,13 @@ export class Api {
       }),
     };
     this.api = createApi(this.chatTransport.create([authInterceptor(this.tokens)]));
-    ({ auth: this.auth, conversations: this.conversations, messages: this.messages, presence: this.presence } = this.api);
+    ({
+      auth: this.auth,
+      conversations: this.conversations,
+      messages: this.messages,
+      presence: this.presence,
+      notifications: this.notifications,
+    } = this.api);
   }
 
   get signedIn(): boolean {

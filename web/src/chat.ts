@@ -4,18 +4,30 @@
 // `onChange`. Protobuf stays at this edge: the state holds plain values.
 
 import { Code, ConnectError } from "@connectrpc/connect";
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { User } from "../../gen/chat/v1/auth_pb.js";
 import { ConversationType, type Conversation } from "../../gen/chat/v1/conversation_pb.js";
 import type { ChatMessage, Event as ChatEvent } from "../../gen/chat/v1/message_pb.js";
 import { PresenceStatus, type WatchPresenceResponse } from "../../gen/chat/v1/presence_pb.js";
+import { NotificationType, type Notification } from "../../gen/chat/v1/notification_pb.js";
 import { describeError, isTransient, SessionEndedError, type Api } from "./api.ts";
 import { ResilientStream, type LinkState } from "./stream.ts";
 import { Outbox, RealtimeStream, type LinkState as SdkLinkState, uuid } from "../../client/src/web.ts";
 import { Timeline, type MessageData, type ReactionView } from "./timeline.ts";
 
 export type PresenceName = "online" | "away" | "dnd" | "offline" | "unknown";
-export type ChangeScope = "sidebar" | "messages" | "typing" | "status" | "header" | "thread";
+export type ChangeScope = "sidebar" | "messages" | "typing" | "status" | "header" | "thread" | "notifications";
+
+export interface NotificationView {
+  id: string;
+  type: "mention" | "direct" | "thread";
+  conversationId: string;
+  senderIds: string[];
+  count: number;
+  preview: string;
+  createdAt: Date | null;
+  seen: boolean;
+}
 
 export interface UserView {
   id: string;
@@ -74,6 +86,9 @@ export class Chat {
   readonly conversations = new Map<string, ConversationView>();
   readonly users = new Map<string, UserView>();
   readonly presence = new Map<string, PresenceName>();
+  /** The newest notifications (what arrived while no device of ours was online) and how many are unseen. */
+  notifications: NotificationView[] = [];
+  unseenNotifications = 0;
   /** When someone offline was last online (from presence answers and events). */
   readonly lastSeen = new Map<string, Date>();
   /** conversation -> user -> when the indicator lapses */
@@ -148,6 +163,8 @@ export class Chat {
       },
       onState: (state) => {
         if (state === "live") {
+          // Notifications are made while no device is online: (re)connecting is when new ones may be waiting.
+          void this.refreshNotifications();
           everLive = true;
           this.resolveFirstReady();
           this.outbox.wake();
@@ -555,6 +572,28 @@ export class Chat {
     const found = res.users.map(toUser);
     for (const u of found) this.users.set(u.id, u);
     return found.filter((u) => u.id !== this.me.id);
+  }
+
+  /** ListNotifications: the newest 20 and the unseen count. */
+  async refreshNotifications(): Promise<void> {
+    try {
+      const res = await this.api.notifications.listNotifications({ pageSize: 20 });
+      this.notifications = res.notifications.map(toNotification);
+      this.unseenNotifications = res.unseenCount;
+      for (const n of this.notifications) void this.ensureConversation(n.conversationId);
+      this.wantUsers(this.notifications.flatMap((n) => n.senderIds));
+      this.emit("notifications");
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.Unimplemented && !isTransient(err)) this.report(err);
+    }
+  }
+
+  /** The list was shown: everything up to now is seen (MarkNotificationsSeen up_to). */
+  async markNotificationsSeen(): Promise<void> {
+    if (!this.unseenNotifications && this.notifications.every((n) => n.seen)) return;
+    await this.api.notifications.markNotificationsSeen({ upTo: timestampNow() });
+    this.unseenNotifications = 0;
+    this.emit("notifications");
   }
 
   /** SearchMessages over all my conversations, newest first; each hit's conversation and sender are fetched for display. */
@@ -1018,6 +1057,19 @@ export function toData(m: ChatMessage): MessageData {
     parentMessageId: m.parentMessageId,
     replyCount: m.replyCount,
     mentions: [...m.mentions],
+  };
+}
+
+function toNotification(n: Notification): NotificationView {
+  return {
+    id: n.id,
+    type: n.type === NotificationType.MENTION ? "mention" : n.type === NotificationType.THREAD_REPLY ? "thread" : "direct",
+    conversationId: n.conversationId,
+    senderIds: [...n.senderIds],
+    count: n.messageCount,
+    preview: n.preview,
+    createdAt: date(n.createdAt),
+    seen: n.seen,
   };
 }
 

@@ -59,6 +59,10 @@ export class ChatView {
   private readonly jumpButton: HTMLButtonElement;
   private readonly emptyEl: HTMLElement;
   private readonly layoutEl: HTMLElement;
+  private readonly notifButton: HTMLButtonElement;
+  private readonly notifBadge: HTMLElement;
+  private readonly notifDialog: HTMLDialogElement;
+  private readonly notifList: HTMLElement;
   private readonly searchResults: HTMLElement;
   /** The message a search jumped to (highlighted until the next jump or conversation). */
   private hitId: string | null = null;
@@ -103,6 +107,33 @@ export class ChatView {
     this.chat = chat;
     this.opts = opts;
 
+    this.notifBadge = h("span", { class: "badge", "aria-hidden": "true", "data-testid": "notifications-badge", hidden: true });
+    this.notifButton = h(
+      "button",
+      {
+        type: "button",
+        class: "icon-button",
+        "aria-label": "Notifications",
+        "data-testid": "notifications-button",
+        onclick: () => this.openNotifications(),
+      },
+      h("span", { class: "icon", "aria-hidden": "true" }, "🔔"),
+      h("span", { class: "label-text", "aria-hidden": "true" }, "Notifications"),
+      this.notifBadge,
+    );
+    this.notifList = h("ul", { class: "notif-list", "data-testid": "notification-list" });
+    this.notifDialog = h(
+      "dialog",
+      { class: "settings notifications", "aria-labelledby": "notif-heading", "data-testid": "notifications-dialog" },
+      h(
+        "form",
+        { method: "dialog" },
+        h("h2", { id: "notif-heading" }, "Notifications"),
+        h("p", { class: "hint" }, "What arrived while none of your devices was online."),
+        this.notifList,
+        h("div", { class: "dialog-actions" }, h("button", { type: "submit", class: "primary" }, "Close")),
+      ),
+    );
     this.linkEl = h("span", { class: "link-state", role: "status", "data-testid": "connection-status" });
     this.errorEl = h("div", { class: "banner", role: "alert", "data-testid": "error-banner", hidden: true });
     const header = h(
@@ -112,7 +143,13 @@ export class ChatView {
       this.linkEl,
       h("span", { class: "spacer" }),
       h("span", { class: "me", "data-testid": "me" }, `${chat.me.displayName} (@${chat.me.username})`),
-      h("button", { type: "button", "data-testid": "settings-button", onclick: () => openSettings() }, "Settings"),
+      this.notifButton,
+      h(
+        "button",
+        { type: "button", class: "icon-button", "aria-label": "Settings", "data-testid": "settings-button", onclick: () => openSettings() },
+        h("span", { class: "icon", "aria-hidden": "true" }, "⚙"),
+        h("span", { class: "label-text", "aria-hidden": "true" }, "Settings"),
+      ),
       h("button", { type: "button", onclick: () => opts.onLogout() }, "Log out"),
     );
 
@@ -301,8 +338,9 @@ export class ChatView {
     );
     fill(root, this.appEl);
     const openSettings = settingsDialog(this.appEl, api);
+    this.appEl.append(this.notifDialog);
     this.unsubscribe = chat.onChange((scope) => this.schedule(scope));
-    for (const s of ["sidebar", "messages", "typing", "status", "header", "thread"] as const) this.dirty.add(s);
+    for (const s of ["sidebar", "messages", "typing", "status", "header", "thread", "notifications"] as const) this.dirty.add(s);
     this.flush();
     (this.chat.openId ? this.composer : dmInput).focus();
   }
@@ -351,6 +389,7 @@ export class ChatView {
     if (d.has("messages") || d.has("header")) this.renderMessages();
     if (d.has("typing") || d.has("header")) this.renderTyping();
     if (d.has("thread") || d.has("header")) this.renderThread();
+    if (d.has("notifications") || d.has("sidebar")) this.renderNotifications();
   }
 
   private renderStatus(): void {
@@ -838,6 +877,53 @@ export class ChatView {
   private showError(err: unknown): void {
     this.chat.lastError = describeError(err).message;
     this.schedule("status");
+  }
+
+  private renderNotifications(): void {
+    const unseen = this.chat.unseenNotifications;
+    this.notifBadge.hidden = unseen === 0;
+    this.notifBadge.textContent = String(unseen);
+    this.notifButton.setAttribute("aria-label", unseen ? `Notifications, ${unseen} unseen` : "Notifications");
+    const what = { mention: "mentioned you", direct: "messaged you", thread: "replied in a thread" } as const;
+    fill(
+      this.notifList,
+      this.chat.notifications.length
+        ? this.chat.notifications.map((n) => {
+            const conv = this.chat.conversations.get(n.conversationId);
+            const who = n.senderIds.map((id) => this.chat.userName(id)).join(", ") || "Someone";
+            const where = conv && conv.type !== "direct" ? ` in ${this.chat.conversationTitle(conv)}` : "";
+            return h(
+              "li",
+              null,
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: `notif${n.seen ? "" : " unseen"}`,
+                  "data-testid": "notification",
+                  "data-type": n.type,
+                  "data-seen": String(n.seen),
+                  onclick: () => {
+                    this.notifDialog.close();
+                    void this.open(n.conversationId);
+                  },
+                },
+                n.seen ? null : h("span", { class: "visually-hidden" }, "New: "),
+                h("span", { class: "notif-what" }, `${who} ${what[n.type]}${where}${n.count > 1 ? ` (${n.count} messages)` : ""}`),
+                h("span", { class: "notif-preview" }, n.preview),
+                n.createdAt ? h("time", { datetime: n.createdAt.toISOString() }, n.createdAt.toLocaleString()) : null,
+              ),
+            );
+          })
+        : h("li", { class: "muted" }, "Nothing yet."),
+    );
+  }
+
+  /** Shows the list (fresh from the server) and marks everything in it seen. */
+  private openNotifications(): void {
+    this.renderNotifications();
+    this.notifDialog.showModal();
+    void this.chat.refreshNotifications().then(() => this.chat.markNotificationsSeen().catch((err) => this.showError(err)));
   }
 
   /** Everyone in the open conversation but me. */
