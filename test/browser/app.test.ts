@@ -12,6 +12,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { AuthService } from "../../gen/chat/v1/auth_pb.js";
+import { ConversationService, ConversationType } from "../../gen/chat/v1/conversation_pb.js";
 import { connectClient } from "../support/clients.ts";
 import { env } from "../support/backends.ts";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
@@ -432,6 +433,37 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     await item.click();
     await waitFor(() => bob.page.getByTestId("conversation-title").textContent(), "Alice", "the conversation opened");
     await waitFor(async () => (await shown(bob)).at(-1)?.text, text, "with the message");
+    expect(bob.errors).toEqual([]);
+  });
+
+  it("channels: browse the public ones by name, join one; it opens, and the others see your message live", async () => {
+    // Alice makes a public channel (over the API, as herself).
+    const auth = connectClient(AuthService, "connect", server.baseUrl);
+    const { tokens } = await auth.login({ login: alice.username, password: DEFAULT_TEST_PASSWORD, deviceId: randomUUID() });
+    const name = `lobby${randomBytes(3).toString("hex")}`;
+    await connectClient(ConversationService, "connect", server.baseUrl, tokens!.accessToken).createConversation({
+      type: ConversationType.CHANNEL,
+      title: name,
+      description: "Say hello",
+    });
+
+    const { page } = bob;
+    await page.getByText("Browse channels").click();
+    await page.getByLabel("Channel name").fill(name.slice(0, 8));
+    await page.getByLabel("Channel name").press("Enter");
+    const row = page.getByTestId("channel-results").getByTestId("channel");
+    await waitFor(() => row.allTextContents(), [`#${name}1 member · Say helloJoin`], "the channel is listed");
+    await expectNoAxeViolations(bob, "the channel browser");
+    await page.getByRole("button", { name: `Join #${name}` }).click();
+    await waitFor(() => page.getByTestId("conversation-title").textContent(), `#${name}`, "joined and opened");
+    await waitFor(() => page.getByTestId("conversation-subtitle").textContent(), "2 members", "two members");
+    await send(bob, "hi all");
+    await waitFor(() => conversationItem(alice, `#${name}`).getByTestId("unread-badge").textContent(), "1", "Alice gets it live");
+
+    // Listed again: now "Open", with two members.
+    await page.getByLabel("Channel name").press("Enter");
+    await waitFor(() => row.allTextContents(), [`#${name}2 members · Say helloOpen`], "joined");
+    expect(alice.errors).toEqual([]);
     expect(bob.errors).toEqual([]);
   });
 });

@@ -627,6 +627,24 @@ export class Chat {
     return Boolean(tl.byMessageId(hit.id) || hit.parentMessageId);
   }
 
+  /** ListPublicChannels (optionally by name prefix), marked with whether I am in each. */
+  async listChannels(query: string): Promise<{ id: string; name: string; description: string; memberCount: number; joined: boolean }[]> {
+    const res = await this.api.conversations.listPublicChannels({ query: query.trim().replace(/^#/, ""), pageSize: 50 });
+    return res.conversations.map((c) => ({
+      id: c.id,
+      name: c.title,
+      description: c.description,
+      memberCount: c.memberCount,
+      joined: this.conversations.has(c.id),
+    }));
+  }
+
+  /** JoinConversation on a public channel; it joins the list (and the stream's events) at once. */
+  async joinChannel(id: string): Promise<string> {
+    const res = await this.api.conversations.joinConversation({ conversationId: id });
+    return this.putConversation(res.conversation!).id;
+  }
+
   /** Opens (creating on first use) the DM with a user. */
   async startDirect(userId: string): Promise<string> {
     const res = await this.api.conversations.getOrCreateDirect({ userId });

@@ -64,6 +64,7 @@ export class ChatView {
   private readonly notifDialog: HTMLDialogElement;
   private readonly notifList: HTMLElement;
   private readonly searchResults: HTMLElement;
+  private readonly channelResults: HTMLElement;
   /** The message a search jumped to (highlighted until the next jump or conversation). */
   private hitId: string | null = null;
   private readonly threadEl: HTMLElement;
@@ -181,6 +182,27 @@ export class ChatView {
       h("p", { class: "hint", id: "group-members-hint" }, "Usernames, separated by commas"),
       h("button", { type: "submit" }, "Create group"),
     );
+    const channelInput = h("input", { id: "channel-query", name: "channel", type: "search", autocomplete: "off", placeholder: "name starts with…" });
+    this.channelResults = h("ul", { class: "results channel-results", "aria-label": "Public channels", "data-testid": "channel-results" });
+    const channelForm = h(
+      "form",
+      { class: "side-form", "data-testid": "channel-form", onsubmit: (e) => void this.onBrowseChannels(e, channelInput) },
+      h("label", { for: "channel-query" }, "Channel name"),
+      h("div", { class: "row" }, channelInput, h("button", { type: "submit" }, "Show")),
+    );
+    const channels = h(
+      "details",
+      {
+        class: "new-group",
+        "data-testid": "browse-channels",
+        ontoggle: (e) => {
+          if ((e.currentTarget as HTMLDetailsElement).open) channelForm.requestSubmit();
+        },
+      },
+      h("summary", null, "Browse channels"),
+      channelForm,
+      this.channelResults,
+    );
     const searchInput = h("input", {
       id: "search-input",
       name: "q",
@@ -203,6 +225,7 @@ export class ChatView {
       dmForm,
       this.dmResults,
       h("details", { class: "new-group" }, h("summary", null, "New group"), groupForm),
+      channels,
       searchForm,
       this.searchResults,
       h("h2", { id: "conv-heading", class: "side-heading" }, "Conversations"),
@@ -1077,6 +1100,60 @@ export class ChatView {
     this.autosize();
     this.stickToBottom = true;
     this.composer.focus();
+  }
+
+  private async onBrowseChannels(e: Event, input: HTMLInputElement): Promise<void> {
+    e.preventDefault();
+    fill(this.channelResults, h("li", { class: "muted", role: "status" }, "Loading channels…"));
+    try {
+      const found = await this.chat.listChannels(input.value);
+      fill(
+        this.channelResults,
+        found.length
+          ? found.map((c) =>
+              h(
+                "li",
+                { class: "channel", "data-testid": "channel", "data-channel": c.name },
+                h(
+                  "span",
+                  { class: "channel-text" },
+                  h("span", { class: "conv-title" }, `#${c.name}`),
+                  h(
+                    "span",
+                    { class: "conv-preview" },
+                    `${c.memberCount} ${c.memberCount === 1 ? "member" : "members"}${c.description ? ` · ${c.description}` : ""}`,
+                  ),
+                ),
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    "aria-label": `${c.joined ? "Open" : "Join"} #${c.name}`,
+                    onclick: async (ev) => {
+                      const b = ev.currentTarget as HTMLButtonElement;
+                      b.disabled = true;
+                      try {
+                        await this.open(c.joined ? c.id : await this.chat.joinChannel(c.id));
+                      } catch (err) {
+                        this.showError(err);
+                      } finally {
+                        b.disabled = false;
+                      }
+                    },
+                  },
+                  c.joined ? "Open" : "Join",
+                ),
+              ),
+            )
+          : h(
+              "li",
+              { class: "muted", role: "status" },
+              input.value.trim() ? `No public channel starts with “${input.value.trim()}”.` : "No public channels yet.",
+            ),
+      );
+    } catch (err) {
+      fill(this.channelResults, h("li", { class: "form-error", role: "alert" }, describeError(err).message));
+    }
   }
 
   private async onSearch(e: Event, input: HTMLInputElement): Promise<void> {
