@@ -461,7 +461,7 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     await waitFor(() => conversationItem(alice, `#${name}`).getByTestId("unread-badge").textContent(), "1", "Alice gets it live");
 
     // Listed again: now "Open", with two members.
-    await page.getByLabel("Channel name").press("Enter");
+    await page.getByTestId("channel-form").getByRole("button", { name: "Show" }).click();
     await waitFor(() => row.allTextContents(), [`#${name}2 members · Say helloOpen`], "joined");
     expect(alice.errors).toEqual([]);
     expect(bob.errors).toEqual([]);

@@ -65,6 +65,7 @@ export class ChatView {
   private readonly notifList: HTMLElement;
   private readonly searchResults: HTMLElement;
   private readonly channelResults: HTMLElement;
+  private channelQuery = 0;
   /** The message a search jumped to (highlighted until the next jump or conversation). */
   private hitId: string | null = null;
   private readonly threadEl: HTMLElement;
@@ -1105,8 +1106,10 @@ export class ChatView {
   private async onBrowseChannels(e: Event, input: HTMLInputElement): Promise<void> {
     e.preventDefault();
     fill(this.channelResults, h("li", { class: "muted", role: "status" }, "Loading channels…"));
+    const ticket = ++this.channelQuery; // only the latest answer is shown
     try {
       const found = await this.chat.listChannels(input.value);
+      if (ticket !== this.channelQuery) return;
       fill(
         this.channelResults,
         found.length
