@@ -466,6 +466,76 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     expect(alice.errors).toEqual([]);
     expect(bob.errors).toEqual([]);
   });
+
+  it("group members: the owner makes someone admin, removes them and adds them back; the other side follows live", async () => {
+    const title = `Team ${transport}`;
+    await alice.page.getByText("New group").click();
+    await alice.page.getByLabel("Group name").fill(title);
+    await alice.page.getByLabel("Members", { exact: true }).fill(bob.username);
+    await alice.page.getByRole("button", { name: "Create group" }).click();
+    await waitFor(() => alice.page.getByTestId("conversation-title").textContent(), title, "group opened");
+    await conversationItem(bob, title).waitFor();
+
+    const members = (p: Person) =>
+      p.page
+        .getByTestId("members-dialog")
+        .getByTestId("member")
+        .evaluateAll((els) => els.map((el) => [el.querySelector(".conv-title")?.textContent, (el as HTMLElement).dataset.role]));
+    await alice.page.getByTestId("members-button").click();
+    const dialog = alice.page.getByRole("dialog", { name: "Members" });
+    await dialog.waitFor();
+    await waitFor(
+      () => members(alice),
+      [
+        ["Alice (you)", "owner"],
+        ["Bob", "member"],
+      ],
+      "the owner's view",
+    );
+    await dialog.getByLabel("Role of Bob").selectOption("admin");
+    await waitFor(
+      () => members(alice),
+      [
+        ["Alice (you)", "owner"],
+        ["Bob", "admin"],
+      ],
+      "Bob is admin",
+    );
+    await expectNoAxeViolations(alice, "the members dialog");
+
+    // Bob (an admin now) sees the roles; he cannot act on the owner.
+    await conversationItem(bob, title).click();
+    await bob.page.getByTestId("members-button").click();
+    await waitFor(
+      () => members(bob),
+      [
+        ["Alice", "owner"],
+        ["Bob (you)", "admin"],
+      ],
+      "Bob's view",
+    );
+    expect(await bob.page.getByRole("button", { name: "Remove Alice" }).count()).toBe(0);
+    await bob.page.keyboard.press("Escape");
+
+    // Removed: the group leaves Bob's list live. Added back: it returns.
+    await dialog.getByRole("button", { name: "Remove Bob" }).click();
+    await waitFor(() => members(alice), [["Alice (you)", "owner"]], "one member left");
+    await waitFor(() => conversationItem(bob, title).count(), 0, "gone from Bob's list");
+    await dialog.getByLabel("Add people (usernames)").fill(bob.username);
+    await dialog.getByRole("button", { name: "Add", exact: true }).click();
+    await waitFor(
+      () => members(alice),
+      [
+        ["Alice (you)", "owner"],
+        ["Bob", "member"],
+      ],
+      "Bob back",
+    );
+    await waitFor(() => conversationItem(bob, title).count(), 1, "back in Bob's list");
+    await alice.page.keyboard.press("Escape");
+    expect(alice.errors).toEqual([]);
+    expect(bob.errors).toEqual([]);
+  });
 });
 
 // ---- settings, phone layout, accessibility --------------------------------------------

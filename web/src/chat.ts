@@ -6,7 +6,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { User } from "../../gen/chat/v1/auth_pb.js";
-import { ConversationType, type Conversation } from "../../gen/chat/v1/conversation_pb.js";
+import { ConversationType, MemberRole, type Conversation } from "../../gen/chat/v1/conversation_pb.js";
 import type { ChatMessage, Event as ChatEvent } from "../../gen/chat/v1/message_pb.js";
 import { PresenceStatus, type WatchPresenceResponse } from "../../gen/chat/v1/presence_pb.js";
 import { NotificationType, type Notification } from "../../gen/chat/v1/notification_pb.js";
@@ -15,8 +15,13 @@ import { ResilientStream, type LinkState } from "./stream.ts";
 import { Outbox, RealtimeStream, type LinkState as SdkLinkState, uuid } from "../../client/src/web.ts";
 import { Timeline, type MessageData, type ReactionView } from "./timeline.ts";
 
+export type Role = "owner" | "admin" | "member" | "";
+const RANK: Record<Role, number> = { owner: 3, admin: 2, member: 1, "": 0 };
+const ROLE_OF: Partial<Record<MemberRole, Role>> = { [MemberRole.OWNER]: "owner", [MemberRole.ADMIN]: "admin", [MemberRole.MEMBER]: "member" };
+const ROLE_PB: Record<Exclude<Role, "">, MemberRole> = { owner: MemberRole.OWNER, admin: MemberRole.ADMIN, member: MemberRole.MEMBER };
+
 export type PresenceName = "online" | "away" | "dnd" | "offline" | "unknown";
-export type ChangeScope = "sidebar" | "messages" | "typing" | "status" | "header" | "thread" | "notifications";
+export type ChangeScope = "sidebar" | "messages" | "typing" | "status" | "header" | "thread" | "notifications" | "members";
 
 export interface NotificationView {
   id: string;
@@ -44,6 +49,8 @@ export interface ConversationView {
   id: string;
   type: "direct" | "group" | "channel";
   title: string;
+  /** My role here ("" in a DM). */
+  role: Role;
   peerUserId: string;
   memberCount: number;
   lastMessageAt: number;
@@ -93,6 +100,8 @@ export class Chat {
   readonly lastSeen = new Map<string, Date>();
   /** conversation -> user -> when the indicator lapses */
   readonly typing = new Map<string, Map<string, number>>();
+  /** conversation -> user -> role (from ListMembers) */
+  readonly roles = new Map<string, Map<string, Role>>();
   /** conversation -> user -> read watermark */
   readonly receipts = new Map<string, Map<string, number>>();
   openId: string | null = null;
@@ -627,6 +636,42 @@ export class Chat {
     return Boolean(tl.byMessageId(hit.id) || hit.parentMessageId);
   }
 
+  /** Members of a conversation with their roles, owners first, then by name. */
+  membersWithRoles(conversationId: string): { user: UserView; role: Role }[] {
+    const roles = this.roles.get(conversationId) ?? new Map<string, Role>();
+    return [...roles.entries()]
+      .map(([id, role]) => ({ user: this.users.get(id) ?? { id, username: "…", displayName: this.userName(id) }, role }))
+      .sort((a, b) => RANK[b.role] - RANK[a.role] || a.user.displayName.localeCompare(b.user.displayName));
+  }
+
+  /** Whether I may remove this member or change their role (docs/CONVERSATIONS.md: at or below my rank, admins and owners only). */
+  canManage(conversationId: string, userId: string): boolean {
+    const mine = this.conversations.get(conversationId)?.role ?? "";
+    const theirs = this.roles.get(conversationId)?.get(userId) ?? "member";
+    return userId !== this.me.id && RANK[mine] >= RANK.admin && RANK[mine] >= RANK[theirs];
+  }
+
+  /** Roles I may grant: at most my own. */
+  grantableRoles(conversationId: string): Exclude<Role, "">[] {
+    const mine = this.conversations.get(conversationId)?.role ?? "";
+    return (["member", "admin", "owner"] as const).filter((r) => RANK[r] <= RANK[mine]);
+  }
+
+  async addMembers(conversationId: string, userIds: string[]): Promise<void> {
+    await this.api.conversations.addMembers({ conversationId, userIds });
+    await Promise.all([this.loadReceipts(conversationId), this.reloadConversation(conversationId)]);
+  }
+
+  async removeMember(conversationId: string, userId: string): Promise<void> {
+    await this.api.conversations.removeMember({ conversationId, userId });
+    await Promise.all([this.loadReceipts(conversationId), this.reloadConversation(conversationId)]);
+  }
+
+  async setRole(conversationId: string, userId: string, role: Exclude<Role, "">): Promise<void> {
+    await this.api.conversations.setMemberRole({ conversationId, userId, role: ROLE_PB[role] });
+    await this.loadReceipts(conversationId);
+  }
+
   /** ListPublicChannels (optionally by name prefix), marked with whether I am in each. */
   async listChannels(query: string): Promise<{ id: string; name: string; description: string; memberCount: number; joined: boolean }[]> {
     const res = await this.api.conversations.listPublicChannels({ query: query.trim().replace(/^#/, ""), pageSize: 50 });
@@ -737,6 +782,7 @@ export class Chat {
           this.emit("sidebar");
         } else {
           await this.reloadConversation(convId);
+          if (this.openId === convId) await this.loadReceipts(convId);
         }
         break;
     }
@@ -895,6 +941,10 @@ export class Chat {
       const res = await this.api.conversations.listMembers({ conversationId: id, pageSize: 500 });
       let reads = this.receipts.get(id);
       if (!reads) this.receipts.set(id, (reads = new Map()));
+      // Members who left are not in the answer.
+      for (const user of [...reads.keys()]) if (!res.members.some((m) => m.userId === user)) reads.delete(user);
+      this.roles.set(id, new Map(res.members.map((m) => [m.userId, ROLE_OF[m.role] ?? "member"])));
+      this.emit("members");
       for (const m of res.members) {
         const read = Number(m.lastReadSeq);
         if (read > (reads.get(m.userId) ?? 0)) reads.set(m.userId, read);
@@ -1101,6 +1151,7 @@ function toConversation(c: Conversation): ConversationView {
     id: c.id,
     type,
     title: c.title,
+    role: ROLE_OF[c.role] ?? "",
     peerUserId: c.peerUserId,
     memberCount: c.memberCount,
     lastMessageAt: (date(c.lastMessageAt) ?? date(c.createdAt))?.getTime() ?? 0,

@@ -60,6 +60,10 @@ export class ChatView {
   private readonly emptyEl: HTMLElement;
   private readonly layoutEl: HTMLElement;
   private readonly notifButton: HTMLButtonElement;
+  private readonly membersDialog: HTMLDialogElement;
+  private readonly membersList: HTMLElement;
+  private readonly membersAdd: HTMLElement;
+  private readonly membersButton: HTMLButtonElement;
   private readonly notifBadge: HTMLElement;
   private readonly notifDialog: HTMLDialogElement;
   private readonly notifList: HTMLElement;
@@ -122,6 +126,21 @@ export class ChatView {
       h("span", { class: "icon", "aria-hidden": "true" }, "🔔"),
       h("span", { class: "label-text", "aria-hidden": "true" }, "Notifications"),
       this.notifBadge,
+    );
+    this.membersList = h("ul", { class: "notif-list member-list", "data-testid": "member-list" });
+    this.membersAdd = h("div", { class: "members-add" });
+    this.membersDialog = h(
+      "dialog",
+      { class: "settings members", "aria-labelledby": "members-heading", "data-testid": "members-dialog" },
+      h("h2", { id: "members-heading" }, "Members"),
+      this.membersAdd,
+      this.membersList,
+      h("form", { method: "dialog", class: "dialog-actions" }, h("button", { type: "submit", class: "primary" }, "Close")),
+    );
+    this.membersButton = h(
+      "button",
+      { type: "button", class: "link", "data-testid": "members-button", hidden: true, onclick: () => this.openMembers() },
+      "Members",
     );
     this.notifList = h("ul", { class: "notif-list", "data-testid": "notification-list" });
     this.notifDialog = h(
@@ -344,6 +363,7 @@ export class ChatView {
           h("span", { "aria-hidden": "true" }, "←"),
         ),
         h("div", { class: "conv-heading" }, this.titleEl, this.subtitleEl),
+        this.membersButton,
       ),
       this.list,
       this.jumpButton,
@@ -362,9 +382,9 @@ export class ChatView {
     );
     fill(root, this.appEl);
     const openSettings = settingsDialog(this.appEl, api);
-    this.appEl.append(this.notifDialog);
+    this.appEl.append(this.notifDialog, this.membersDialog);
     this.unsubscribe = chat.onChange((scope) => this.schedule(scope));
-    for (const s of ["sidebar", "messages", "typing", "status", "header", "thread", "notifications"] as const) this.dirty.add(s);
+    for (const s of ["sidebar", "messages", "typing", "status", "header", "thread", "notifications", "members"] as const) this.dirty.add(s);
     this.flush();
     (this.chat.openId ? this.composer : dmInput).focus();
   }
@@ -414,6 +434,7 @@ export class ChatView {
     if (d.has("typing") || d.has("header")) this.renderTyping();
     if (d.has("thread") || d.has("header")) this.renderThread();
     if (d.has("notifications") || d.has("sidebar")) this.renderNotifications();
+    if (d.has("members") || d.has("header")) this.renderMembers();
   }
 
   private renderStatus(): void {
@@ -941,6 +962,103 @@ export class ChatView {
           })
         : h("li", { class: "muted" }, "Nothing yet."),
     );
+  }
+
+  private openMembers(): void {
+    this.renderMembers();
+    this.membersDialog.showModal();
+  }
+
+  /** The members dialog: everyone with their role; owners and admins change roles, remove and add people. */
+  private renderMembers(): void {
+    const id = this.chat.openId;
+    const conv = id ? this.chat.conversations.get(id) : undefined;
+    this.membersButton.hidden = !conv || conv.type === "direct";
+    if (!id || !conv || conv.type === "direct") {
+      if (this.membersDialog.open) this.membersDialog.close();
+      return;
+    }
+    const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focusKey;
+    const grantable = this.chat.grantableRoles(id);
+    fill(
+      this.membersList,
+      this.chat.membersWithRoles(id).map(({ user, role }) => {
+        const name = user.id === this.chat.me.id ? `${user.displayName} (you)` : user.displayName;
+        const manage = this.chat.canManage(id, user.id);
+        const selectId = `role-${user.id}`;
+        return h(
+          "li",
+          { class: "member", "data-testid": "member", "data-user-id": user.id, "data-role": role },
+          h("span", { class: "channel-text" }, h("span", { class: "conv-title" }, name), h("span", { class: "conv-preview" }, `@${user.username}`)),
+          manage
+            ? h(
+                "span",
+                { class: "member-actions" },
+                h("label", { for: selectId, class: "visually-hidden" }, `Role of ${user.displayName}`),
+                h(
+                  "select",
+                  {
+                    id: selectId,
+                    "data-focus-key": `role:${user.id}`,
+                    onchange: (e) => {
+                      const next = (e.currentTarget as HTMLSelectElement).value as "member" | "admin" | "owner";
+                      this.chat.setRole(id, user.id, next).catch((err) => this.showError(err));
+                    },
+                  },
+                  [...new Set([...grantable, role])].map((r) => h("option", { value: r, selected: r === role }, r[0]!.toUpperCase() + r.slice(1))),
+                ),
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    "aria-label": `Remove ${user.displayName}`,
+                    "data-focus-key": `remove:${user.id}`,
+                    onclick: () => this.chat.removeMember(id, user.id).catch((err) => this.showError(err)),
+                  },
+                  "Remove",
+                ),
+              )
+            : h("span", { class: "role" }, role[0]!.toUpperCase() + role.slice(1)),
+        );
+      }),
+    );
+    const canAdd = conv.role === "owner" || conv.role === "admin" || conv.type === "channel";
+    if (canAdd && !this.membersAdd.firstChild) {
+      const input = h("input", { id: "add-members", name: "add", type: "text", autocomplete: "off", placeholder: "alice, bob" });
+      const error = h("p", { class: "form-error", role: "alert" });
+      this.membersAdd.append(
+        h(
+          "form",
+          {
+            class: "side-form",
+            onsubmit: async (e) => {
+              e.preventDefault();
+              error.textContent = "";
+              try {
+                const ids: string[] = [];
+                for (const name of input.value
+                  .split(/[\s,]+/)
+                  .map((x) => x.trim().replace(/^@/, "").toLowerCase())
+                  .filter(Boolean)) {
+                  const found = (await this.chat.searchUsers(name)).find((u) => u.username.toLowerCase() === name);
+                  if (!found) throw new Error(`No user named @${name}.`);
+                  ids.push(found.id);
+                }
+                if (!ids.length || !this.chat.openId) return input.focus();
+                await this.chat.addMembers(this.chat.openId, ids);
+                input.value = "";
+              } catch (err) {
+                error.textContent = err instanceof Error && !("code" in err) ? err.message : describeError(err).message;
+              }
+            },
+          },
+          h("label", { for: "add-members" }, "Add people (usernames)"),
+          h("div", { class: "row" }, input, h("button", { type: "submit" }, "Add")),
+          error,
+        ),
+      );
+    } else if (!canAdd) fill(this.membersAdd);
+    if (focusKey) this.membersList.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
   }
 
   /** Shows the list (fresh from the server) and marks everything in it seen. */
