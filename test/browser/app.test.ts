@@ -482,7 +482,7 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
         .getByTestId("member")
         .evaluateAll((els) => els.map((el) => [el.querySelector(".conv-title")?.textContent, (el as HTMLElement).dataset.role]));
     await alice.page.getByTestId("members-button").click();
-    const dialog = alice.page.getByRole("dialog", { name: "Members" });
+    const dialog = alice.page.getByRole("dialog", { name: "People" });
     await dialog.waitFor();
     await waitFor(
       () => members(alice),

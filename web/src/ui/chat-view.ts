@@ -132,7 +132,7 @@ export class ChatView {
     this.membersDialog = h(
       "dialog",
       { class: "settings members", "aria-labelledby": "members-heading", "data-testid": "members-dialog" },
-      h("h2", { id: "members-heading" }, "Members"),
+      h("h2", { id: "members-heading" }, "People"),
       this.membersAdd,
       this.membersList,
       h("form", { method: "dialog", class: "dialog-actions" }, h("button", { type: "submit", class: "primary" }, "Close")),
@@ -140,7 +140,7 @@ export class ChatView {
     this.membersButton = h(
       "button",
       { type: "button", class: "link", "data-testid": "members-button", hidden: true, onclick: () => this.openMembers() },
-      "Members",
+      "People",
     );
     this.notifList = h("ul", { class: "notif-list", "data-testid": "notification-list" });
     this.notifDialog = h(
