@@ -152,38 +152,45 @@ async function phaseThroughput(): Promise<void> {
     const { apis, convs, people } = await setup(server.baseUrl, 8, 100);
     await db.query("CREATE TABLE bench_convs (n int PRIMARY KEY, id uuid NOT NULL)");
     await db.query("INSERT INTO bench_convs SELECT i, c FROM unnest($1::uuid[]) WITH ORDINALITY AS x(c, i)", [convs]);
-    const script = join(mkdtempSync(join(tmpdir(), "bench-outbox-")), "send.sql");
-    writeFileSync(
-      script,
-      `\\set k random(1, :nconv)
+    const dir = mkdtempSync(join(tmpdir(), "bench-outbox-"));
+    // The minimal send, and the same with last_message_at set as the app's send does: that fires
+    // the member-activity trigger (migration 0007: each member's activity_at, for ListConversations),
+    // so the pair measures what that copy costs the database.
+    const sendSql = (setActivity: boolean) => `\\set k random(1, :nconv)
 WITH l AS (SELECT c.id, c.last_seq FROM conversations c WHERE c.id = (SELECT id FROM bench_convs WHERE n = :k) FOR NO KEY UPDATE),
 m AS (INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, content, created_at)
       SELECT gen_random_uuid(), l.id, l.last_seq + 1, '${people[0].user.id}', gen_random_uuid()::text, 'bench', now() FROM l
       RETURNING conversation_id, seq)
-UPDATE conversations SET last_seq = m.seq FROM m WHERE conversations.id = m.conversation_id;
-`,
-    );
+UPDATE conversations SET last_seq = m.seq${setActivity ? ", last_message_at = now()" : ""} FROM m WHERE conversations.id = m.conversation_id;
+`;
+    const script = join(dir, "send.sql");
+    writeFileSync(script, sendSql(false));
+    const scriptActivity = join(dir, "send-activity.sql");
+    writeFileSync(scriptActivity, sendSql(true));
     await drive(apis, convs, 8, { seconds: 1 }); // warm-up
     log(`\n## SendMessage vs pgbench's minimal send (same tables, back to back, ${SECONDS} s each) — ${cpus().length} cores, load ${load()}\n`);
-    log("| senders | conversations | SendMessage sends/s | server CPU ms/send | pgbench sends/s | ratio | load (1 min) |");
-    log("|---:|---:|---:|---:|---:|---:|---:|");
+    log(
+      "| senders | conversations | SendMessage sends/s | server CPU ms/send | pgbench sends/s | ratio | pgbench + activity copy sends/s | load (1 min) |",
+    );
+    log("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (const senders of [8, 32]) {
       for (const k of [1, 10, 100]) {
         const cpu0 = cpuSeconds(server.child.pid!);
         const app = await drive(apis, convs.slice(0, k), senders, { seconds: SECONDS });
         const cpu = cpuSeconds(server.child.pid!) - cpu0;
         const appRate = app.sent / app.seconds;
-        const out = execFileSync(
-          "pgbench",
-          ["-n", "-c", String(senders), "-j", "2", "-T", String(SECONDS), "-D", `nconv=${k}`, "-f", script, url.replace(/\+/g, "%20")],
-          {
-            encoding: "utf8",
-            stdio: ["ignore", "pipe", "pipe"],
-          },
-        );
-        const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
+        const pgbench = (file: string) => {
+          const out = execFileSync(
+            "pgbench",
+            ["-n", "-c", String(senders), "-j", "2", "-T", String(SECONDS), "-D", `nconv=${k}`, "-f", file, url.replace(/\+/g, "%20")],
+            { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+          );
+          return Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
+        };
+        const tps = pgbench(script);
+        const tpsActivity = pgbench(scriptActivity);
         log(
-          `| ${senders} | ${k} | ${appRate.toFixed(0)}${app.errors ? ` (${app.errors} errors)` : ""} | ${((1000 * cpu) / Math.max(1, app.sent)).toFixed(2)} | ${tps.toFixed(0)} | ${(appRate / tps).toFixed(2)} | ${loadavg()[0].toFixed(1)} |`,
+          `| ${senders} | ${k} | ${appRate.toFixed(0)}${app.errors ? ` (${app.errors} errors)` : ""} | ${((1000 * cpu) / Math.max(1, app.sent)).toFixed(2)} | ${tps.toFixed(0)} | ${(appRate / tps).toFixed(2)} | ${tpsActivity.toFixed(0)} | ${loadavg()[0].toFixed(1)} |`,
         );
       }
     }
