@@ -14,16 +14,15 @@ import { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { AuthService } from "../../gen/chat/v1/auth_pb.js";
 import { ConversationService, ConversationType } from "../../gen/chat/v1/conversation_pb.js";
 import { connectClient } from "../support/clients.ts";
-import { env } from "../support/backends.ts";
-import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
+import type { TestServer } from "../support/server.ts";
 import { DEFAULT_TEST_PASSWORD } from "../support/users.ts";
 import {
   ARTIFACTS,
   axeViolations,
-  buildWeb,
+  type BrowserStack,
   haveChromium,
-  launchChromium,
   reportMissingChromium,
+  startBrowserStack,
   TRANSPORTS,
   type TransportKind,
 } from "../support/browser.ts";
@@ -31,26 +30,18 @@ import {
 const WAIT_MS = 20_000;
 reportMissingChromium(describe, it);
 
-let web: ReturnType<typeof buildWeb> | undefined;
-let backends: ProvisionedBackends;
+let stack: BrowserStack | undefined;
 let server: TestServer;
 let browser: Browser;
 
 beforeAll(async () => {
   if (!haveChromium) return;
-  web = buildWeb();
-  backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", mongo: Boolean(env.mongo), redis: Boolean(env.redis) });
   // Notifications batch for 200 ms (not 30 s), so the test sees them soon.
-  server = await startTestServer(backends.env, { WEB_DIR: web.dir, NOTIFY_BATCH_WINDOW_MS: "200" });
-  browser = await launchChromium();
+  stack = await startBrowserStack({ NOTIFY_BATCH_WINDOW_MS: "200" });
+  ({ server, browser } = stack);
 }, 180_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  await backends?.cleanup();
-  web?.remove();
-});
+afterAll(async () => stack?.close());
 
 // ---- helpers ------------------------------------------------------------------
 

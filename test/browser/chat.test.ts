@@ -14,38 +14,35 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { AuthService } from "../../gen/chat/v1/auth_pb.js";
 import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import { MessageService, SubscribeRequestSchema } from "../../gen/chat/v1/message_pb.js";
-import { env } from "../support/backends.ts";
-import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
+import type { TestServer } from "../support/server.ts";
 import { connectClient } from "../support/clients.ts";
 import { DEFAULT_TEST_PASSWORD, registerUser } from "../support/users.ts";
-import { ARTIFACTS, buildWeb, haveChromium, launchChromium, reportMissingChromium, TRANSPORTS, type TransportKind } from "../support/browser.ts";
+import {
+  ARTIFACTS,
+  type BrowserStack,
+  haveChromium,
+  reportMissingChromium,
+  startBrowserStack,
+  TRANSPORTS,
+  type TransportKind,
+} from "../support/browser.ts";
 
 // Short-lived access tokens, so every scenario also lives through expiry and Refresh.
 const ACCESS_TOKEN_TTL_SEC = 10;
 const WAIT_MS = 20_000;
 reportMissingChromium(describe, it);
 
-let web: ReturnType<typeof buildWeb> | undefined;
-let backends: ProvisionedBackends;
+let stack: BrowserStack | undefined;
 let server: TestServer;
 let browser: Browser;
 
 beforeAll(async () => {
   if (!haveChromium) return;
-  // The real production build, served by the real server.
-  web = buildWeb();
-  // Whatever real stores this machine offers (CI: all three); else the embedded default.
-  backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", mongo: Boolean(env.mongo), redis: Boolean(env.redis) });
-  server = await startTestServer(backends.env, { WEB_DIR: web.dir, ACCESS_TOKEN_TTL_SEC: String(ACCESS_TOKEN_TTL_SEC) });
-  browser = await launchChromium();
-});
+  stack = await startBrowserStack({ ACCESS_TOKEN_TTL_SEC: String(ACCESS_TOKEN_TTL_SEC) });
+  ({ server, browser } = stack);
+}, 180_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  await backends?.cleanup();
-  web?.remove();
-});
+afterAll(async () => stack?.close());
 
 // ---- helpers ------------------------------------------------------------------
 

@@ -14,40 +14,35 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { AuthService } from "../../gen/chat/v1/auth_pb.js";
-import { env } from "../support/backends.ts";
-import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
+import type { TestServer } from "../support/server.ts";
 import { connectClient } from "../support/clients.ts";
 import { DEFAULT_TEST_PASSWORD, registerUser } from "../support/users.ts";
-import { ARTIFACTS, buildWeb, haveChromium, launchChromium, reportMissingChromium, TRANSPORTS, type TransportKind } from "../support/browser.ts";
+import {
+  ARTIFACTS,
+  type BrowserStack,
+  haveChromium,
+  reportMissingChromium,
+  startBrowserStack,
+  TRANSPORTS,
+  type TransportKind,
+} from "../support/browser.ts";
 
 const ACCESS_TOKEN_TTL_SEC = 10;
 const WAIT_MS = 30_000;
 reportMissingChromium(describe, it);
 
-let web: ReturnType<typeof buildWeb> | undefined;
-let backends: ProvisionedBackends;
+let stack: BrowserStack | undefined;
 let server: TestServer;
 let browser: Browser;
 
 beforeAll(async () => {
   if (!haveChromium) return;
-  web = buildWeb();
-  backends = await provisionBackends({ sql: env.postgres ? "postgres" : "pglite", redis: Boolean(env.redis) });
   // Long login delays: a browser held back by a stranger's failures stays held back for the whole test.
-  server = await startTestServer(backends.env, {
-    WEB_DIR: web.dir,
-    ACCESS_TOKEN_TTL_SEC: String(ACCESS_TOKEN_TTL_SEC),
-    LOGIN_BACKOFF_BASE_SEC: "600",
-  });
-  browser = await launchChromium();
+  stack = await startBrowserStack({ ACCESS_TOKEN_TTL_SEC: String(ACCESS_TOKEN_TTL_SEC), LOGIN_BACKOFF_BASE_SEC: "600" }, { mongo: false });
+  ({ server, browser } = stack);
 }, 180_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  await backends?.cleanup();
-  web?.remove();
-});
+afterAll(async () => stack?.close());
 
 const unique = (prefix: string) => `${prefix}_${randomBytes(4).toString("hex")}`;
 

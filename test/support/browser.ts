@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { chromium, type Browser, type Page } from "playwright-core";
+import { env } from "./backends.ts";
+import { provisionBackends, startTestServer, type TestServer } from "./server.ts";
 
 export const ROOT = join(import.meta.dirname, "../..");
 export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
@@ -61,6 +63,44 @@ export function buildWeb(): { dir: string; remove(): void } {
   );
   if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** What a browser test runs against: the real production build served by a real server, and Chromium. */
+export interface BrowserStack {
+  server: TestServer;
+  browser: Browser;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the app, starts a server on whatever real stores this machine offers
+ * (CI: all of them; `mongo: false` keeps messages in SQL) or else the embedded
+ * default, with `overrides` on top, and launches Chromium. Whatever started is
+ * stopped by close(), also when a later step failed.
+ */
+export async function startBrowserStack(overrides: Record<string, string>, opts: { mongo?: boolean } = {}): Promise<BrowserStack> {
+  const cleanups: (() => unknown)[] = [];
+  const close = async () => {
+    for (const c of cleanups.reverse()) await c();
+  };
+  try {
+    const web = buildWeb();
+    cleanups.push(() => web.remove());
+    const backends = await provisionBackends({
+      sql: env.postgres ? "postgres" : "pglite",
+      mongo: (opts.mongo ?? true) && Boolean(env.mongo),
+      redis: Boolean(env.redis),
+    });
+    cleanups.push(() => backends.cleanup());
+    const server = await startTestServer(backends.env, { WEB_DIR: web.dir, ...overrides });
+    cleanups.push(() => server.close());
+    const browser = await launchChromium();
+    cleanups.push(() => browser.close());
+    return { server, browser, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
 
 let axeSource: string | null = null;
