@@ -84,7 +84,7 @@ export interface RealtimeStats {
   connects: number;
   /** Connections lost to an error (or a dead-link timeout) and opened again. */
   reconnects: number;
-  /** Subscribe rollovers (next Subscribe with a fresh token before expiry). */
+  /** Subscribe rollovers handed over (the next Subscribe, opened with a fresh token before expiry, answered ready). */
   rollovers: number;
   /** Durable events dropped because a rollover's new Subscribe replays them. */
   overlapDropped: number;
@@ -354,7 +354,6 @@ export class RealtimeStream {
           const conn = this.open(rolloverToken);
           rolloverToken = null;
           next = { conn, step: settle(conn.it.next()) };
-          this.stats.rollovers++;
           arm(this.o.connectTimeoutMs ?? 20_000, conn);
         }
         const wake = new Promise<"poke">((r) => (this.poke = () => r("poke")));
@@ -376,6 +375,9 @@ export class RealtimeStream {
           cur = n.conn;
           this.current = cur;
           curStep = settle(cur.it.next());
+          // Counted with the connect its ready counts (same tick), so connects = rollovers + 1 holds
+          // whenever the stats are read, also while a next Subscribe is still opening.
+          this.stats.rollovers++;
           await this.handle(winner.s.r.value, { onLive, setHeartbeat: (ms) => (heartbeatMs = ms), scheduleRenewal, frozen: false });
           arm(heartbeatMs * 3 + 2_000, cur);
           continue;
