@@ -236,6 +236,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
     },
     (req, res) => {
       if (applyCors(config.corsOrigins, req, res)) return;
+      if (realtime.intake.refuse(req, res)) return;
       rpcHandler(req, res);
     },
   );

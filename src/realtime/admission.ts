@@ -33,7 +33,7 @@ export interface AdmissionTicket {
   closed(): void;
 }
 
-type Reason = "user_limit" | "queue_full" | "wait_timeout";
+type Reason = "user_limit" | "queue_full" | "wait_timeout" | "intake_full";
 
 /** RetryInfo for a refused open: 1 s plus up to 2 s of jitter, so refused clients do not return together. */
 const retryAfter = () => 1_000 + Math.floor(Math.random() * 2_000);
@@ -55,7 +55,7 @@ export class StreamAdmission {
       ? {
           refused: new Counter({
             name: "realtime_stream_opens_refused_total",
-            help: "Stream/Subscribe opens refused with RESOURCE_EXHAUSTED, by reason (user_limit, queue_full, wait_timeout)",
+            help: "Stream/Subscribe opens refused with RESOURCE_EXHAUSTED, by reason (user_limit, queue_full, wait_timeout; intake_full: at the door, before the RPC ran)",
             labelNames: ["reason"],
             registers: [registry],
           }),
@@ -67,6 +67,16 @@ export class StreamAdmission {
           }),
         }
       : null;
+  }
+
+  /** Opens that can be in their open phase at once: running plus queued. */
+  get capacity(): number {
+    return this.s.maxOpening + this.s.queueMax;
+  }
+
+  /** Counts a refusal made outside `admit` (the intake at the door, intake.ts). */
+  countRefused(reason: Reason): void {
+    this.metrics?.refused.inc({ reason });
   }
 
   /** Streams of this user admitted on this node and not ended. */

@@ -16,6 +16,7 @@ import type { DomainEvent } from "../events/events.ts";
 import { RealtimeHub } from "./hub.ts";
 import { realtimeHandlers } from "./handler.ts";
 import { StreamAdmission, goAwayWindowMs } from "./admission.ts";
+import { OpenIntake } from "./intake.ts";
 import { SqlMemberDirectory } from "./sql-directory.ts";
 import {
   messageReaderOf,
@@ -32,6 +33,8 @@ export interface RealtimeModule {
   events: RealtimeEventSink;
   hub: RealtimeHub;
   log: EventLog;
+  /** Refuses stream opens at the door, before connect-es, beyond what admission can take (intake.ts). */
+  intake: OpenIntake;
   /** `tokens`: checks the access token of a `refresh_auth` frame (the auth interceptor's verifier). */
   handlers(
     unary: UnaryMessageOps,
@@ -93,6 +96,8 @@ export function createRealtime(deps: {
     deps.registry,
   );
 
+  const intake = new OpenIntake(admission.capacity, () => admission.countRefused("intake_full"));
+
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   const maintain = () => {
@@ -114,6 +119,7 @@ export function createRealtime(deps: {
     events,
     hub,
     log,
+    intake,
     handlers: (unary, tokens, validator) =>
       realtimeHandlers(
         hub,

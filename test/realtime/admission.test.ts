@@ -7,12 +7,13 @@
 
 import { afterAll, beforeAll, expect, it } from "vitest";
 import pg from "pg";
+import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { forEachBackend } from "../support/backends.ts";
 import { provisionBackends, startTestServer, type ProvisionedBackends, type TestServer } from "../support/server.ts";
-import { connectClient } from "../support/clients.ts";
+import { connectClient, GrpcJsClient, type ProtocolName } from "../support/clients.ts";
 import { reasonOf } from "../../src/server/errors.ts";
 import { users, type TestUser } from "./helpers.ts";
 import { goAwayWindowMs } from "../../src/realtime/admission.ts";
@@ -40,11 +41,14 @@ forEachBackend("stream admission", ["postgres"] as const, () => {
     await backends?.cleanup();
   });
 
-  /** Opens a Subscribe over gRPC; resolves "ready" at its first frame, or with the error that refused it. */
+  /** Opens a Subscribe (gRPC unless told); resolves "ready" at its first frame, or with the error that refused it. */
   function subscribe(u: TestUser): { outcome: Promise<"ready" | ConnectError>; abort: AbortController } {
+    return subscribeAt(server.baseUrl, u, "grpc");
+  }
+  function subscribeAt(baseUrl: string, u: TestUser, protocol: ProtocolName): { outcome: Promise<"ready" | ConnectError>; abort: AbortController } {
     const abort = new AbortController();
     aborts.push(abort);
-    const client = connectClient(MessageService, "grpc", server.baseUrl, u.token);
+    const client = connectClient(MessageService, protocol, baseUrl, u.token);
     const outcome = (async () => {
       try {
         for await (const res of client.subscribe({}, { signal: abort.signal })) {
@@ -85,36 +89,109 @@ forEachBackend("stream admission", ["postgres"] as const, () => {
     for (const s of open) s.abort.abort();
   });
 
-  it("opens beyond the running and waiting bound get RESOURCE_EXHAUSTED with RetryInfo, and then open once the burst is over", async () => {
-    const [u1, u2, u3] = await users(server.baseUrl, 3);
+  /** Holds every stream open at its first read (a lock on conversation_members) until release(). */
+  async function holdOpens(): Promise<{ untilBlocked: () => Promise<void>; release: () => Promise<void> }> {
     const locker = new pg.Client({ connectionString: backends.env.DATABASE_URL });
     await locker.connect();
+    await locker.query("BEGIN");
+    await locker.query("LOCK TABLE conversation_members IN ACCESS EXCLUSIVE MODE");
+    const mine = (await locker.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    return {
+      // Until an open is the one running (its backend waits for our lock).
+      async untilBlocked() {
+        const watcher = new pg.Client({ connectionString: backends.env.DATABASE_URL });
+        await watcher.connect();
+        try {
+          for (let i = 0; i < 1000; i++) {
+            const { rows } = await watcher.query("SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", [mine]);
+            if (rows.length > 0) return;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+          throw new Error("no stream open reached the lock");
+        } finally {
+          await watcher.end();
+        }
+      },
+      async release() {
+        await locker.query("ROLLBACK").catch(() => {});
+        await locker.end();
+      },
+    };
+  }
+
+  it("opens beyond the running and waiting bound get RESOURCE_EXHAUSTED with RetryInfo, and then open once the burst is over", async () => {
+    const [u1, u2, u3] = await users(server.baseUrl, 3);
+    const hold = await holdOpens();
     try {
-      // Hold every open at its first read: one runs (STREAM_OPEN_CONCURRENCY=1) and blocks here.
-      await locker.query("BEGIN");
-      await locker.query("LOCK TABLE conversation_members IN ACCESS EXCLUSIVE MODE");
+      // One runs (STREAM_OPEN_CONCURRENCY=1) and blocks at the lock.
       const first = subscribe(u1);
-      // Wait until it is the one running (its backend waits for our lock).
-      const watcher = new pg.Client({ connectionString: backends.env.DATABASE_URL });
-      await watcher.connect();
-      const mine = (await locker.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
-      for (let i = 0; i < 1000; i++) {
-        const { rows } = await watcher.query("SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", [mine]);
-        if (rows.length > 0) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      await watcher.end();
+      await hold.untilBlocked();
       // The second waits (STREAM_OPEN_QUEUE_MAX=1) and runs out of time; the third finds the queue full.
       const second = subscribe(u2);
       const third = subscribe(u3);
       expectRefused(await third.outcome, "STREAM_OPEN_BUSY");
       expectRefused(await second.outcome, "STREAM_OPEN_BUSY");
-      await locker.query("ROLLBACK");
+      await hold.release();
       expect(await first.outcome).toBe("ready");
       // After the burst, the refused ones open on retry.
       expect(await subscribe(u2).outcome).toBe("ready");
     } finally {
-      await locker.end();
+      await hold.release();
+    }
+  });
+
+  it("with the running opens and the queue full, the next opens are refused at the door (before the RPC runs) in every protocol, with the same status, reason and RetryInfo", async () => {
+    // Its own node: one open at a time and no queue, so the door's bound is 1 and nothing depends on timing.
+    const door = await startTestServer(backends.env, { STREAM_OPEN_CONCURRENCY: "1", STREAM_OPEN_QUEUE_MAX: "0" });
+    const onDoor = (u: TestUser, protocol: ProtocolName) => subscribeAt(door.baseUrl, u, protocol);
+    const intakeRefusals = async () => {
+      const metrics = await (await fetch(`http://127.0.0.1:${door.app.adminPort}/metrics`)).text();
+      return Number(/realtime_stream_opens_refused_total\{reason="intake_full"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    };
+    const [u1, u2] = await users(door.baseUrl, 2);
+    const hold = await holdOpens();
+    try {
+      const first = onDoor(u1, "grpc");
+      await hold.untilBlocked();
+      expect(await intakeRefusals()).toBe(0);
+      for (const protocol of ["grpc", "grpc-web", "connect"] as const) {
+        const r = await onDoor(u2, protocol).outcome;
+        expectRefused(r, "STREAM_OPEN_BUSY");
+        expect((r as ConnectError).message).toContain("retry after the delay given");
+      }
+      // A native gRPC client (grpc-js, as mobile apps use): the status and its details in the trailers.
+      const native = new GrpcJsClient(door.address);
+      try {
+        const md = new grpc.Metadata();
+        md.set("authorization", `Bearer ${u2.token}`);
+        const call = native.raw.makeServerStreamRequest(
+          `/${MessageService.typeName}/${MessageService.method.subscribe.name}`,
+          (m: Uint8Array) => Buffer.from(m),
+          (b: Buffer) => b,
+          new Uint8Array(0),
+          md,
+        );
+        const status = await new Promise<grpc.StatusObject>((resolve) => {
+          call.on("data", () => {});
+          call.on("error", () => {});
+          call.on("status", resolve);
+        });
+        expect(status.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+        expect(status.details).toContain("retry after the delay given");
+        expect(status.metadata.get("grpc-status-details-bin").length).toBe(1);
+      } finally {
+        native.raw.close();
+      }
+      // All four at the door (admission would have counted queue_full): a refusal that ran no RPC.
+      expect(await intakeRefusals()).toBe(4);
+      await hold.release();
+      expect(await first.outcome).toBe("ready");
+      // The door counts an open until its first response bytes (ready): with it done, opens pass again.
+      for (const protocol of ["grpc", "grpc-web", "connect"] as const) expect(await onDoor(u2, protocol).outcome).toBe("ready");
+      expect(await intakeRefusals()).toBe(4);
+    } finally {
+      await hold.release();
+      await door.close();
     }
   });
 });
