@@ -17,6 +17,7 @@ import * as grpc from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
+import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { SubscribeRequestSchema, SubscribeResponseSchema } from "../gen/chat/v1/message_pb.js";
 import { provisionBackends, spawnServer } from "../test/support/server.ts";
@@ -58,12 +59,42 @@ const check = () => new Promise((resolve, reject) => {
 })();
 `;
 
+/** BENCH_SMAPS=1: where the server's RSS is (the largest mappings by RSS), to tell V8's heap from malloc's arenas. */
+function largestMappings(pid: number): string[] {
+  const out: { rssKb: number; desc: string }[] = [];
+  let cur: { desc: string } | null = null;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const sizeMb = (Number.parseInt(head[2], 16) - Number.parseInt(head[1], 16)) / 2 ** 20;
+      cur = { desc: `${head[4] || "[anon]"} ${head[3]} size ${sizeMb.toFixed(1)} MB` };
+    } else if (cur && line.startsWith("Rss:")) out.push({ rssKb: Number(line.split(/\s+/)[1]), desc: cur.desc });
+  }
+  // Grouped by kind and size: thousands of small anonymous mappings (V8 pages) look alike.
+  const groups = new Map<string, { rssKb: number; n: number }>();
+  for (const m of out) {
+    const g = groups.get(m.desc) ?? { rssKb: 0, n: 0 };
+    g.rssKb += m.rssKb;
+    g.n++;
+    groups.set(m.desc, g);
+  }
+  return [...groups]
+    .sort((a, b) => b[1].rssKb - a[1].rssKb)
+    .slice(0, 12)
+    .map(([desc, g]) => `${(g.rssKb / 1024).toFixed(1)} MB rss in ${g.n} × ${desc}`);
+}
+
 async function main() {
   const backends = await provisionBackends({
     sql: process.env.TEST_DATABASE_URL ? "postgres" : "pglite",
     redis: Boolean(process.env.TEST_REDIS_URL),
   });
-  const server = await spawnServer(backends.env, { MAX_CONCURRENT_STREAMS: "1000" });
+  // The GC hook (bench/realtime/gc-hook.ts): on SIGUSR2 a full GC and the memory figures, so what
+  // the streams left behind is told apart from garbage V8 has not collected yet.
+  const server = await spawnServer(backends.env, {
+    MAX_CONCURRENT_STREAMS: "1000",
+    NODE_OPTIONS: `--expose-gc --import ${join(import.meta.dirname, "realtime/gc-hook.ts")}`,
+  });
   const pid = server.child.pid!;
   // Real users with real sessions (what a burst of reconnects looks like), inserted directly.
   const seed = seedTargetForEnv(backends.env);
@@ -140,6 +171,19 @@ async function main() {
   await new Promise((r) => setTimeout(r, 25_000));
   const rssAfter = rss(pid);
   const heapAfter = await heapUsedMb();
+  // A forced full GC, then RSS and heap again: retained state, not uncollected garbage.
+  const seen = server.output().length;
+  process.kill(pid, "SIGUSR2");
+  for (let i = 0; i < 200 && !server.output().slice(seen).includes("gcMemory"); i++) await new Promise((r) => setTimeout(r, 50));
+  const gcLine = server
+    .output()
+    .slice(seen)
+    .split("\n")
+    .find((l) => l.includes("gcMemory"));
+  const afterGc = gcLine
+    ? (JSON.parse(gcLine) as { gcMemory: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number } }).gcMemory
+    : null;
+  const mappings = process.env.BENCH_SMAPS === "1" ? largestMappings(pid) : undefined;
   const serverErrors = server
     .output()
     .split("\n")
@@ -174,6 +218,14 @@ async function main() {
           afterVsStart: Number((rssAfter / rssStart).toFixed(2)),
         },
         heapUsedMb: { start: heapStart, afterClose30s: heapAfter },
+        afterForcedGcMb: afterGc && {
+          rss: Math.round(afterGc.rss / 2 ** 20),
+          heapTotal: Math.round(afterGc.heapTotal / 2 ** 20),
+          heapUsed: Math.round(afterGc.heapUsed / 2 ** 20),
+          external: Math.round(afterGc.external / 2 ** 20),
+          arrayBuffers: Math.round(afterGc.arrayBuffers / 2 ** 20),
+        },
+        ...(mappings ? { largestMappingsAfterGc: mappings } : {}),
         serverWarnings: serverErrors,
         loadAverage: `${l1} ${l5} ${l15}`,
       },
