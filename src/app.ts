@@ -242,6 +242,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
   );
   const admin = config.adminPort === null ? null : await startAdminServer(config.host, config.adminPort, metrics.registry, health);
   logger.info({ port: http.port, adminPort: admin?.port ?? null, tls: Boolean(config.tlsCertFile) }, "serving gRPC, gRPC-Web and Connect");
+  logger.flush(); // the line supervisors and tests wait for: now, not with the next batch
 
   let closing: Promise<void> | null = null;
   return {

@@ -521,7 +521,9 @@ describe("seeded wire fuzzing (issue 11, item 3)", () => {
     }
     (session as http2.ClientHttp2Session | null)?.close();
 
-    // Still alive, still serving, and nothing it could not explain.
+    // Still alive, still serving, and nothing it could not explain. (The server writes its log in
+    // batches at least every 100 ms: wait for the last cases' lines.)
+    await new Promise((r) => setTimeout(r, 300));
     expect(server.child.exitCode, `the server exited (seed ${SEED})\n${server.output().slice(-3000)}`).toBeNull();
     const unexpected = server
       .output()
