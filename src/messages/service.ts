@@ -84,12 +84,18 @@ export class MessageService {
     const mentions = normalizeMentions(input.mentions);
     const parentMessageId = optionalId(input.parentMessageId);
 
-    // Reads only, concurrently; nothing is written before the checks pass.
-    const [member, parent, members] = await Promise.all([
-      this.members.getMember(conversationId, callerId),
-      parentMessageId ? this.store.get(parentMessageId) : null,
-      mentions.length > 0 ? this.store.membersAmong(conversationId, mentions) : new Set<string>(),
-    ]);
+    // A plain send is one statement: the store checks membership where it takes the seq.
+    // A reply or mentions need reads first (concurrently; nothing is written before the
+    // checks pass), and then membership is checked first, so that a non-member learns
+    // nothing about the parent or the mentioned users.
+    const [member, parent, members] =
+      parentMessageId || mentions.length > 0
+        ? await Promise.all([
+            this.members.getMember(conversationId, callerId),
+            parentMessageId ? this.store.get(parentMessageId) : null,
+            mentions.length > 0 ? this.store.membersAmong(conversationId, mentions) : new Set<string>(),
+          ])
+        : [true, null, new Set<string>()];
     if (!member) throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
     if (parentMessageId) {
       if (!parent || parent.conversationId !== conversationId) {

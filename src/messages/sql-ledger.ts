@@ -113,14 +113,15 @@ export async function advanceAfterSend(sql: SqlExecutor, conversationId: string,
  * Takes the next seq of a conversation inside the caller's transaction (the
  * row lock, and the conversation's event head lock, are held until it ends) and moves what moves with a message: the
  * conversation's last_message_at (GREATEST), the sender's watermarks,
- * un-archiving for the other members. Null when there is no such conversation.
+ * un-archiving for the other members. Null when there is no such conversation
+ * or the sender is not a member of it (checked in the same statement).
  * For messages stored outside this database (MongoDB): roll back if that store fails.
  */
 export async function takeNextSeq(tx: SqlExecutor, conversationId: string, senderId: string, createdAt: Date): Promise<number | null> {
   const { rows } = await tx.query<{ last_seq: number }>(
     `WITH c AS (
        UPDATE conversations SET last_seq = last_seq + 1, last_message_at = GREATEST(last_message_at, $3::timestamptz)
-        WHERE id = $1
+        WHERE id = $1 AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2)
         RETURNING last_seq
      ), h AS (
        SELECT 1 FROM conversation_event_heads WHERE conversation_id = $1 AND (SELECT count(*) FROM c) > 0 FOR NO KEY UPDATE

@@ -83,7 +83,9 @@ function toMessage(r: MessageRow): StoredMessage {
 // the member-activity trigger (migration 0007) at the end of the statement.
 const SEND_SQL = `
 WITH l AS (
-  SELECT last_seq FROM conversations WHERE id = $2::uuid FOR NO KEY UPDATE
+  SELECT last_seq FROM conversations
+   WHERE id = $2::uuid AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $2::uuid AND user_id = $3::uuid)
+     FOR NO KEY UPDATE
 ), m AS (
   INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, content, parent_message_id, mentions, attachments, created_at)
   SELECT $1::uuid, $2::uuid, l.last_seq + 1, $3::uuid, $4::text, $5::text, $6::uuid, $7::uuid[], $8::jsonb, $9::timestamptz FROM l
@@ -175,9 +177,10 @@ export class SqlMessageStore implements MessageStore {
           });
           return { message, created: true };
         }
+        // Nothing inserted: a repeat of a member's send, or no such conversation, or not a member.
         const original = await this.byClientId(n.conversationId, n.senderId, n.clientMessageId);
         if (original) return { message: original, created: false };
-        throw notFound("CONVERSATION_NOT_FOUND", "conversation not found"); // no conversations row to take a seq from
+        throw notFound("CONVERSATION_NOT_FOUND", "conversation not found");
       } catch (err) {
         // Deadlocks with other writers of the same rows are rare and safe to retry.
         if (retryable(err) && attempt < MAX_ATTEMPTS) continue;
@@ -198,9 +201,12 @@ export class SqlMessageStore implements MessageStore {
     }
   }
 
+  /** The original of a repeated send, if the sender is (still) a member: a removed member's repeat finds nothing. */
   private async byClientId(conversationId: string, senderId: string, clientMessageId: string): Promise<StoredMessage | null> {
     const { rows } = await this.db.query<MessageRow>(
-      `SELECT ${COLS} FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3`,
+      `SELECT ${COLS} FROM messages
+        WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3
+          AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2)`,
       [conversationId, senderId, clientMessageId],
     );
     return rows[0] ? toMessage(rows[0]) : null;

@@ -26,6 +26,9 @@ export interface MessageStore extends LastMessagePreviews {
    * the conversation's last_seq/last_message_at, the sender's read watermark
    * and un-archiving for the other members. A repeat of (conversation,
    * sender, clientMessageId) returns the original with created=false.
+   * The sender must be a member, checked in the same statement that takes
+   * the seq (so a plain send is one round trip): otherwise, and for an
+   * unknown conversation, NOT_FOUND CONVERSATION_NOT_FOUND.
    */
   send(message: NewMessage, out?: LoggedEvent[]): Promise<SendResult>;
   get(messageId: string): Promise<StoredMessage | null>;

@@ -98,6 +98,30 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       expect((await h.call(alice, CS.getConversation, { conversationId: conv })).conversation!.lastSeq).toBe(3n);
     });
 
+    it("a non-member's send, reply or mention gets the same NOT_FOUND as an unknown conversation and writes nothing; a removed member's repeat finds nothing", async () => {
+      const conv = await h.group(alice, [bob, carol]);
+      const parent = await send(alice, conv, { content: "parent" });
+      const unknown = await failure(send(outsider, randomUUID()));
+      expect(unknown.code).toBe(grpc.status.NOT_FOUND);
+      for (const over of [{}, { parentMessageId: parent.id }, { mentions: [bob.id] }, { parentMessageId: randomUUID() }]) {
+        const err = await failure(send(outsider, conv, over));
+        expect(err.code, JSON.stringify(over)).toBe(grpc.status.NOT_FOUND);
+        expect(err.details).toBe(unknown.details);
+      }
+      // A member's send, then the member is removed: the same client_message_id again is refused,
+      // not answered with the original.
+      const cmid = randomUUID();
+      const mine = await send(carol, conv, { clientMessageId: cmid, content: "before removal" });
+      expect(mine.seq).toBe(2n);
+      await h.call(alice, CS.removeMember, { conversationId: conv, userId: carol.id });
+      const repeat = await failure(send(carol, conv, { clientMessageId: cmid, content: "before removal" }));
+      expect(repeat.code).toBe(grpc.status.NOT_FOUND);
+      expect(repeat.details).toBe(unknown.details);
+      // Nothing was written by the refused sends: the next seq follows the member's.
+      expect((await send(bob, conv)).seq).toBe(3n);
+      expect(seqs((await list(alice, conv)).messages)).toEqual([3, 2, 1]);
+    });
+
     it("20 concurrent senders x 100 messages, spread over the app instances, get exactly seqs 1..2000", { timeout: 600_000 }, async () => {
       const senders = await h.users(20);
       const conv = await h.group(senders[0], senders.slice(1));
