@@ -10,4 +10,5 @@ export { Outbox, type OutboxOptions, type PendingSend, type SendInput } from "./
 export { Timeline, UnreadCounts, TypingState, PresenceState, type PresenceView } from "./state.ts";
 export { fullJitterMs, sleep, type BackoffOptions } from "./backoff.ts";
 export { uuid } from "./uuid.ts";
+export { whoReacted, type WhoReacted, type WhoReactedOptions } from "./reactions.ts";
 export { DeviceTokens, type DeviceTokenStorage } from "./device-tokens.ts";
