@@ -253,9 +253,29 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     await waitFor(() => alice.page.getByTestId("reaction-picker").count(), 0, "Escape closes the picker");
     expect(await alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("Add reaction");
 
-    // Bob takes his back: Alice sees 1 again.
+    // After a reload Alice saw nobody react live: who reacted comes from ListReactions when she
+    // points at the chip (the tooltip) or opens the picker (a list under the emoji).
+    await alice.page.mouse.move(0, 0); // not over the chip when it is drawn again
+    const callsBefore = alice.rpcs.length; // her click on the chip loaded who reacted before the reload
+    await alice.page.reload();
+    await waitFor(() => alice.page.getByTestId("connection-status").getAttribute("data-state"), "live", "Alice live again");
+    await waitFor(() => chip.getAttribute("title"), "🎉 You, 1 more", "before loading: counts and herself only");
+    const listCalls = () => alice.rpcs.slice(callsBefore).filter((r) => r.path.endsWith("/ListReactions")).length;
+    expect(listCalls()).toBe(0);
+    await chip.hover();
+    await waitFor(() => chip.getAttribute("title"), "🎉 You, Bob", "the tooltip names Bob after ListReactions");
+    expect(listCalls()).toBe(1);
+    await messageEl(alice, "second version").getByRole("button", { name: "Add reaction" }).click();
+    const reactors = alice.page.getByTestId("reaction-picker").getByTestId("reactors");
+    await waitFor(() => reactors.locator("li").allTextContents(), ["🎉 You, Bob"], "the picker lists who reacted");
+    await expectNoAxeViolations(alice, "the reaction picker with who reacted");
+    await alice.page.keyboard.press("Escape");
+
+    // Bob takes his back: Alice sees 1 again, and the loaded list follows live.
     await bobChip.click();
     await waitFor(() => chip.getAttribute("data-count"), "1", "Alice sees Bob's reaction go");
+    await waitFor(() => chip.getAttribute("title"), "🎉 You", "and Bob leaves the tooltip");
+    expect(listCalls()).toBe(1);
     expect(alice.errors).toEqual([]);
     expect(bob.errors).toEqual([]);
   });

@@ -12,10 +12,12 @@ import { PresenceStatus, type WatchPresenceResponse } from "../../gen/chat/v1/pr
 import { NotificationType, type Notification } from "../../gen/chat/v1/notification_pb.js";
 import { describeError, isTransient, SessionEndedError, type Api } from "./api.ts";
 import { ResilientStream, type LinkState } from "./stream.ts";
-import { Outbox, RealtimeStream, type LinkState as SdkLinkState, uuid } from "../../client/src/web.ts";
+import { Outbox, RealtimeStream, type LinkState as SdkLinkState, uuid, whoReacted } from "../../client/src/web.ts";
 import { Timeline, type MessageData, type ReactionView } from "./timeline.ts";
 
 export type Role = "owner" | "admin" | "member" | "";
+/** Who reacted is loaded up to this many people per message (the rest are "N more"). */
+const REACTORS_MAX = 200;
 const RANK: Record<Role, number> = { owner: 3, admin: 2, member: 1, "": 0 };
 const ROLE_OF: Partial<Record<MemberRole, Role>> = { [MemberRole.OWNER]: "owner", [MemberRole.ADMIN]: "admin", [MemberRole.MEMBER]: "member" };
 const ROLE_PB: Record<Exclude<Role, "">, MemberRole> = { owner: MemberRole.OWNER, admin: MemberRole.ADMIN, member: MemberRole.MEMBER };
@@ -121,10 +123,15 @@ export class Chat {
   /** Thread replies by parent id (the conversation's timeline holds them too, for seq continuity, but shows only top-level messages). */
   private readonly threads = new Map<string, Timeline>();
   /**
-   * message -> emoji -> who reacted, as seen live (reaction_updated events and our own toggles).
-   * The API has counts only (no list of reactors), so after a reload this starts empty.
+   * message -> emoji -> who reacted: loaded with ListReactions (the SDK's
+   * whoReacted) when a chip is hovered or focused or the picker opens, kept
+   * current by reaction_updated events and our own toggles.
    */
   private readonly reactors = new Map<string, Map<string, Set<string>>>();
+  /** message -> when its reactors were loaded, and whether every one of them was (not cut at REACTORS_MAX). */
+  private readonly reactorsLoaded = new Map<string, { at: number; complete: boolean }>();
+  /** message -> the live changes seen while its ListReactions runs (replayed over its answer). */
+  private readonly reactorsInFlight = new Map<string, { userId: string; emoji: string; added: boolean }[]>();
   private readonly listeners = new Set<(scope: ChangeScope) => void>();
   /** The SDK's realtime link (Subscribe: browsers cannot stream both ways). */
   private readonly events: RealtimeStream;
@@ -496,19 +503,51 @@ export class Chat {
     );
   }
 
-  /** Who reacted with `emoji`, as far as this tab has seen. */
+  /** Who reacted with `emoji`, as far as this tab knows (all of them once loaded, unless there are more than REACTORS_MAX). */
   reactorsOf(messageId: string, emoji: string): string[] {
     return [...(this.reactors.get(messageId)?.get(emoji) ?? [])];
   }
 
+  /**
+   * Loads who reacted to a message (ListReactions through the SDK), unless
+   * loaded in the last minute (live events keep a loaded list current
+   * meanwhile). Changes arriving while it loads are applied over its answer.
+   */
+  async loadReactors(messageId: string): Promise<void> {
+    const loaded = this.reactorsLoaded.get(messageId);
+    if (this.reactorsInFlight.has(messageId) || (loaded && Date.now() - loaded.at < 60_000)) return;
+    const during: { userId: string; emoji: string; added: boolean }[] = [];
+    this.reactorsInFlight.set(messageId, during);
+    try {
+      const res = await whoReacted(this.api.messages, messageId, { maxUsers: REACTORS_MAX });
+      const byEmoji = new Map(res.reactions.map((r) => [r.emoji, new Set(r.userIds)]));
+      this.reactors.set(messageId, byEmoji);
+      this.reactorsLoaded.set(messageId, { at: Date.now(), complete: res.complete });
+      for (const d of during) this.applyReactor(messageId, d.emoji, d.userId, d.added);
+      this.wantUsers(res.reactions.flatMap((r) => r.userIds));
+      this.reactorsRev++;
+      this.emit("messages");
+      this.emit("thread");
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.NotFound) this.report(err);
+    } finally {
+      this.reactorsInFlight.delete(messageId);
+    }
+  }
+
   private noteReactor(messageId: string, emoji: string, userId: string, added: boolean): void {
+    this.reactorsInFlight.get(messageId)?.push({ userId, emoji, added });
+    this.applyReactor(messageId, emoji, userId, added);
+    this.reactorsRev++;
+  }
+
+  private applyReactor(messageId: string, emoji: string, userId: string, added: boolean): void {
     let byEmoji = this.reactors.get(messageId);
     if (!byEmoji) this.reactors.set(messageId, (byEmoji = new Map()));
     let users = byEmoji.get(emoji);
     if (!users) byEmoji.set(emoji, (users = new Set()));
     if (added) users.add(userId);
     else users.delete(userId);
-    this.reactorsRev++;
   }
 
   /** My newest message still on screen that I can edit (for the Up arrow in an empty composer). */
@@ -1004,6 +1043,7 @@ export class Chat {
         const res = await this.api.auth.getUsers({ userIds: batch });
         for (const u of res.users) this.users.set(u.id, toUser(u));
         for (const id of batch) this.pendingUsers.delete(id);
+        this.reactorsRev++; // names in "who reacted"
         this.emit("sidebar");
         this.emit("messages");
         this.emit("header");

@@ -668,6 +668,9 @@ export class ChatView {
               "data-count": r.count,
               "data-focus-key": `chip:${r.emoji}`,
               onclick: () => void this.chat.toggleReaction(conversationId, m.id, r.emoji),
+              // Who reacted (ListReactions) for the tooltip, when someone looks.
+              onmouseenter: () => void this.chat.loadReactors(m.id),
+              onfocus: () => void this.chat.loadReactors(m.id),
             },
             h("span", { "aria-hidden": "true" }, r.emoji),
             h("span", { class: "count", "aria-hidden": "true" }, String(r.count)),
@@ -691,6 +694,7 @@ export class ChatView {
               "☺+",
               () => {
                 this.pickerFor = this.pickerFor === m.key ? null : m.key;
+                if (this.pickerFor && m.reactions.length) void this.chat.loadReactors(m.id);
                 this.renderNow();
                 if (this.pickerFor) this.focusInMessage(m.key, `pick:${REACTIONS[0]}`);
               },
@@ -731,6 +735,20 @@ export class ChatView {
                 emoji,
               );
             }),
+            m.reactions.length
+              ? h(
+                  "ul",
+                  { class: "reactors", "aria-label": "Who reacted", "data-testid": "reactors" },
+                  m.reactions.map((r) =>
+                    h(
+                      "li",
+                      { "data-emoji": r.emoji },
+                      h("span", { "aria-hidden": "true" }, r.emoji),
+                      ` ${this.reactorsText(m.id, r.emoji, r.count, r.reacted, false)}`,
+                    ),
+                  ),
+                )
+              : null,
           )
         : null;
     const confirm =
@@ -911,12 +929,14 @@ export class ChatView {
       ?.focus();
   }
 
-  private reactorsText(messageId: string, emoji: string, count: number, reacted: boolean): string {
-    const known = this.chat.reactorsOf(messageId, emoji).map((id) => (id === this.chat.me.id ? "You" : this.chat.userName(id)));
-    if (reacted && !known.includes("You")) known.unshift("You");
+  /** "👍 You, Bob and 2 more": who reacted as far as loaded (Chat.loadReactors), the rest counted. */
+  private reactorsText(messageId: string, emoji: string, count: number, reacted: boolean, withEmoji = true): string {
+    const ids = this.chat.reactorsOf(messageId, emoji);
+    const known = ids.filter((id) => id !== this.chat.me.id).map((id) => this.chat.userName(id));
+    if (reacted || ids.includes(this.chat.me.id)) known.unshift("You");
     const others = count - known.length;
     const names = others > 0 ? [...known, `${others} ${known.length ? "more" : others === 1 ? "person" : "people"}`] : known;
-    return `${emoji} ${names.join(", ")}`;
+    return `${withEmoji ? `${emoji} ` : ""}${names.join(", ")}`;
   }
 
   private showError(err: unknown): void {
