@@ -425,22 +425,42 @@ export class Chat {
     this.emit("messages");
   }
 
+  /** On a message of the conversation or a thread reply alike. */
   async toggleReaction(conversationId: string, messageId: string, emoji: string): Promise<void> {
-    const tl = this.timeline(conversationId);
-    const item = tl.byMessageId(messageId);
+    const holders = this.holders(conversationId, messageId);
+    const item = holders[0]?.byMessageId(messageId);
     if (!item) return;
     const had = item.reactions.find((r) => r.emoji === emoji)?.reacted ?? false;
-    tl.setReactions(messageId, toggled(item.reactions, emoji, !had)); // optimistic
+    const next = toggled(item.reactions, emoji, !had);
+    for (const tl of holders) tl.setReactions(messageId, next); // optimistic
     this.noteReactor(messageId, emoji, this.me.id, !had);
-    this.emit("messages");
+    this.emitMessageChange();
     try {
       const res = had ? await this.api.messages.removeReaction({ messageId, emoji }) : await this.api.messages.addReaction({ messageId, emoji });
-      if (res.message) tl.upsert(toData(res.message));
+      if (res.message) for (const tl of holders) tl.upsert(toData(res.message));
     } catch (err) {
       this.report(err);
       this.scheduleMessageRefresh(conversationId, messageId, 0);
     }
+    this.emitMessageChange();
+  }
+
+  /**
+   * The timelines holding a message: its conversation's (top-level messages,
+   * and replies seen live or sent here) and, for a reply, its thread's.
+   */
+  private holders(conversationId: string, messageId: string): Timeline[] {
+    const out: Timeline[] = [];
+    const tl = this.timeline(conversationId);
+    if (tl.byMessageId(messageId)) out.push(tl);
+    for (const t of this.threads.values()) if (t.conversationId === conversationId && t.byMessageId(messageId)) out.push(t);
+    return out;
+  }
+
+  /** A message changed that may be a thread reply: both views re-render (the thread panel only when open). */
+  private emitMessageChange(): void {
     this.emit("messages");
+    this.emit("thread");
   }
 
   threadTimeline(conversationId: string, parentId: string): Timeline {
@@ -560,25 +580,38 @@ export class Chat {
     return null;
   }
 
-  /** EditMessage; the stored version replaces ours (the other side gets message_edited). Throws for the UI to show. */
+  /** EditMessage (a message or a thread reply); the stored version replaces ours (the other side gets message_edited). Throws for the UI to show. */
   async editMessage(conversationId: string, messageId: string, content: string): Promise<void> {
     const text = content.trim();
-    const tl = this.timeline(conversationId);
-    const before = tl.byMessageId(messageId);
+    const holders = this.holders(conversationId, messageId);
+    const before = holders[0]?.byMessageId(messageId);
     if (!text || !before || text === before.content) return;
     const res = await this.api.messages.editMessage({ messageId, content: text });
-    if (res.message) tl.upsert({ ...toData(res.message), reactions: tl.byMessageId(messageId)?.reactions ?? [] });
+    if (res.message) for (const tl of holders) tl.upsert({ ...toData(res.message), reactions: tl.byMessageId(messageId)?.reactions ?? [] });
     this.refreshPreview(conversationId);
-    this.emit("messages");
+    this.emitMessageChange();
   }
 
-  /** DeleteMessage: a tombstone here and, through message_deleted, on the other side. Throws for the UI to show. */
+  /** DeleteMessage (a message or a thread reply): a tombstone here and, through message_deleted, on the other side. Throws for the UI to show. */
   async deleteMessage(conversationId: string, messageId: string): Promise<void> {
-    const tl = this.timeline(conversationId);
-    const item = tl.byMessageId(messageId);
+    const holders = this.holders(conversationId, messageId);
     await this.api.messages.deleteMessage({ messageId });
-    if (tl.markDeleted(messageId, item?.seq ?? 0)) this.emit("messages");
+    for (const tl of holders) tl.markDeleted(messageId, tl.byMessageId(messageId)?.seq ?? 0);
     this.refreshPreview(conversationId);
+    this.emitMessageChange();
+    // A reply's parent: its reply count, from the source of truth.
+    const parentId = holders.map((tl) => tl.byMessageId(messageId)?.parentMessageId).find(Boolean);
+    if (parentId && this.timeline(conversationId).byMessageId(parentId)) this.scheduleMessageRefresh(conversationId, parentId, 150);
+  }
+
+  /** My newest reply in a thread that I can edit (for the Up arrow in an empty reply box). */
+  lastEditableReply(conversationId: string, parentId: string): TimelineItemRef | null {
+    const items = this.threadTimeline(conversationId, parentId).items();
+    for (let i = items.length - 1; i >= 0; i--) {
+      const m = items[i]!;
+      if (m.senderId === this.me.id && m.state === "sent" && !m.deleted) return { key: m.key, id: m.id };
+    }
+    return null;
   }
 
   /** The sidebar preview follows an edit or a delete of the newest message. */
@@ -780,7 +813,7 @@ export class Chat {
         this.noteReactor(p.value.messageId, p.value.emoji, p.value.userId, p.value.added);
         this.wantUsers([p.value.userId]);
         // Counts from the source of truth: fetched after the event, so it includes it.
-        if (this.timeline(convId).byMessageId(p.value.messageId)) this.scheduleMessageRefresh(convId, p.value.messageId, 150);
+        if (this.holders(convId, p.value.messageId).length) this.scheduleMessageRefresh(convId, p.value.messageId, 150);
         break;
       case "receiptUpdated": {
         const read = Number(p.value.readSeq);
@@ -887,8 +920,8 @@ export class Chat {
         this.refreshTimers.delete(messageId);
         try {
           const res = await this.api.messages.getMessage({ messageId });
-          if (res.message) this.timeline(conversationId).upsert(toData(res.message));
-          this.emit("messages");
+          if (res.message) for (const tl of this.holders(conversationId, messageId)) tl.upsert(toData(res.message));
+          this.emitMessageChange();
         } catch (err) {
           if (ConnectError.from(err).code !== Code.NotFound) this.report(err);
         }

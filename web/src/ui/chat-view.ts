@@ -78,6 +78,9 @@ export class ChatView {
 
   private readonly appEl: HTMLElement;
   private readonly rendered = new Map<string, Rendered>();
+  /** The open thread's replies, keyed like `rendered` (same tools, same state fields). */
+  private readonly threadRendered = new Map<string, Rendered>();
+  private renderedThread: string | null = null;
   private renderedConversation: string | null = null;
   private pickerFor: string | null = null;
   /** The message being edited in place (its key), and the one asking "delete?". */
@@ -331,6 +334,14 @@ export class ChatView {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
         threadForm.requestSubmit();
+      } else if (e.key === "ArrowUp" && !this.threadComposer.value && this.chat.openThread) {
+        // Up in an empty reply box edits your last reply, as in the composer.
+        const t = this.chat.openThread;
+        const last = this.chat.lastEditableReply(t.conversationId, t.parentId);
+        if (last) {
+          e.preventDefault();
+          this.startEdit(last.key);
+        }
       }
     });
     this.threadEl = h(
@@ -700,7 +711,7 @@ export class ChatView {
               },
               { "aria-expanded": String(this.pickerFor === m.key) },
             ),
-            tool("reply", "Reply in thread", "↩", () => void this.openThread(m)),
+            m.parentMessageId ? null : tool("reply", "Reply in thread", "↩", () => void this.openThread(m)),
             mine ? tool("edit", "Edit message", "✎", () => this.startEdit(m.key)) : null,
             mine
               ? tool("delete", "Delete message", "🗑", () => {
@@ -766,7 +777,7 @@ export class ChatView {
                 onclick: () => {
                   this.confirmingDelete = null;
                   this.chat.deleteMessage(conversationId, m.id).catch((err) => this.showError(err));
-                  this.composer.focus();
+                  this.composerOf(m).focus();
                 },
               },
               "Delete",
@@ -816,7 +827,7 @@ export class ChatView {
             h("button", { type: "button", class: "link", onclick: () => this.chat.discard(conversationId, m.clientMessageId) }, "Discard"),
           )
         : null,
-      m.replyCount > 0
+      m.replyCount > 0 && !m.parentMessageId
         ? h(
             "button",
             {
@@ -843,6 +854,11 @@ export class ChatView {
     }
   }
 
+  /** Where focus goes back after editing or deleting: the reply box for a thread reply. */
+  private composerOf(m: TimelineItem): HTMLTextAreaElement {
+    return m.parentMessageId ? this.threadComposer : this.composer;
+  }
+
   /** In-place editing: Enter saves, Shift+Enter makes a new line, Escape cancels; focus returns to the composer. */
   private editForm(m: TimelineItem): HTMLElement {
     const id = `edit-${m.id}`;
@@ -852,7 +868,7 @@ export class ChatView {
     const done = () => {
       this.editing = null;
       this.renderNow();
-      this.composer.focus();
+      this.composerOf(m).focus();
     };
     const save = async () => {
       const text = input.value;
@@ -899,17 +915,18 @@ export class ChatView {
 
   private startEdit(key: string): void {
     this.editing = key;
-    this.editDraft =
-      this.rendered.has(key) && this.chat.openId
-        ? (this.chat
-            .timeline(this.chat.openId)
-            .items()
-            .find((m) => m.key === key)?.content ?? "")
-        : "";
+    const t = this.chat.openThread;
+    const inThread = this.threadRendered.has(key) && t !== null;
+    const items = inThread
+      ? this.chat.threadTimeline(t.conversationId, t.parentId).items()
+      : this.rendered.has(key) && this.chat.openId
+        ? this.chat.timeline(this.chat.openId).items()
+        : [];
+    this.editDraft = items.find((m) => m.key === key)?.content ?? "";
     this.pickerFor = null;
     this.confirmingDelete = null;
     this.renderNow();
-    const input = this.rendered.get(key)?.el.querySelector<HTMLTextAreaElement>(".edit-input");
+    const input = (this.rendered.get(key) ?? this.threadRendered.get(key))?.el.querySelector<HTMLTextAreaElement>(".edit-input");
     if (!input) return;
     input.focus();
     input.setSelectionRange(input.value.length, input.value.length);
@@ -919,14 +936,12 @@ export class ChatView {
   /** Renders pending changes now (so focus can move into what was just drawn). */
   private renderNow(): void {
     this.dirty.add("messages");
+    this.dirty.add("thread");
     this.flush();
   }
 
   private focusInMessage(key: string, focusKey: string): void {
-    this.rendered
-      .get(key)
-      ?.el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)
-      ?.focus();
+    (this.rendered.get(key) ?? this.threadRendered.get(key))?.el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
   }
 
   /** "👍 You, Bob and 2 more": who reacted as far as loaded (Chat.loadReactors), the rest counted. */
@@ -1123,56 +1138,100 @@ export class ChatView {
     this.threadEl.hidden = !t;
     this.layoutEl.classList.toggle("with-thread", Boolean(t));
     this.appEl.dataset.pane = t ? "thread" : this.chat.openId ? "conversation" : "list";
-    if (!t) return fill(this.threadList);
+    if (this.renderedThread !== (t?.parentId ?? null)) {
+      this.renderedThread = t?.parentId ?? null;
+      this.threadRendered.clear();
+      fill(this.threadList);
+    }
+    if (!t) return;
     const parent = this.chat.timeline(t.conversationId).byMessageId(t.parentId);
     const replies = this.chat.threadTimeline(t.conversationId, t.parentId).items();
-    const item = (m: TimelineItem, isParent: boolean) => {
-      const mine = m.senderId === this.chat.me.id;
-      return h(
-        "article",
-        {
-          class: `msg first${mine ? " mine" : ""}${isParent ? " parent" : ""} ${m.state}`,
-          "data-testid": isParent ? "thread-parent" : "thread-reply",
-          "data-state": m.state,
-          "data-deleted": String(m.deleted),
-        },
-        h(
-          "div",
-          { class: "msg-meta" },
-          h("span", { class: "sender" }, mine ? "You" : this.chat.userName(m.senderId)),
-          m.createdAt
-            ? h("time", { datetime: m.createdAt.toISOString() }, m.createdAt.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }))
-            : null,
-          m.state === "pending" ? h("span", { class: "msg-status" }, "Sending…") : null,
-        ),
-        h(
-          "p",
-          { class: `content${m.deleted ? " deleted" : ""}`, "data-testid": "message-content" },
-          m.deleted ? "This message was deleted." : m.content,
-        ),
-        m.editedAt && !m.deleted ? h("span", { class: "edited" }, "(edited)") : null,
-        m.state === "failed" ? h("p", { class: "failed", role: "alert" }, `Not sent: ${m.error ?? "error"}`) : null,
-      );
-    };
     const stick = this.threadList.scrollHeight - this.threadList.scrollTop - this.threadList.clientHeight < NEAR_BOTTOM_PX;
-    fill(
-      this.threadList,
-      parent ? item(parent, true) : null,
-      h(
-        "p",
-        { class: "history", "data-testid": "thread-state" },
-        this.chat.threadLoading
-          ? "Loading replies…"
-          : replies.length
-            ? replies.length === 1
-              ? "1 reply"
-              : `${replies.length} replies`
-            : "No replies yet.",
-      ),
-      replies.map((m) => item(m, false)),
+
+    // The parent and the count, drawn anew; the replies below them keyed, with the timeline's tools.
+    for (const el of this.threadList.querySelectorAll(":scope > [data-thread-head]")) el.remove();
+    const parentEl = parent ? this.threadParent(parent) : null;
+    const stateEl = h(
+      "p",
+      { class: "history", "data-testid": "thread-state", "data-thread-head": "" },
+      this.chat.threadLoading
+        ? "Loading replies…"
+        : replies.length
+          ? replies.length === 1
+            ? "1 reply"
+            : `${replies.length} replies`
+          : "No replies yet.",
     );
+    this.threadList.prepend(...(parentEl ? [parentEl, stateEl] : [stateEl]));
+
+    const keep = new Set<string>();
+    let prev: Element = stateEl;
+    for (const item of replies) {
+      keep.add(item.key);
+      const ui = `${this.pickerFor === item.key}|${this.editing === item.key}|${this.confirmingDelete === item.key}|${this.selected === item.key}`;
+      const sig = `${item.rev}|${item.state}|${ui}|${this.chat.userName(item.senderId)}|${this.chat.reactorsRev}`;
+      let r = this.threadRendered.get(item.key);
+      if (!r) {
+        const key = item.key;
+        r = {
+          el: h("article", {
+            class: "msg",
+            "data-testid": "thread-reply",
+            "data-key": key,
+            onclick: (e) => {
+              if ((e.target as HTMLElement).closest("button, textarea, a")) return;
+              this.selected = this.selected === key ? null : key;
+              this.schedule("thread");
+            },
+          }),
+          sig: "",
+        };
+        this.threadRendered.set(item.key, r);
+      }
+      if (r.sig !== sig) {
+        this.renderMessage(r.el, item, true, "");
+        r.sig = sig;
+      }
+      if (prev.nextElementSibling !== r.el) prev.after(r.el);
+      prev = r.el;
+    }
+    for (const [key, r] of this.threadRendered) {
+      if (!keep.has(key)) {
+        r.el.remove();
+        this.threadRendered.delete(key);
+      }
+    }
     this.threadList.setAttribute("aria-busy", String(this.chat.threadLoading));
     if (stick) this.threadList.scrollTop = this.threadList.scrollHeight;
+  }
+
+  /** The thread's parent at the top of the panel (its tools are in the conversation). */
+  private threadParent(m: TimelineItem): HTMLElement {
+    const mine = m.senderId === this.chat.me.id;
+    return h(
+      "article",
+      {
+        class: `msg first${mine ? " mine" : ""} parent ${m.state}`,
+        "data-testid": "thread-parent",
+        "data-thread-head": "",
+        "data-state": m.state,
+        "data-deleted": String(m.deleted),
+      },
+      h(
+        "div",
+        { class: "msg-meta" },
+        h("span", { class: "sender" }, mine ? "You" : this.chat.userName(m.senderId)),
+        m.createdAt
+          ? h("time", { datetime: m.createdAt.toISOString() }, m.createdAt.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }))
+          : null,
+      ),
+      h(
+        "p",
+        { class: `content${m.deleted ? " deleted" : ""}`, "data-testid": "message-content" },
+        m.deleted ? "This message was deleted." : m.content,
+      ),
+      m.editedAt && !m.deleted ? h("span", { class: "edited" }, "(edited)") : null,
+    );
   }
 
   /** Phone layout: from the conversation back to the list (focus on the conversation left). */
