@@ -7,13 +7,22 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { User } from "../../gen/chat/v1/auth_pb.js";
 import { ConversationType, MemberRole, type Conversation } from "../../gen/chat/v1/conversation_pb.js";
-import type { ChatMessage, Event as ChatEvent } from "../../gen/chat/v1/message_pb.js";
+import type { Event as ChatEvent } from "../../gen/chat/v1/message_pb.js";
 import { PresenceStatus, type WatchPresenceResponse } from "../../gen/chat/v1/presence_pb.js";
 import { NotificationType, type Notification } from "../../gen/chat/v1/notification_pb.js";
 import { describeError, isTransient, SessionEndedError, type Api } from "./api.ts";
 import { ResilientStream, type LinkState } from "./stream.ts";
-import { Outbox, RealtimeStream, type LinkState as SdkLinkState, uuid, whoReacted } from "../../client/src/web.ts";
-import { Timeline, type MessageData, type ReactionView } from "./timeline.ts";
+import {
+  MessageList,
+  messageData,
+  Outbox,
+  RealtimeStream,
+  toggledReactions,
+  uuid,
+  whoReacted,
+  type LinkState as SdkLinkState,
+  type MessageData,
+} from "../../client/src/web.ts";
 
 export type Role = "owner" | "admin" | "member" | "";
 /** Who reacted is loaded up to this many people per message (the rest are "N more"). */
@@ -119,9 +128,9 @@ export class Chat {
   lastError: string | null = null;
 
   private readonly api: Api;
-  private readonly timelines = new Map<string, Timeline>();
+  private readonly timelines = new Map<string, MessageList>();
   /** Thread replies by parent id (the conversation's timeline holds them too, for seq continuity, but shows only top-level messages). */
-  private readonly threads = new Map<string, Timeline>();
+  private readonly threads = new Map<string, MessageList>();
   /**
    * message -> emoji -> who reacted: loaded with ListReactions (the SDK's
    * whoReacted) when a chip is hovered or focused or the picker opens, kept
@@ -245,10 +254,10 @@ export class Chat {
 
   // ---- reading state -------------------------------------------------------
 
-  timeline(conversationId: string): Timeline {
+  timeline(conversationId: string): MessageList {
     let t = this.timelines.get(conversationId);
     if (!t) {
-      t = new Timeline(conversationId);
+      t = new MessageList(conversationId);
       this.timelines.set(conversationId, t);
     }
     return t;
@@ -327,7 +336,7 @@ export class Chat {
         this.api.messages
           .listMessages({ conversationId: id, limit: PAGE })
           .then((res) => {
-            tl.addOlder(res.messages.map(toData), res.hasMore);
+            tl.addOlder(res.messages.map(messageData), res.hasMore);
             tl.loadedLatest = true;
             this.wantUsers(res.messages.map((m) => m.senderId));
           })
@@ -365,7 +374,7 @@ export class Chat {
     this.emit("messages");
     try {
       const res = await this.api.messages.listMessages({ conversationId: id, beforeSeq: BigInt(tl.oldestSeq), limit: PAGE });
-      tl.addOlder(res.messages.map(toData), res.hasMore);
+      tl.addOlder(res.messages.map(messageData), res.hasMore);
       this.wantUsers(res.messages.map((m) => m.senderId));
     } catch (err) {
       this.report(err);
@@ -431,13 +440,13 @@ export class Chat {
     const item = holders[0]?.byMessageId(messageId);
     if (!item) return;
     const had = item.reactions.find((r) => r.emoji === emoji)?.reacted ?? false;
-    const next = toggled(item.reactions, emoji, !had);
+    const next = toggledReactions(item.reactions, emoji, !had);
     for (const tl of holders) tl.setReactions(messageId, next); // optimistic
     this.noteReactor(messageId, emoji, this.me.id, !had);
     this.emitMessageChange();
     try {
       const res = had ? await this.api.messages.removeReaction({ messageId, emoji }) : await this.api.messages.addReaction({ messageId, emoji });
-      if (res.message) for (const tl of holders) tl.upsert(toData(res.message));
+      if (res.message) for (const tl of holders) tl.upsert(messageData(res.message));
     } catch (err) {
       this.report(err);
       this.scheduleMessageRefresh(conversationId, messageId, 0);
@@ -449,8 +458,8 @@ export class Chat {
    * The timelines holding a message: its conversation's (top-level messages,
    * and replies seen live or sent here) and, for a reply, its thread's.
    */
-  private holders(conversationId: string, messageId: string): Timeline[] {
-    const out: Timeline[] = [];
+  private holders(conversationId: string, messageId: string): MessageList[] {
+    const out: MessageList[] = [];
     const tl = this.timeline(conversationId);
     if (tl.byMessageId(messageId)) out.push(tl);
     for (const t of this.threads.values()) if (t.conversationId === conversationId && t.byMessageId(messageId)) out.push(t);
@@ -463,10 +472,10 @@ export class Chat {
     this.emit("thread");
   }
 
-  threadTimeline(conversationId: string, parentId: string): Timeline {
+  threadTimeline(conversationId: string, parentId: string): MessageList {
     let t = this.threads.get(parentId);
     if (!t) {
-      t = new Timeline(conversationId);
+      t = new MessageList(conversationId);
       this.threads.set(parentId, t);
     }
     return t;
@@ -484,7 +493,7 @@ export class Chat {
       let after = this.timeline(conversationId).byMessageId(parentId)?.seq ?? 0;
       for (let page = 0; page < 10; page++) {
         const res = await this.api.messages.listMessages({ conversationId, parentMessageId: parentId, afterSeq: BigInt(after), limit: 200 });
-        tl.addOlder(res.messages.map(toData), false);
+        tl.addOlder(res.messages.map(messageData), false);
         this.wantUsers(res.messages.map((m) => m.senderId));
         if (!res.hasMore || !res.messages.length) break;
         after = Math.max(...res.messages.map((m) => Number(m.seq)));
@@ -514,7 +523,7 @@ export class Chat {
     tl.addPending(this.me.id, clientMessageId, text, new Date(), parentId, mentions);
     this.emit("thread");
     this.outbox.send({ conversationId, clientMessageId, content: text, parentMessageId: parentId, mentions }).then(
-      (m) => this.ingest(toData(m), false),
+      (m) => this.ingest(messageData(m), false),
       (err: unknown) => {
         if (this.stopped) return;
         tl.setSendState(this.me.id, clientMessageId, "failed", describeError(err).message);
@@ -587,7 +596,7 @@ export class Chat {
     const before = holders[0]?.byMessageId(messageId);
     if (!text || !before || text === before.content) return;
     const res = await this.api.messages.editMessage({ messageId, content: text });
-    if (res.message) for (const tl of holders) tl.upsert({ ...toData(res.message), reactions: tl.byMessageId(messageId)?.reactions ?? [] });
+    if (res.message) for (const tl of holders) tl.upsert({ ...messageData(res.message), reactions: tl.byMessageId(messageId)?.reactions ?? [] });
     this.refreshPreview(conversationId);
     this.emitMessageChange();
   }
@@ -680,7 +689,7 @@ export class Chat {
   /** SearchMessages over all my conversations, newest first; each hit's conversation and sender are fetched for display. */
   async searchMessages(query: string): Promise<MessageData[]> {
     const res = await this.api.messages.searchMessages({ query: query.trim(), pageSize: 20 });
-    const hits = res.messages.map(toData);
+    const hits = res.messages.map(messageData);
     await Promise.all([...new Set(hits.map((m) => m.conversationId))].map((id) => this.ensureConversation(id)));
     this.wantUsers(hits.map((m) => m.senderId));
     return hits;
@@ -783,7 +792,7 @@ export class Chat {
       case "messageCreated": {
         if (!p.value.message) return;
         if (!(await this.ensureConversation(convId))) return;
-        this.ingest(toData(p.value.message), true);
+        this.ingest(messageData(p.value.message), true);
         this.clearTyping(convId, p.value.message.senderId);
         break;
       }
@@ -792,11 +801,11 @@ export class Chat {
         const tl = this.timeline(convId);
         const known = tl.byMessageId(p.value.message.id);
         // `reacted` in an event is not about us: keep our view of the reactions.
-        if (known) tl.upsert({ ...toData(p.value.message), reactions: known.reactions });
+        if (known) tl.upsert({ ...messageData(p.value.message), reactions: known.reactions });
         const thread = this.threads.get(p.value.message.parentMessageId);
         const reply = thread?.byMessageId(p.value.message.id);
         if (thread && reply) {
-          thread.upsert({ ...toData(p.value.message), reactions: reply.reactions });
+          thread.upsert({ ...messageData(p.value.message), reactions: reply.reactions });
           this.emit("thread");
         }
         this.refreshPreview(convId);
@@ -895,7 +904,7 @@ export class Chat {
       while (from < beforeSeq - 1) {
         const res = await this.api.messages.listMessages({ conversationId, afterSeq: BigInt(from), limit: 200 });
         if (!res.messages.length) break;
-        for (const m of res.messages) this.ingest(toData(m), false);
+        for (const m of res.messages) this.ingest(messageData(m), false);
         from = Math.max(...res.messages.map((m) => Number(m.seq)));
         if (!res.hasMore) break;
       }
@@ -920,7 +929,7 @@ export class Chat {
         this.refreshTimers.delete(messageId);
         try {
           const res = await this.api.messages.getMessage({ messageId });
-          if (res.message) for (const tl of this.holders(conversationId, messageId)) tl.upsert(toData(res.message));
+          if (res.message) for (const tl of this.holders(conversationId, messageId)) tl.upsert(messageData(res.message));
           this.emitMessageChange();
         } catch (err) {
           if (ConnectError.from(err).code !== Code.NotFound) this.report(err);
@@ -1157,7 +1166,7 @@ export class Chat {
   /** Through the SDK's outbox: the result lands in the timeline (confirmed), or marks the message failed. */
   private enqueue(conversationId: string, clientMessageId: string, content: string, mentions: string[] = []): void {
     this.outbox.send({ conversationId, clientMessageId, content, mentions }).then(
-      (m) => this.ingest(toData(m), false),
+      (m) => this.ingest(messageData(m), false),
       (err: unknown) => {
         if (this.stopped) return;
         this.timeline(conversationId).setSendState(this.me.id, clientMessageId, "failed", describeError(err).message);
@@ -1181,24 +1190,6 @@ export class Chat {
 
 function date(ts: Timestamp | undefined): Date | null {
   return ts ? timestampDate(ts) : null;
-}
-
-export function toData(m: ChatMessage): MessageData {
-  return {
-    id: m.id,
-    conversationId: m.conversationId,
-    seq: Number(m.seq),
-    senderId: m.senderId,
-    clientMessageId: m.clientMessageId,
-    content: m.content,
-    createdAt: date(m.createdAt),
-    editedAt: date(m.editedAt),
-    deleted: m.deleted,
-    reactions: m.reactions.map((r) => ({ emoji: r.emoji, count: r.count, reacted: r.reacted })),
-    parentMessageId: m.parentMessageId,
-    replyCount: m.replyCount,
-    mentions: [...m.mentions],
-  };
 }
 
 function toNotification(n: Notification): NotificationView {
@@ -1234,19 +1225,4 @@ function toConversation(c: Conversation): ConversationView {
     preview: c.lastMessage?.deleted ? "(deleted)" : (c.lastMessage?.content ?? ""),
     previewSenderId: c.lastMessage?.senderId ?? "",
   };
-}
-
-function toggled(reactions: ReactionView[], emoji: string, add: boolean): ReactionView[] {
-  const out = reactions.map((r) => ({ ...r }));
-  const r = out.find((x) => x.emoji === emoji);
-  if (add) {
-    if (r) {
-      r.count++;
-      r.reacted = true;
-    } else out.push({ emoji, count: 1, reacted: true });
-  } else if (r) {
-    r.count--;
-    r.reacted = false;
-  }
-  return out.filter((x) => x.count > 0);
 }

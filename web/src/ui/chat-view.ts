@@ -8,7 +8,7 @@ import type { Api } from "../api.ts";
 import { describeError } from "../api.ts";
 import type { Chat, ChangeScope, ConversationView } from "../chat.ts";
 import type { LinkState } from "../stream.ts";
-import type { MessageData, TimelineItem } from "../timeline.ts";
+import type { MessageData, TimelineItem } from "../../../client/src/web.ts";
 import { h, fill } from "./dom.ts";
 import { settingsDialog } from "./settings-dialog.ts";
 import { mentionAutocomplete } from "./mentions.ts";
