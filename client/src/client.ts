@@ -10,6 +10,7 @@ import { authInterceptor, createApi, type ChatApi, type ChatTransport } from "./
 import type { BackoffOptions } from "./backoff.ts";
 import { DeviceTokens, type DeviceTokenStorage } from "./device-tokens.ts";
 import { Outbox, type PendingSend, type SendInput } from "./outbox.ts";
+import { whoReacted, type WhoReacted, type WhoReactedOptions } from "./reactions.ts";
 import { RealtimeStream, type LinkState, type RealtimeOptions } from "./realtime.ts";
 import { TokenManager, tokensFromPair, type TokenStorage } from "./tokens.ts";
 
@@ -204,5 +205,10 @@ export class ChatClient {
 
   async markRead(conversationId: string, seq: bigint): Promise<void> {
     await this.api.messages.markRead({ conversationId, seq });
+  }
+
+  /** Who reacted to a message, one entry per emoji (ListReactions, every page up to `maxUsers`). */
+  whoReacted(messageId: string, o: WhoReactedOptions = {}): Promise<{ reactions: WhoReacted[]; complete: boolean }> {
+    return whoReacted(this.api.messages, messageId, o);
   }
 }

@@ -8,6 +8,16 @@ export { TokenManager, SessionEndedError, tokensFromPair, isTransient, type Toke
 export { RealtimeStream, type LinkState, type RealtimeOptions, type RealtimeStats, type Frame } from "./realtime.ts";
 export { Outbox, type OutboxOptions, type PendingSend, type SendInput } from "./outbox.ts";
 export { Timeline, UnreadCounts, TypingState, PresenceState, type PresenceView } from "./state.ts";
+export {
+  MessageList,
+  messageData,
+  toggledReactions,
+  type MessageData,
+  type MessageState,
+  type ReactionView,
+  type TimelineItem,
+} from "./message-list.ts";
 export { fullJitterMs, sleep, type BackoffOptions } from "./backoff.ts";
 export { uuid } from "./uuid.ts";
+export { whoReacted, type WhoReacted, type WhoReactedOptions } from "./reactions.ts";
 export { DeviceTokens, type DeviceTokenStorage } from "./device-tokens.ts";

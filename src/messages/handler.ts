@@ -10,6 +10,7 @@ import {
   AttachmentSchema,
   ChatMessageSchema,
   ReactionSchema,
+  ReactionUsersSchema,
   type Attachment as AttachmentPb,
   type ChatMessage,
   type MessageService as MessageServiceDesc,
@@ -101,6 +102,15 @@ export function messageHandler(service: MessageService): Partial<ServiceImpl<typ
         pageToken: req.pageToken,
       });
       return { messages: res.messages.map(toChatMessage), nextPageToken: res.nextPageToken };
+    },
+    async listReactions(req, ctx) {
+      const res = await service.listReactions(caller(ctx).userId, {
+        messageId: req.messageId,
+        emoji: req.emoji,
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return { reactions: res.reactions.map((r) => create(ReactionUsersSchema, r)), nextPageToken: res.nextPageToken };
     },
   };
 }

@@ -30,6 +30,8 @@ import type {
   ListQuery,
   NewMessage,
   ReactionSummary,
+  ReactorCursor,
+  ReactorQuery,
   ReadResult,
   SearchPage,
   SearchQuery,
@@ -491,6 +493,20 @@ export class MongoMessageStore implements MessageStore {
     if (!r) return false;
     out?.push(...r.events);
     return r.removed;
+  }
+
+  async reactors(query: ReactorQuery): Promise<ReactorCursor[]> {
+    // Strings compare by their UTF-8 bytes here (no collation), as the SQL adapter's COLLATE "C".
+    const and: Filter<ReactionDoc>[] = [{ messageId: query.messageId }];
+    if (query.emoji !== null) and.push({ emoji: query.emoji });
+    const after = query.after;
+    if (after) and.push({ $or: [{ emoji: { $gt: after.emoji } }, { emoji: after.emoji, userId: { $gt: after.userId } }] });
+    const rows = await this.reactionsCol
+      .find({ $and: and }, { projection: { _id: 0, emoji: 1, userId: 1 } })
+      .sort({ emoji: 1, userId: 1 })
+      .limit(query.limit)
+      .toArray();
+    return rows.map((r) => ({ emoji: r.emoji, userId: r.userId }));
   }
 
   async reactions(messageIds: string[], viewerId: string): Promise<Map<string, ReactionSummary[]>> {

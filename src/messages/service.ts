@@ -12,13 +12,16 @@ import {
   canonicalId,
   checkContentLength,
   checkEditedContent,
+  decodeReactorToken,
   decodeSearchToken,
+  encodeReactorToken,
   encodeSearchToken,
   listWindow,
   normalizeAttachments,
   normalizeMentions,
   normalizeSearchQuery,
   optionalId,
+  reactionsPageSize,
   readUpTo,
   searchPageSize,
   validateEmoji,
@@ -48,6 +51,22 @@ export interface SearchInput {
   conversationId: string;
   pageSize: number;
   pageToken: string;
+}
+
+export interface ListReactionsInput {
+  messageId: string;
+  /** "" for every emoji. */
+  emoji: string;
+  pageSize: number;
+  pageToken: string;
+}
+
+/** One emoji of ListReactions: its count in all, the caller's flag, and this page's users. */
+export interface ReactionUsers {
+  emoji: string;
+  count: number;
+  reacted: boolean;
+  userIds: string[];
 }
 
 export interface MessageServiceDeps {
@@ -212,6 +231,44 @@ export class MessageService {
     if (conversationId) await this.requireMember(conversationId, callerId, "conversation");
     const page = await this.store.search({ userId: callerId, text, conversationId, limit, after });
     return { messages: await this.views(page.messages, callerId), nextPageToken: page.next ? encodeSearchToken(page.next) : "" };
+  }
+
+  /**
+   * Who reacted, for the members of the message's conversation (others get
+   * the NOT_FOUND of an unknown message). Paged by (emoji, user id); each
+   * emoji of a page carries its total count and the caller's `reacted`.
+   */
+  async listReactions(callerId: string, input: ListReactionsInput): Promise<{ reactions: ReactionUsers[]; nextPageToken: string }> {
+    const id = canonicalId(input.messageId);
+    const emoji = input.emoji === "" ? null : validateEmoji(input.emoji);
+    const limit = reactionsPageSize(input.pageSize);
+    const after = decodeReactorToken(input.pageToken);
+    const { message } = await this.loadVisible(callerId, id);
+    if (isDeleted(message)) return { reactions: [], nextPageToken: "" };
+    const [rows, summaries] = await Promise.all([
+      this.store.reactors({ messageId: id, emoji, after, limit: limit + 1 }),
+      this.store.reactions([id], callerId),
+    ]);
+    const page = rows.slice(0, limit);
+    const counts = new Map((summaries.get(id) ?? []).map((r) => [r.emoji, r]));
+    const reactions: ReactionUsers[] = [];
+    for (const r of page) {
+      let last = reactions.at(-1);
+      if (last?.emoji !== r.emoji) {
+        const summary = counts.get(r.emoji);
+        last = { emoji: r.emoji, count: summary?.count ?? 0, reacted: summary?.reacted ?? false, userIds: [] };
+        reactions.push(last);
+      }
+      last.userIds.push(r.userId);
+    }
+    // The two reads are not one snapshot: a reaction added or removed in between
+    // must not show fewer users in all than this page lists, or a stale flag for the caller.
+    for (const r of reactions) {
+      r.count = Math.max(r.count, r.userIds.length);
+      if (r.userIds.includes(callerId)) r.reacted = true;
+    }
+    const next = rows.length > limit ? page.at(-1) : undefined;
+    return { reactions, nextPageToken: next ? encodeReactorToken(next) : "" };
   }
 
   /** A store write whose events (written in its transaction) are announced after it returns. */

@@ -20,6 +20,8 @@ import type {
   ListQuery,
   NewMessage,
   ReactionSummary,
+  ReactorCursor,
+  ReactorQuery,
   ReadResult,
   SearchPage,
   SearchQuery,
@@ -332,6 +334,20 @@ export class SqlMessageStore implements MessageStore {
     if (!events) return false;
     out?.push(...events);
     return true;
+  }
+
+  async reactors(query: ReactorQuery): Promise<ReactorCursor[]> {
+    // Emoji in byte order (COLLATE "C": UTF-8 bytes, i.e. code points), as MongoDB compares strings.
+    const { rows } = await this.db.query<{ emoji: string; user_id: string }>(
+      `SELECT emoji, user_id::text AS user_id FROM message_reactions
+        WHERE message_id = $1
+          AND ($2::text IS NULL OR emoji = $2)
+          AND ($3::text IS NULL OR emoji COLLATE "C" > $3::text COLLATE "C" OR (emoji = $3 AND user_id > $4::uuid))
+        ORDER BY emoji COLLATE "C", user_id
+        LIMIT $5`,
+      [query.messageId, query.emoji, query.after?.emoji ?? null, query.after?.userId ?? null, query.limit],
+    );
+    return rows.map((r) => ({ emoji: r.emoji, userId: r.user_id }));
   }
 
   async reactions(messageIds: string[], viewerId: string): Promise<Map<string, ReactionSummary[]>> {

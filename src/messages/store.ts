@@ -14,7 +14,19 @@
 
 import type { LastMessagePreviews } from "../conversations/ports.ts";
 import type { LoggedEvent } from "../events/events.ts";
-import type { ListPage, ListQuery, NewMessage, ReactionSummary, ReadResult, SearchPage, SearchQuery, SendResult, StoredMessage } from "./types.ts";
+import type {
+  ListPage,
+  ListQuery,
+  NewMessage,
+  ReactionSummary,
+  ReactorCursor,
+  ReactorQuery,
+  ReadResult,
+  SearchPage,
+  SearchQuery,
+  SendResult,
+  StoredMessage,
+} from "./types.ts";
 
 export interface MessageStore extends LastMessagePreviews {
   readonly kind: "postgres" | "pglite" | "mongo";
@@ -45,6 +57,12 @@ export interface MessageStore extends LastMessagePreviews {
   addReaction(message: StoredMessage, userId: string, emoji: string, at: Date, out?: LoggedEvent[]): Promise<boolean>;
   /** True when the reaction was removed (false: there was none). */
   removeReaction(message: StoredMessage, userId: string, emoji: string, out?: LoggedEvent[]): Promise<boolean>;
+  /**
+   * Who reacted to one message: (emoji, user id) pairs ordered by emoji in
+   * code point order (UTF-8 bytes), then user id, strictly after `after`, at
+   * most `limit` of them.
+   */
+  reactors(query: ReactorQuery): Promise<ReactorCursor[]>;
   /** Reaction summaries of many messages in one round trip (per store); messages without reactions are absent. */
   reactions(messageIds: string[], viewerId: string): Promise<Map<string, ReactionSummary[]>>;
 

@@ -111,3 +111,18 @@ export interface ReadResult {
 export function isDeleted(m: StoredMessage): boolean {
   return m.deletedAt !== null;
 }
+
+/** A position in the (emoji, user id) order of ListReactions. */
+export interface ReactorCursor {
+  emoji: string;
+  userId: string;
+}
+
+export interface ReactorQuery {
+  messageId: string;
+  /** Only this emoji; null for all. */
+  emoji: string | null;
+  /** Strictly after this (emoji, user id); null from the start. */
+  after: ReactorCursor | null;
+  limit: number;
+}

@@ -6,12 +6,13 @@
 // ranges) live in the proto only.
 
 import { invalidArgument } from "../shared/errors.ts";
-import { decodePageToken, encodePageToken } from "../shared/page-token.ts";
+import { decodePageToken, encodePageToken, textToHex } from "../shared/page-token.ts";
 import { emojiProblem } from "./emoji.ts";
-import type { Attachment, SearchCursor } from "./types.ts";
+import type { Attachment, ReactorCursor, SearchCursor } from "./types.ts";
 
 export const DEFAULT_LIST_LIMIT = 50;
 export const DEFAULT_SEARCH_PAGE = 20;
+export const DEFAULT_REACTIONS_PAGE = 100;
 
 function codePoints(s: string): number {
   let n = 0;
@@ -87,4 +88,20 @@ export function encodeSearchToken(c: SearchCursor): string {
 export function decodeSearchToken(token: string): SearchCursor | null {
   const v = decodePageToken("page_token", "srch1", token, ["time_ms", "seq", "uuid"]);
   return v && { createdAt: new Date(v[0]), seq: v[1], id: v[2] };
+}
+
+export const reactionsPageSize = (size: number): number => (size === 0 ? DEFAULT_REACTIONS_PAGE : size);
+
+// ListReactions page tokens: the last (emoji, user id) of the previous page.
+export function encodeReactorToken(c: ReactorCursor): string {
+  return encodePageToken("rx1", [textToHex(c.emoji), c.userId]);
+}
+
+export function decodeReactorToken(token: string): ReactorCursor | null {
+  const v = decodePageToken("page_token", "rx1", token, ["text_hex", "uuid"]);
+  if (!v) return null;
+  // Only a valid reaction key can be a position in the list.
+  if (emojiProblem(v[0]) !== null)
+    throw invalidArgument("page_token", "is not a token from a previous page; pass next_page_token back unchanged", "PAGE_TOKEN_INVALID");
+  return { emoji: v[0], userId: v[1] };
 }

@@ -14,9 +14,10 @@ export type TokenPart =
   | "seq" // non-negative safe integer
   | "flag" // 0 or 1
   | "name_key" // a lower-case channel name key
-  | "username"; // a stored (lower-case) username
+  | "username" // a stored (lower-case) username
+  | "text_hex"; // any short text (up to 128 UTF-8 bytes), hex of its UTF-8 (so ':' inside it is no separator)
 
-type PartValue<P extends TokenPart> = P extends "uuid" | "name_key" | "username" ? string : number;
+type PartValue<P extends TokenPart> = P extends "uuid" | "name_key" | "username" | "text_hex" ? string : number;
 export type TokenValues<K extends readonly TokenPart[]> = { [I in keyof K]: PartValue<K[I]> };
 
 const MAX_TOKEN_CHARS = 512;
@@ -27,6 +28,22 @@ const DIGITS = /^(0|[1-9]\d{0,15})$/;
 const NAME_KEY = /^[a-z0-9][a-z0-9._-]{0,999}$/;
 /** As the users table's CHECK constraint (migrations/0002_auth.sql). */
 const USERNAME = /^[a-z0-9_.]{3,32}$/;
+const HEX_TEXT = /^(?:[0-9a-f]{2}){1,128}$/;
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/** "text_hex": the UTF-8 bytes of a short text in lower-case hex. */
+export function textToHex(text: string): string {
+  return Buffer.from(text, "utf8").toString("hex");
+}
+
+function hexToText(hex: string): string | null {
+  if (!HEX_TEXT.test(hex)) return null;
+  try {
+    return UTF8.decode(Buffer.from(hex, "hex"));
+  } catch {
+    return null;
+  }
+}
 
 function checkPart(p: TokenPart, text: string): string | number | null {
   switch (p) {
@@ -36,6 +53,8 @@ function checkPart(p: TokenPart, text: string): string | number | null {
       return NAME_KEY.test(text) ? text : null;
     case "username":
       return USERNAME.test(text) ? text : null;
+    case "text_hex":
+      return hexToText(text);
     case "flag":
       return text === "0" || text === "1" ? Number(text) : null;
     default: {

@@ -253,14 +253,34 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     await waitFor(() => alice.page.getByTestId("reaction-picker").count(), 0, "Escape closes the picker");
     expect(await alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("Add reaction");
 
-    // Bob takes his back: Alice sees 1 again.
+    // After a reload Alice saw nobody react live: who reacted comes from ListReactions when she
+    // points at the chip (the tooltip) or opens the picker (a list under the emoji).
+    await alice.page.mouse.move(0, 0); // not over the chip when it is drawn again
+    const callsBefore = alice.rpcs.length; // her click on the chip loaded who reacted before the reload
+    await alice.page.reload();
+    await waitFor(() => alice.page.getByTestId("connection-status").getAttribute("data-state"), "live", "Alice live again");
+    await waitFor(() => chip.getAttribute("title"), "🎉 You, 1 more", "before loading: counts and herself only");
+    const listCalls = () => alice.rpcs.slice(callsBefore).filter((r) => r.path.endsWith("/ListReactions")).length;
+    expect(listCalls()).toBe(0);
+    await chip.hover();
+    await waitFor(() => chip.getAttribute("title"), "🎉 You, Bob", "the tooltip names Bob after ListReactions");
+    expect(listCalls()).toBe(1);
+    await messageEl(alice, "second version").getByRole("button", { name: "Add reaction" }).click();
+    const reactors = alice.page.getByTestId("reaction-picker").getByTestId("reactors");
+    await waitFor(() => reactors.locator("li").allTextContents(), ["🎉 You, Bob"], "the picker lists who reacted");
+    await expectNoAxeViolations(alice, "the reaction picker with who reacted");
+    await alice.page.keyboard.press("Escape");
+
+    // Bob takes his back: Alice sees 1 again, and the loaded list follows live.
     await bobChip.click();
     await waitFor(() => chip.getAttribute("data-count"), "1", "Alice sees Bob's reaction go");
+    await waitFor(() => chip.getAttribute("title"), "🎉 You", "and Bob leaves the tooltip");
+    expect(listCalls()).toBe(1);
     expect(alice.errors).toEqual([]);
     expect(bob.errors).toEqual([]);
   });
 
-  it("threads in a side panel: replies and reply counts live on both sides; keyboard: Reply opens it with focus in the reply box, Escape closes it", async () => {
+  it("threads in a side panel: replies and reply counts live on both sides; replies reacted to, edited (Up arrow) and deleted in the panel, live on the other side; keyboard: Reply opens it with focus in the reply box, Escape closes it", async () => {
     const parentA = messageEl(alice, "second version");
     const replyTool = parentA.getByRole("button", { name: "Reply in thread" });
     await replyTool.focus();
@@ -295,6 +315,59 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     await waitFor(() => replies(alice), both, "Bob's reply live in Alice's panel");
     await waitFor(() => parentA.getByTestId("reply-count").textContent(), "2 replies", "two replies for Alice");
     await waitFor(() => parentB.getByTestId("reply-count").textContent(), "2 replies", "two replies for Bob");
+
+    // Replies have the timeline's tools in the panel: react, edit and delete (your own), live on the other side.
+    const replyEl = (p: Person, text: string) =>
+      p.page.getByTestId("thread-reply").filter({ has: p.page.getByTestId("message-content").getByText(text, { exact: true }) });
+    const panelB = bob.page.getByTestId("thread-panel");
+    // Bob reacts to Alice's reply through the picker; Alice sees the chip in her panel.
+    await replyEl(bob, "a reply in the thread").getByRole("button", { name: "Add reaction" }).click();
+    await panelB.getByTestId("reaction-picker").getByRole("button", { name: "React with 👀" }).click();
+    const aliceReplyChip = replyEl(alice, "a reply in the thread").getByTestId("reaction");
+    await waitFor(
+      async () => [await aliceReplyChip.getAttribute("data-emoji"), await aliceReplyChip.getAttribute("data-count")],
+      ["👀", "1"],
+      "Alice sees Bob's reaction on her reply",
+    );
+    // Alice adds hers with the chip; Bob sees 2.
+    await aliceReplyChip.click();
+    await waitFor(() => replyEl(bob, "a reply in the thread").getByTestId("reaction").getAttribute("data-count"), "2", "Bob sees two on the reply");
+    // Bob has no Edit/Delete on Alice's reply, and no "Reply in thread" in a thread.
+    expect(await replyEl(bob, "a reply in the thread").getByRole("button", { name: "Edit message" }).count()).toBe(0);
+    expect(await replyEl(bob, "a reply in the thread").getByRole("button", { name: "Delete message" }).count()).toBe(0);
+    expect(await replyEl(bob, "a reply in the thread").getByRole("button", { name: "Reply in thread" }).count()).toBe(0);
+    // Alice edits her reply: Up arrow in the empty reply box, Enter saves; focus back in the reply box; Bob sees "(edited)".
+    await alice.page.getByTestId("thread-composer").focus();
+    await alice.page.keyboard.press("ArrowUp");
+    const editBox = panelA.getByTestId("edit-input");
+    await waitFor(() => focusedId(alice).then((id) => id.startsWith("edit-")), true, "the edit box has focus");
+    expect(await editBox.inputValue()).toBe("a reply in the thread");
+    await editBox.fill("a reply, edited");
+    await editBox.press("Enter");
+    await waitFor(() => focusedId(alice), "thread-composer", "focus back in the reply box");
+    await waitFor(() => replyEl(bob, "a reply, edited").locator(".edited").count(), 1, "Bob sees the edit live, marked (edited)");
+    // The reaction survived the edit on both sides.
+    expect(await replyEl(bob, "a reply, edited").getByTestId("reaction").getAttribute("data-count")).toBe("2");
+    // Alice deletes it, after the question; Bob sees the tombstone live.
+    await replyEl(alice, "a reply, edited").getByRole("button", { name: "Delete message" }).click();
+    await panelA.getByTestId("confirm-delete").getByRole("button", { name: "Delete" }).click();
+    await waitFor(
+      () => replies(bob),
+      [
+        ["This message was deleted.", "sent"],
+        ["and one from Bob", "sent"],
+      ],
+      "Bob sees the reply's tombstone live",
+    );
+    await waitFor(
+      () => replies(alice),
+      [
+        ["This message was deleted.", "sent"],
+        ["and one from Bob", "sent"],
+      ],
+      "Alice too",
+    );
+    await expectNoAxeViolations(alice, "a thread with reactions and a tombstone");
 
     // Escape closes the panel; focus returns to the button that opened it.
     await alice.page.keyboard.press("Escape");

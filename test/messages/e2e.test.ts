@@ -11,6 +11,7 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ChatMessage } from "../../gen/chat/v1/message_pb.js";
 import { ConversationType } from "../../gen/chat/v1/conversation_pb.js";
 import { forEachBackend } from "../support/backends.ts";
+import { grpcErrorInfo } from "../support/errors.ts";
 import { CS, MS, connectViolations, failure, grpcViolations, startMessageHarness, type MessageHarness, type TestUser } from "./e2e-harness.ts";
 
 const NIL = "00000000-0000-4000-8000-000000000000";
@@ -315,6 +316,56 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       const again = (await h.call(bob, MS.removeReaction, { messageId: m.id, emoji: "🎉" })).message!;
       expect(again.reactions).toEqual(removed.reactions);
     });
+
+    it("ListReactions says who reacted, per emoji with its count and the caller's flag, paged, on both nodes and over Connect", async () => {
+      const users = await h.users(3);
+      const conv = await h.group(alice, [bob, ...users]);
+      const m = await send(alice, conv);
+      for (const u of [bob, ...users]) await h.call(u, MS.addReaction, { messageId: m.id, emoji: "🎉" });
+      await h.call(bob, MS.addReaction, { messageId: m.id, emoji: ":shipit:" }, { node: 1 });
+      const ids = (list: TestUser[]) => list.map((u) => u.id).sort();
+
+      const all = await h.call(bob, MS.listReactions, { messageId: m.id }, { node: 1 });
+      expect(all.nextPageToken).toBe("");
+      expect(all.reactions.map((r) => ({ emoji: r.emoji, count: r.count, reacted: r.reacted, userIds: r.userIds }))).toEqual([
+        { emoji: ":shipit:", count: 1, reacted: true, userIds: [bob.id] },
+        { emoji: "🎉", count: 4, reacted: true, userIds: ids([bob, ...users]) },
+      ]);
+      // Alice reacted with neither.
+      expect((await h.call(alice, MS.listReactions, { messageId: m.id })).reactions.map((r) => r.reacted)).toEqual([false, false]);
+
+      // Pages of 2 (emoji, user) pairs: 🎉 spans two pages with its full count on each; every pair once.
+      const pages: { emoji: string; count: number; userIds: string[] }[][] = [];
+      let pageToken = "";
+      do {
+        const page = await h.call(alice, MS.listReactions, { messageId: m.id, pageSize: 2, pageToken }, { node: pages.length % 2 });
+        pages.push(page.reactions.map((r) => ({ emoji: r.emoji, count: r.count, userIds: r.userIds })));
+        pageToken = page.nextPageToken;
+      } while (pageToken && pages.length < 10);
+      expect(pages.map((p) => p.map((r) => [r.emoji, r.count, r.userIds.length]))).toEqual([
+        [
+          [":shipit:", 1, 1],
+          ["🎉", 4, 1],
+        ],
+        [["🎉", 4, 2]],
+        [["🎉", 4, 1]],
+      ]);
+      expect(pages.flat().flatMap((r) => r.userIds.map((u) => `${r.emoji} ${u}`))).toEqual(
+        all.reactions.flatMap((r) => r.userIds.map((u) => `${r.emoji} ${u}`)),
+      );
+
+      // The emoji filter, over Connect (JSON) as a browser calls it.
+      const party = await h.connect(users[0], 1).listReactions({ messageId: m.id, emoji: "🎉" });
+      expect(party.reactions).toHaveLength(1);
+      expect(party.reactions[0]).toMatchObject({ emoji: "🎉", count: 4, reacted: true, userIds: ids([bob, ...users]) });
+      expect((await h.call(alice, MS.listReactions, { messageId: m.id, emoji: "🙈" })).reactions).toEqual([]);
+
+      // Removal shows at once; a deleted message has no reactions left.
+      await h.call(bob, MS.removeReaction, { messageId: m.id, emoji: ":shipit:" });
+      expect((await h.call(alice, MS.listReactions, { messageId: m.id })).reactions.map((r) => r.emoji)).toEqual(["🎉"]);
+      await h.call(alice, MS.deleteMessage, { messageId: m.id });
+      expect(await h.call(bob, MS.listReactions, { messageId: m.id })).toMatchObject({ reactions: [], nextPageToken: "" });
+    });
   });
 
   describe("read receipts", () => {
@@ -495,6 +546,26 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       ["search: page_size 101", "page_size", () => h.call(alice, MS.searchMessages, { query: "a", pageSize: 101 })],
       ["search: forged page_token", "page_token", () => h.call(alice, MS.searchMessages, { query: "a", pageToken: "eyJ0IjoxfQ" })],
       ["search: bad conversation", "conversation_id", () => h.call(alice, MS.searchMessages, { query: "a", conversationId: "x" })],
+      ["reactions: bad message_id", "message_id", () => h.call(alice, MS.listReactions, { messageId: "x" })],
+      ["reactions: not an emoji", "emoji", () => h.call(alice, MS.listReactions, { messageId: msg.id, emoji: "ab" })],
+      ["reactions: emoji with a newline", "emoji", () => h.call(alice, MS.listReactions, { messageId: msg.id, emoji: "👍\n" })],
+      ["reactions: page_size 501", "page_size", () => h.call(alice, MS.listReactions, { messageId: msg.id, pageSize: 501 })],
+      ["reactions: negative page_size", "page_size", () => h.call(alice, MS.listReactions, { messageId: msg.id, pageSize: -1 })],
+      ["reactions: forged page_token", "page_token", () => h.call(alice, MS.listReactions, { messageId: msg.id, pageToken: "eyJ0IjoxfQ" })],
+      [
+        "reactions: a search token as page_token",
+        "page_token",
+        () => h.call(alice, MS.listReactions, { messageId: msg.id, pageToken: Buffer.from(`srch1:1:1:${NIL}`).toString("base64url") }),
+      ],
+      [
+        "reactions: a page_token naming no emoji",
+        "page_token",
+        () =>
+          h.call(alice, MS.listReactions, {
+            messageId: msg.id,
+            pageToken: Buffer.from(`rx1:${Buffer.from("ab").toString("hex")}:${NIL}`).toString("base64url"),
+          }),
+      ],
     ];
     it.each(cases)("%s", async (_name, field, call) => {
       const err = await failure(call());
@@ -541,11 +612,25 @@ forEachBackend("messages e2e", ["postgres", "mongo", "pglite"] as const, (varian
       ["MarkRead", () => h.call(outsider, MS.markRead, { conversationId: conv, seq: 1n })],
       ["SearchMessages in that conversation", () => h.call(outsider, MS.searchMessages, { query: "hello", conversationId: conv })],
       ["SendMessage to a conversation that does not exist", () => send(outsider, NIL)],
+      ["ListReactions", () => h.call(outsider, MS.listReactions, { messageId: msg.id })],
+      ["ListReactions of one emoji", () => h.call(outsider, MS.listReactions, { messageId: msg.id, emoji: "👍" })],
       ["GetMessage of a message that does not exist", () => h.call(alice, MS.getMessage, { messageId: NIL })],
     ];
     it.each(calls)("%s", async (_name, call) => {
       const err = await failure(call());
       expect(err.code, err.details).toBe(grpc.status.NOT_FOUND);
+    });
+
+    it("ListReactions: a non-member gets exactly the answer of an unknown message id (BOLA), for a message with reactions", async () => {
+      const m = await send(alice, await h.group(alice, [bob]));
+      await h.call(bob, MS.addReaction, { messageId: m.id, emoji: "👍" });
+      const reference = await failure(h.call(outsider, MS.listReactions, { messageId: NIL }));
+      const seen = await failure(h.call(outsider, MS.listReactions, { messageId: m.id }));
+      expect(reference.code).toBe(grpc.status.NOT_FOUND);
+      expect({ code: seen.code, details: seen.details }).toEqual({ code: reference.code, details: reference.details });
+      expect(grpcErrorInfo(seen)?.reason).toBe(grpcErrorInfo(reference)?.reason);
+      // A member sees them.
+      expect((await h.call(bob, MS.listReactions, { messageId: m.id })).reactions.map((r) => r.userIds)).toEqual([[bob.id]]);
     });
 
     it("and the same over Connect, with nothing changed", async () => {

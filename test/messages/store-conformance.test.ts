@@ -303,6 +303,49 @@ forEachBackend("message store", ["mongo", "postgres", "pglite"] as const, (backe
       ]);
       expect(await store.reactions([], bob)).toEqual(new Map());
     });
+
+    it("lists who reacted by (emoji in code point order, user id), keyset-paged, with an emoji filter", async () => {
+      const users = await insertUsers(env.sql, 5);
+      const conv = await group(alice, ...users);
+      const m = (await store.send(newMessage(conv, alice))).message;
+      const other = (await store.send(newMessage(conv, alice))).message;
+      // Shortcodes (':' is 0x3A), a BMP symbol with U+FE0F, astral emoji, a ZWJ sequence: code point order differs from insertion order.
+      const emoji = ["👍", ":shipit:", "☺️", "👨‍👩‍👧", "🎉"];
+      const pairs: { emoji: string; userId: string }[] = [];
+      for (const [i, e] of emoji.entries()) {
+        for (const u of users.slice(0, 5 - i)) {
+          await store.addReaction(m, u, e, new Date());
+          pairs.push({ emoji: e, userId: u });
+        }
+      }
+      await store.addReaction(other, users[0], "👍", new Date());
+      const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+      const expected = pairs.sort((a, b) => byBytes(a.emoji, b.emoji) || byBytes(a.userId, b.userId));
+
+      expect(await store.reactors({ messageId: m.id, emoji: null, after: null, limit: 100 })).toEqual(expected);
+      // Pages of 4, each starting strictly after the last row of the one before: all of them once, in order.
+      const seen: { emoji: string; userId: string }[] = [];
+      let after: { emoji: string; userId: string } | null = null;
+      for (let i = 0; i < 10; i++) {
+        const page = await store.reactors({ messageId: m.id, emoji: null, after, limit: 4 });
+        seen.push(...page);
+        if (page.length < 4) break;
+        after = page[3];
+      }
+      expect(seen).toEqual(expected);
+      // One emoji only, paged too.
+      const party = expected.filter((p) => p.emoji === "🎉");
+      expect(await store.reactors({ messageId: m.id, emoji: "🎉", after: null, limit: 100 })).toEqual(party);
+      expect(await store.reactors({ messageId: m.id, emoji: "🎉", after: party[0], limit: 100 })).toEqual(party.slice(1));
+      // A position whose row was removed meanwhile still continues right after it.
+      const third = expected[2];
+      await store.removeReaction(m, third.userId, third.emoji);
+      expect(await store.reactors({ messageId: m.id, emoji: null, after: third, limit: 2 })).toEqual(expected.slice(3, 5));
+      expect(await store.reactors({ messageId: m.id, emoji: "🙈", after: null, limit: 10 })).toEqual([]);
+      // A deleted message keeps no reactions.
+      await store.softDelete(m.id, new Date());
+      expect(await store.reactors({ messageId: m.id, emoji: null, after: null, limit: 10 })).toEqual([]);
+    });
   });
 
   describe("read watermarks", () => {

@@ -7,15 +7,26 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate, timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { User } from "../../gen/chat/v1/auth_pb.js";
 import { ConversationType, MemberRole, type Conversation } from "../../gen/chat/v1/conversation_pb.js";
-import type { ChatMessage, Event as ChatEvent } from "../../gen/chat/v1/message_pb.js";
+import type { Event as ChatEvent } from "../../gen/chat/v1/message_pb.js";
 import { PresenceStatus, type WatchPresenceResponse } from "../../gen/chat/v1/presence_pb.js";
 import { NotificationType, type Notification } from "../../gen/chat/v1/notification_pb.js";
 import { describeError, isTransient, SessionEndedError, type Api } from "./api.ts";
 import { ResilientStream, type LinkState } from "./stream.ts";
-import { Outbox, RealtimeStream, type LinkState as SdkLinkState, uuid } from "../../client/src/web.ts";
-import { Timeline, type MessageData, type ReactionView } from "./timeline.ts";
+import {
+  MessageList,
+  messageData,
+  Outbox,
+  RealtimeStream,
+  toggledReactions,
+  uuid,
+  whoReacted,
+  type LinkState as SdkLinkState,
+  type MessageData,
+} from "../../client/src/web.ts";
 
 export type Role = "owner" | "admin" | "member" | "";
+/** Who reacted is loaded up to this many people per message (the rest are "N more"). */
+const REACTORS_MAX = 200;
 const RANK: Record<Role, number> = { owner: 3, admin: 2, member: 1, "": 0 };
 const ROLE_OF: Partial<Record<MemberRole, Role>> = { [MemberRole.OWNER]: "owner", [MemberRole.ADMIN]: "admin", [MemberRole.MEMBER]: "member" };
 const ROLE_PB: Record<Exclude<Role, "">, MemberRole> = { owner: MemberRole.OWNER, admin: MemberRole.ADMIN, member: MemberRole.MEMBER };
@@ -117,14 +128,19 @@ export class Chat {
   lastError: string | null = null;
 
   private readonly api: Api;
-  private readonly timelines = new Map<string, Timeline>();
+  private readonly timelines = new Map<string, MessageList>();
   /** Thread replies by parent id (the conversation's timeline holds them too, for seq continuity, but shows only top-level messages). */
-  private readonly threads = new Map<string, Timeline>();
+  private readonly threads = new Map<string, MessageList>();
   /**
-   * message -> emoji -> who reacted, as seen live (reaction_updated events and our own toggles).
-   * The API has counts only (no list of reactors), so after a reload this starts empty.
+   * message -> emoji -> who reacted: loaded with ListReactions (the SDK's
+   * whoReacted) when a chip is hovered or focused or the picker opens, kept
+   * current by reaction_updated events and our own toggles.
    */
   private readonly reactors = new Map<string, Map<string, Set<string>>>();
+  /** message -> when its reactors were loaded, and whether every one of them was (not cut at REACTORS_MAX). */
+  private readonly reactorsLoaded = new Map<string, { at: number; complete: boolean }>();
+  /** message -> the live changes seen while its ListReactions runs (replayed over its answer). */
+  private readonly reactorsInFlight = new Map<string, { userId: string; emoji: string; added: boolean }[]>();
   private readonly listeners = new Set<(scope: ChangeScope) => void>();
   /** The SDK's realtime link (Subscribe: browsers cannot stream both ways). */
   private readonly events: RealtimeStream;
@@ -238,10 +254,10 @@ export class Chat {
 
   // ---- reading state -------------------------------------------------------
 
-  timeline(conversationId: string): Timeline {
+  timeline(conversationId: string): MessageList {
     let t = this.timelines.get(conversationId);
     if (!t) {
-      t = new Timeline(conversationId);
+      t = new MessageList(conversationId);
       this.timelines.set(conversationId, t);
     }
     return t;
@@ -320,7 +336,7 @@ export class Chat {
         this.api.messages
           .listMessages({ conversationId: id, limit: PAGE })
           .then((res) => {
-            tl.addOlder(res.messages.map(toData), res.hasMore);
+            tl.addOlder(res.messages.map(messageData), res.hasMore);
             tl.loadedLatest = true;
             this.wantUsers(res.messages.map((m) => m.senderId));
           })
@@ -358,7 +374,7 @@ export class Chat {
     this.emit("messages");
     try {
       const res = await this.api.messages.listMessages({ conversationId: id, beforeSeq: BigInt(tl.oldestSeq), limit: PAGE });
-      tl.addOlder(res.messages.map(toData), res.hasMore);
+      tl.addOlder(res.messages.map(messageData), res.hasMore);
       this.wantUsers(res.messages.map((m) => m.senderId));
     } catch (err) {
       this.report(err);
@@ -418,28 +434,48 @@ export class Chat {
     this.emit("messages");
   }
 
+  /** On a message of the conversation or a thread reply alike. */
   async toggleReaction(conversationId: string, messageId: string, emoji: string): Promise<void> {
-    const tl = this.timeline(conversationId);
-    const item = tl.byMessageId(messageId);
+    const holders = this.holders(conversationId, messageId);
+    const item = holders[0]?.byMessageId(messageId);
     if (!item) return;
     const had = item.reactions.find((r) => r.emoji === emoji)?.reacted ?? false;
-    tl.setReactions(messageId, toggled(item.reactions, emoji, !had)); // optimistic
+    const next = toggledReactions(item.reactions, emoji, !had);
+    for (const tl of holders) tl.setReactions(messageId, next); // optimistic
     this.noteReactor(messageId, emoji, this.me.id, !had);
-    this.emit("messages");
+    this.emitMessageChange();
     try {
       const res = had ? await this.api.messages.removeReaction({ messageId, emoji }) : await this.api.messages.addReaction({ messageId, emoji });
-      if (res.message) tl.upsert(toData(res.message));
+      if (res.message) for (const tl of holders) tl.upsert(messageData(res.message));
     } catch (err) {
       this.report(err);
       this.scheduleMessageRefresh(conversationId, messageId, 0);
     }
-    this.emit("messages");
+    this.emitMessageChange();
   }
 
-  threadTimeline(conversationId: string, parentId: string): Timeline {
+  /**
+   * The timelines holding a message: its conversation's (top-level messages,
+   * and replies seen live or sent here) and, for a reply, its thread's.
+   */
+  private holders(conversationId: string, messageId: string): MessageList[] {
+    const out: MessageList[] = [];
+    const tl = this.timeline(conversationId);
+    if (tl.byMessageId(messageId)) out.push(tl);
+    for (const t of this.threads.values()) if (t.conversationId === conversationId && t.byMessageId(messageId)) out.push(t);
+    return out;
+  }
+
+  /** A message changed that may be a thread reply: both views re-render (the thread panel only when open). */
+  private emitMessageChange(): void {
+    this.emit("messages");
+    this.emit("thread");
+  }
+
+  threadTimeline(conversationId: string, parentId: string): MessageList {
     let t = this.threads.get(parentId);
     if (!t) {
-      t = new Timeline(conversationId);
+      t = new MessageList(conversationId);
       this.threads.set(parentId, t);
     }
     return t;
@@ -457,7 +493,7 @@ export class Chat {
       let after = this.timeline(conversationId).byMessageId(parentId)?.seq ?? 0;
       for (let page = 0; page < 10; page++) {
         const res = await this.api.messages.listMessages({ conversationId, parentMessageId: parentId, afterSeq: BigInt(after), limit: 200 });
-        tl.addOlder(res.messages.map(toData), false);
+        tl.addOlder(res.messages.map(messageData), false);
         this.wantUsers(res.messages.map((m) => m.senderId));
         if (!res.hasMore || !res.messages.length) break;
         after = Math.max(...res.messages.map((m) => Number(m.seq)));
@@ -487,7 +523,7 @@ export class Chat {
     tl.addPending(this.me.id, clientMessageId, text, new Date(), parentId, mentions);
     this.emit("thread");
     this.outbox.send({ conversationId, clientMessageId, content: text, parentMessageId: parentId, mentions }).then(
-      (m) => this.ingest(toData(m), false),
+      (m) => this.ingest(messageData(m), false),
       (err: unknown) => {
         if (this.stopped) return;
         tl.setSendState(this.me.id, clientMessageId, "failed", describeError(err).message);
@@ -496,19 +532,51 @@ export class Chat {
     );
   }
 
-  /** Who reacted with `emoji`, as far as this tab has seen. */
+  /** Who reacted with `emoji`, as far as this tab knows (all of them once loaded, unless there are more than REACTORS_MAX). */
   reactorsOf(messageId: string, emoji: string): string[] {
     return [...(this.reactors.get(messageId)?.get(emoji) ?? [])];
   }
 
+  /**
+   * Loads who reacted to a message (ListReactions through the SDK), unless
+   * loaded in the last minute (live events keep a loaded list current
+   * meanwhile). Changes arriving while it loads are applied over its answer.
+   */
+  async loadReactors(messageId: string): Promise<void> {
+    const loaded = this.reactorsLoaded.get(messageId);
+    if (this.reactorsInFlight.has(messageId) || (loaded && Date.now() - loaded.at < 60_000)) return;
+    const during: { userId: string; emoji: string; added: boolean }[] = [];
+    this.reactorsInFlight.set(messageId, during);
+    try {
+      const res = await whoReacted(this.api.messages, messageId, { maxUsers: REACTORS_MAX });
+      const byEmoji = new Map(res.reactions.map((r) => [r.emoji, new Set(r.userIds)]));
+      this.reactors.set(messageId, byEmoji);
+      this.reactorsLoaded.set(messageId, { at: Date.now(), complete: res.complete });
+      for (const d of during) this.applyReactor(messageId, d.emoji, d.userId, d.added);
+      this.wantUsers(res.reactions.flatMap((r) => r.userIds));
+      this.reactorsRev++;
+      this.emit("messages");
+      this.emit("thread");
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.NotFound) this.report(err);
+    } finally {
+      this.reactorsInFlight.delete(messageId);
+    }
+  }
+
   private noteReactor(messageId: string, emoji: string, userId: string, added: boolean): void {
+    this.reactorsInFlight.get(messageId)?.push({ userId, emoji, added });
+    this.applyReactor(messageId, emoji, userId, added);
+    this.reactorsRev++;
+  }
+
+  private applyReactor(messageId: string, emoji: string, userId: string, added: boolean): void {
     let byEmoji = this.reactors.get(messageId);
     if (!byEmoji) this.reactors.set(messageId, (byEmoji = new Map()));
     let users = byEmoji.get(emoji);
     if (!users) byEmoji.set(emoji, (users = new Set()));
     if (added) users.add(userId);
     else users.delete(userId);
-    this.reactorsRev++;
   }
 
   /** My newest message still on screen that I can edit (for the Up arrow in an empty composer). */
@@ -521,25 +589,38 @@ export class Chat {
     return null;
   }
 
-  /** EditMessage; the stored version replaces ours (the other side gets message_edited). Throws for the UI to show. */
+  /** EditMessage (a message or a thread reply); the stored version replaces ours (the other side gets message_edited). Throws for the UI to show. */
   async editMessage(conversationId: string, messageId: string, content: string): Promise<void> {
     const text = content.trim();
-    const tl = this.timeline(conversationId);
-    const before = tl.byMessageId(messageId);
+    const holders = this.holders(conversationId, messageId);
+    const before = holders[0]?.byMessageId(messageId);
     if (!text || !before || text === before.content) return;
     const res = await this.api.messages.editMessage({ messageId, content: text });
-    if (res.message) tl.upsert({ ...toData(res.message), reactions: tl.byMessageId(messageId)?.reactions ?? [] });
+    if (res.message) for (const tl of holders) tl.upsert({ ...messageData(res.message), reactions: tl.byMessageId(messageId)?.reactions ?? [] });
     this.refreshPreview(conversationId);
-    this.emit("messages");
+    this.emitMessageChange();
   }
 
-  /** DeleteMessage: a tombstone here and, through message_deleted, on the other side. Throws for the UI to show. */
+  /** DeleteMessage (a message or a thread reply): a tombstone here and, through message_deleted, on the other side. Throws for the UI to show. */
   async deleteMessage(conversationId: string, messageId: string): Promise<void> {
-    const tl = this.timeline(conversationId);
-    const item = tl.byMessageId(messageId);
+    const holders = this.holders(conversationId, messageId);
     await this.api.messages.deleteMessage({ messageId });
-    if (tl.markDeleted(messageId, item?.seq ?? 0)) this.emit("messages");
+    for (const tl of holders) tl.markDeleted(messageId, tl.byMessageId(messageId)?.seq ?? 0);
     this.refreshPreview(conversationId);
+    this.emitMessageChange();
+    // A reply's parent: its reply count, from the source of truth.
+    const parentId = holders.map((tl) => tl.byMessageId(messageId)?.parentMessageId).find(Boolean);
+    if (parentId && this.timeline(conversationId).byMessageId(parentId)) this.scheduleMessageRefresh(conversationId, parentId, 150);
+  }
+
+  /** My newest reply in a thread that I can edit (for the Up arrow in an empty reply box). */
+  lastEditableReply(conversationId: string, parentId: string): TimelineItemRef | null {
+    const items = this.threadTimeline(conversationId, parentId).items();
+    for (let i = items.length - 1; i >= 0; i--) {
+      const m = items[i]!;
+      if (m.senderId === this.me.id && m.state === "sent" && !m.deleted) return { key: m.key, id: m.id };
+    }
+    return null;
   }
 
   /** The sidebar preview follows an edit or a delete of the newest message. */
@@ -608,7 +689,7 @@ export class Chat {
   /** SearchMessages over all my conversations, newest first; each hit's conversation and sender are fetched for display. */
   async searchMessages(query: string): Promise<MessageData[]> {
     const res = await this.api.messages.searchMessages({ query: query.trim(), pageSize: 20 });
-    const hits = res.messages.map(toData);
+    const hits = res.messages.map(messageData);
     await Promise.all([...new Set(hits.map((m) => m.conversationId))].map((id) => this.ensureConversation(id)));
     this.wantUsers(hits.map((m) => m.senderId));
     return hits;
@@ -711,7 +792,7 @@ export class Chat {
       case "messageCreated": {
         if (!p.value.message) return;
         if (!(await this.ensureConversation(convId))) return;
-        this.ingest(toData(p.value.message), true);
+        this.ingest(messageData(p.value.message), true);
         this.clearTyping(convId, p.value.message.senderId);
         break;
       }
@@ -720,11 +801,11 @@ export class Chat {
         const tl = this.timeline(convId);
         const known = tl.byMessageId(p.value.message.id);
         // `reacted` in an event is not about us: keep our view of the reactions.
-        if (known) tl.upsert({ ...toData(p.value.message), reactions: known.reactions });
+        if (known) tl.upsert({ ...messageData(p.value.message), reactions: known.reactions });
         const thread = this.threads.get(p.value.message.parentMessageId);
         const reply = thread?.byMessageId(p.value.message.id);
         if (thread && reply) {
-          thread.upsert({ ...toData(p.value.message), reactions: reply.reactions });
+          thread.upsert({ ...messageData(p.value.message), reactions: reply.reactions });
           this.emit("thread");
         }
         this.refreshPreview(convId);
@@ -741,7 +822,7 @@ export class Chat {
         this.noteReactor(p.value.messageId, p.value.emoji, p.value.userId, p.value.added);
         this.wantUsers([p.value.userId]);
         // Counts from the source of truth: fetched after the event, so it includes it.
-        if (this.timeline(convId).byMessageId(p.value.messageId)) this.scheduleMessageRefresh(convId, p.value.messageId, 150);
+        if (this.holders(convId, p.value.messageId).length) this.scheduleMessageRefresh(convId, p.value.messageId, 150);
         break;
       case "receiptUpdated": {
         const read = Number(p.value.readSeq);
@@ -823,7 +904,7 @@ export class Chat {
       while (from < beforeSeq - 1) {
         const res = await this.api.messages.listMessages({ conversationId, afterSeq: BigInt(from), limit: 200 });
         if (!res.messages.length) break;
-        for (const m of res.messages) this.ingest(toData(m), false);
+        for (const m of res.messages) this.ingest(messageData(m), false);
         from = Math.max(...res.messages.map((m) => Number(m.seq)));
         if (!res.hasMore) break;
       }
@@ -848,8 +929,8 @@ export class Chat {
         this.refreshTimers.delete(messageId);
         try {
           const res = await this.api.messages.getMessage({ messageId });
-          if (res.message) this.timeline(conversationId).upsert(toData(res.message));
-          this.emit("messages");
+          if (res.message) for (const tl of this.holders(conversationId, messageId)) tl.upsert(messageData(res.message));
+          this.emitMessageChange();
         } catch (err) {
           if (ConnectError.from(err).code !== Code.NotFound) this.report(err);
         }
@@ -1004,6 +1085,7 @@ export class Chat {
         const res = await this.api.auth.getUsers({ userIds: batch });
         for (const u of res.users) this.users.set(u.id, toUser(u));
         for (const id of batch) this.pendingUsers.delete(id);
+        this.reactorsRev++; // names in "who reacted"
         this.emit("sidebar");
         this.emit("messages");
         this.emit("header");
@@ -1084,7 +1166,7 @@ export class Chat {
   /** Through the SDK's outbox: the result lands in the timeline (confirmed), or marks the message failed. */
   private enqueue(conversationId: string, clientMessageId: string, content: string, mentions: string[] = []): void {
     this.outbox.send({ conversationId, clientMessageId, content, mentions }).then(
-      (m) => this.ingest(toData(m), false),
+      (m) => this.ingest(messageData(m), false),
       (err: unknown) => {
         if (this.stopped) return;
         this.timeline(conversationId).setSendState(this.me.id, clientMessageId, "failed", describeError(err).message);
@@ -1108,24 +1190,6 @@ export class Chat {
 
 function date(ts: Timestamp | undefined): Date | null {
   return ts ? timestampDate(ts) : null;
-}
-
-export function toData(m: ChatMessage): MessageData {
-  return {
-    id: m.id,
-    conversationId: m.conversationId,
-    seq: Number(m.seq),
-    senderId: m.senderId,
-    clientMessageId: m.clientMessageId,
-    content: m.content,
-    createdAt: date(m.createdAt),
-    editedAt: date(m.editedAt),
-    deleted: m.deleted,
-    reactions: m.reactions.map((r) => ({ emoji: r.emoji, count: r.count, reacted: r.reacted })),
-    parentMessageId: m.parentMessageId,
-    replyCount: m.replyCount,
-    mentions: [...m.mentions],
-  };
 }
 
 function toNotification(n: Notification): NotificationView {
@@ -1161,19 +1225,4 @@ function toConversation(c: Conversation): ConversationView {
     preview: c.lastMessage?.deleted ? "(deleted)" : (c.lastMessage?.content ?? ""),
     previewSenderId: c.lastMessage?.senderId ?? "",
   };
-}
-
-function toggled(reactions: ReactionView[], emoji: string, add: boolean): ReactionView[] {
-  const out = reactions.map((r) => ({ ...r }));
-  const r = out.find((x) => x.emoji === emoji);
-  if (add) {
-    if (r) {
-      r.count++;
-      r.reacted = true;
-    } else out.push({ emoji, count: 1, reacted: true });
-  } else if (r) {
-    r.count--;
-    r.reacted = false;
-  }
-  return out.filter((x) => x.count > 0);
 }

@@ -1082,6 +1082,188 @@ export declare type SearchMessagesResponseJson = {
 export declare const SearchMessagesResponseSchema: GenMessage<SearchMessagesResponse, {jsonType: SearchMessagesResponseJson}>;
 
 /**
+ * @generated from message chat.v1.ListReactionsRequest
+ */
+export declare type ListReactionsRequest = Message<"chat.v1.ListReactionsRequest"> & {
+  /**
+   * @generated from field: string message_id = 1;
+   */
+  messageId: string;
+
+  /**
+   * Optional: only the users who reacted with this emoji (a single emoji or a
+   * :shortcode:, as in AddReaction).
+   *
+   * @generated from field: string emoji = 2;
+   */
+  emoji: string;
+
+  /**
+   * How many (emoji, user) pairs per page: 1 to 500; default 100.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * @generated from message chat.v1.ListReactionsRequest
+ */
+export declare type ListReactionsRequestJson = {
+  /**
+   * @generated from field: string message_id = 1;
+   */
+  messageId?: string;
+
+  /**
+   * Optional: only the users who reacted with this emoji (a single emoji or a
+   * :shortcode:, as in AddReaction).
+   *
+   * @generated from field: string emoji = 2;
+   */
+  emoji?: string;
+
+  /**
+   * How many (emoji, user) pairs per page: 1 to 500; default 100.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize?: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken?: string;
+};
+
+/**
+ * Describes the message chat.v1.ListReactionsRequest.
+ * Use `create(ListReactionsRequestSchema)` to create a new message.
+ */
+export declare const ListReactionsRequestSchema: GenMessage<ListReactionsRequest, {jsonType: ListReactionsRequestJson}>;
+
+/**
+ * ReactionUsers is one emoji on one message and who reacted with it.
+ *
+ * @generated from message chat.v1.ReactionUsers
+ */
+export declare type ReactionUsers = Message<"chat.v1.ReactionUsers"> & {
+  /**
+   * @generated from field: string emoji = 1;
+   */
+  emoji: string;
+
+  /**
+   * How many users reacted with `emoji` in all (not only on this page).
+   *
+   * @generated from field: int32 count = 2;
+   */
+  count: number;
+
+  /**
+   * True when the caller is one of them.
+   *
+   * @generated from field: bool reacted = 3;
+   */
+  reacted: boolean;
+
+  /**
+   * The users of this page who reacted with `emoji`, by user id. An emoji
+   * whose users span two pages appears on both, with the rest of its users.
+   *
+   * @generated from field: repeated string user_ids = 4;
+   */
+  userIds: string[];
+};
+
+/**
+ * ReactionUsers is one emoji on one message and who reacted with it.
+ *
+ * @generated from message chat.v1.ReactionUsers
+ */
+export declare type ReactionUsersJson = {
+  /**
+   * @generated from field: string emoji = 1;
+   */
+  emoji?: string;
+
+  /**
+   * How many users reacted with `emoji` in all (not only on this page).
+   *
+   * @generated from field: int32 count = 2;
+   */
+  count?: number;
+
+  /**
+   * True when the caller is one of them.
+   *
+   * @generated from field: bool reacted = 3;
+   */
+  reacted?: boolean;
+
+  /**
+   * The users of this page who reacted with `emoji`, by user id. An emoji
+   * whose users span two pages appears on both, with the rest of its users.
+   *
+   * @generated from field: repeated string user_ids = 4;
+   */
+  userIds?: string[];
+};
+
+/**
+ * Describes the message chat.v1.ReactionUsers.
+ * Use `create(ReactionUsersSchema)` to create a new message.
+ */
+export declare const ReactionUsersSchema: GenMessage<ReactionUsers, {jsonType: ReactionUsersJson}>;
+
+/**
+ * @generated from message chat.v1.ListReactionsResponse
+ */
+export declare type ListReactionsResponse = Message<"chat.v1.ListReactionsResponse"> & {
+  /**
+   * Ordered by emoji (code point order), each emoji once per page, its users
+   * by id; a deleted message has none.
+   *
+   * @generated from field: repeated chat.v1.ReactionUsers reactions = 1;
+   */
+  reactions: ReactionUsers[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * @generated from message chat.v1.ListReactionsResponse
+ */
+export declare type ListReactionsResponseJson = {
+  /**
+   * Ordered by emoji (code point order), each emoji once per page, its users
+   * by id; a deleted message has none.
+   *
+   * @generated from field: repeated chat.v1.ReactionUsers reactions = 1;
+   */
+  reactions?: ReactionUsersJson[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken?: string;
+};
+
+/**
+ * Describes the message chat.v1.ListReactionsResponse.
+ * Use `create(ListReactionsResponseSchema)` to create a new message.
+ */
+export declare const ListReactionsResponseSchema: GenMessage<ListReactionsResponse, {jsonType: ListReactionsResponseJson}>;
+
+/**
  * Hello opens a stream.
  *
  * @generated from message chat.v1.Hello
@@ -2652,6 +2834,18 @@ export declare const MessageService: GenService<{
     methodKind: "unary";
     input: typeof SearchMessagesRequestSchema;
     output: typeof SearchMessagesResponseSchema;
+  },
+  /**
+   * ListReactions says who reacted to a message: per emoji, its count and the
+   * users, paged by (emoji, user id). Visible to the members of the message's
+   * conversation only (others get the NOT_FOUND of an unknown message).
+   *
+   * @generated from rpc chat.v1.MessageService.ListReactions
+   */
+  listReactions: {
+    methodKind: "unary";
+    input: typeof ListReactionsRequestSchema;
+    output: typeof ListReactionsResponseSchema;
   },
   /**
    * Stream is the one bidirectional stream a native client holds: its sends,

@@ -8,7 +8,7 @@ import type { Api } from "../api.ts";
 import { describeError } from "../api.ts";
 import type { Chat, ChangeScope, ConversationView } from "../chat.ts";
 import type { LinkState } from "../stream.ts";
-import type { MessageData, TimelineItem } from "../timeline.ts";
+import type { MessageData, TimelineItem } from "../../../client/src/web.ts";
 import { h, fill } from "./dom.ts";
 import { settingsDialog } from "./settings-dialog.ts";
 import { mentionAutocomplete } from "./mentions.ts";
@@ -78,6 +78,9 @@ export class ChatView {
 
   private readonly appEl: HTMLElement;
   private readonly rendered = new Map<string, Rendered>();
+  /** The open thread's replies, keyed like `rendered` (same tools, same state fields). */
+  private readonly threadRendered = new Map<string, Rendered>();
+  private renderedThread: string | null = null;
   private renderedConversation: string | null = null;
   private pickerFor: string | null = null;
   /** The message being edited in place (its key), and the one asking "delete?". */
@@ -331,6 +334,14 @@ export class ChatView {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
         threadForm.requestSubmit();
+      } else if (e.key === "ArrowUp" && !this.threadComposer.value && this.chat.openThread) {
+        // Up in an empty reply box edits your last reply, as in the composer.
+        const t = this.chat.openThread;
+        const last = this.chat.lastEditableReply(t.conversationId, t.parentId);
+        if (last) {
+          e.preventDefault();
+          this.startEdit(last.key);
+        }
       }
     });
     this.threadEl = h(
@@ -668,6 +679,9 @@ export class ChatView {
               "data-count": r.count,
               "data-focus-key": `chip:${r.emoji}`,
               onclick: () => void this.chat.toggleReaction(conversationId, m.id, r.emoji),
+              // Who reacted (ListReactions) for the tooltip, when someone looks.
+              onmouseenter: () => void this.chat.loadReactors(m.id),
+              onfocus: () => void this.chat.loadReactors(m.id),
             },
             h("span", { "aria-hidden": "true" }, r.emoji),
             h("span", { class: "count", "aria-hidden": "true" }, String(r.count)),
@@ -691,12 +705,13 @@ export class ChatView {
               "☺+",
               () => {
                 this.pickerFor = this.pickerFor === m.key ? null : m.key;
+                if (this.pickerFor && m.reactions.length) void this.chat.loadReactors(m.id);
                 this.renderNow();
                 if (this.pickerFor) this.focusInMessage(m.key, `pick:${REACTIONS[0]}`);
               },
               { "aria-expanded": String(this.pickerFor === m.key) },
             ),
-            tool("reply", "Reply in thread", "↩", () => void this.openThread(m)),
+            m.parentMessageId ? null : tool("reply", "Reply in thread", "↩", () => void this.openThread(m)),
             mine ? tool("edit", "Edit message", "✎", () => this.startEdit(m.key)) : null,
             mine
               ? tool("delete", "Delete message", "🗑", () => {
@@ -731,6 +746,20 @@ export class ChatView {
                 emoji,
               );
             }),
+            m.reactions.length
+              ? h(
+                  "ul",
+                  { class: "reactors", "aria-label": "Who reacted", "data-testid": "reactors" },
+                  m.reactions.map((r) =>
+                    h(
+                      "li",
+                      { "data-emoji": r.emoji },
+                      h("span", { "aria-hidden": "true" }, r.emoji),
+                      ` ${this.reactorsText(m.id, r.emoji, r.count, r.reacted, false)}`,
+                    ),
+                  ),
+                )
+              : null,
           )
         : null;
     const confirm =
@@ -748,7 +777,7 @@ export class ChatView {
                 onclick: () => {
                   this.confirmingDelete = null;
                   this.chat.deleteMessage(conversationId, m.id).catch((err) => this.showError(err));
-                  this.composer.focus();
+                  this.composerOf(m).focus();
                 },
               },
               "Delete",
@@ -798,7 +827,7 @@ export class ChatView {
             h("button", { type: "button", class: "link", onclick: () => this.chat.discard(conversationId, m.clientMessageId) }, "Discard"),
           )
         : null,
-      m.replyCount > 0
+      m.replyCount > 0 && !m.parentMessageId
         ? h(
             "button",
             {
@@ -825,6 +854,11 @@ export class ChatView {
     }
   }
 
+  /** Where focus goes back after editing or deleting: the reply box for a thread reply. */
+  private composerOf(m: TimelineItem): HTMLTextAreaElement {
+    return m.parentMessageId ? this.threadComposer : this.composer;
+  }
+
   /** In-place editing: Enter saves, Shift+Enter makes a new line, Escape cancels; focus returns to the composer. */
   private editForm(m: TimelineItem): HTMLElement {
     const id = `edit-${m.id}`;
@@ -834,7 +868,7 @@ export class ChatView {
     const done = () => {
       this.editing = null;
       this.renderNow();
-      this.composer.focus();
+      this.composerOf(m).focus();
     };
     const save = async () => {
       const text = input.value;
@@ -881,17 +915,18 @@ export class ChatView {
 
   private startEdit(key: string): void {
     this.editing = key;
-    this.editDraft =
-      this.rendered.has(key) && this.chat.openId
-        ? (this.chat
-            .timeline(this.chat.openId)
-            .items()
-            .find((m) => m.key === key)?.content ?? "")
-        : "";
+    const t = this.chat.openThread;
+    const inThread = this.threadRendered.has(key) && t !== null;
+    const items = inThread
+      ? this.chat.threadTimeline(t.conversationId, t.parentId).items()
+      : this.rendered.has(key) && this.chat.openId
+        ? this.chat.timeline(this.chat.openId).items()
+        : [];
+    this.editDraft = items.find((m) => m.key === key)?.content ?? "";
     this.pickerFor = null;
     this.confirmingDelete = null;
     this.renderNow();
-    const input = this.rendered.get(key)?.el.querySelector<HTMLTextAreaElement>(".edit-input");
+    const input = (this.rendered.get(key) ?? this.threadRendered.get(key))?.el.querySelector<HTMLTextAreaElement>(".edit-input");
     if (!input) return;
     input.focus();
     input.setSelectionRange(input.value.length, input.value.length);
@@ -901,22 +936,22 @@ export class ChatView {
   /** Renders pending changes now (so focus can move into what was just drawn). */
   private renderNow(): void {
     this.dirty.add("messages");
+    this.dirty.add("thread");
     this.flush();
   }
 
   private focusInMessage(key: string, focusKey: string): void {
-    this.rendered
-      .get(key)
-      ?.el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)
-      ?.focus();
+    (this.rendered.get(key) ?? this.threadRendered.get(key))?.el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
   }
 
-  private reactorsText(messageId: string, emoji: string, count: number, reacted: boolean): string {
-    const known = this.chat.reactorsOf(messageId, emoji).map((id) => (id === this.chat.me.id ? "You" : this.chat.userName(id)));
-    if (reacted && !known.includes("You")) known.unshift("You");
+  /** "👍 You, Bob and 2 more": who reacted as far as loaded (Chat.loadReactors), the rest counted. */
+  private reactorsText(messageId: string, emoji: string, count: number, reacted: boolean, withEmoji = true): string {
+    const ids = this.chat.reactorsOf(messageId, emoji);
+    const known = ids.filter((id) => id !== this.chat.me.id).map((id) => this.chat.userName(id));
+    if (reacted || ids.includes(this.chat.me.id)) known.unshift("You");
     const others = count - known.length;
     const names = others > 0 ? [...known, `${others} ${known.length ? "more" : others === 1 ? "person" : "people"}`] : known;
-    return `${emoji} ${names.join(", ")}`;
+    return `${withEmoji ? `${emoji} ` : ""}${names.join(", ")}`;
   }
 
   private showError(err: unknown): void {
@@ -1103,56 +1138,100 @@ export class ChatView {
     this.threadEl.hidden = !t;
     this.layoutEl.classList.toggle("with-thread", Boolean(t));
     this.appEl.dataset.pane = t ? "thread" : this.chat.openId ? "conversation" : "list";
-    if (!t) return fill(this.threadList);
+    if (this.renderedThread !== (t?.parentId ?? null)) {
+      this.renderedThread = t?.parentId ?? null;
+      this.threadRendered.clear();
+      fill(this.threadList);
+    }
+    if (!t) return;
     const parent = this.chat.timeline(t.conversationId).byMessageId(t.parentId);
     const replies = this.chat.threadTimeline(t.conversationId, t.parentId).items();
-    const item = (m: TimelineItem, isParent: boolean) => {
-      const mine = m.senderId === this.chat.me.id;
-      return h(
-        "article",
-        {
-          class: `msg first${mine ? " mine" : ""}${isParent ? " parent" : ""} ${m.state}`,
-          "data-testid": isParent ? "thread-parent" : "thread-reply",
-          "data-state": m.state,
-          "data-deleted": String(m.deleted),
-        },
-        h(
-          "div",
-          { class: "msg-meta" },
-          h("span", { class: "sender" }, mine ? "You" : this.chat.userName(m.senderId)),
-          m.createdAt
-            ? h("time", { datetime: m.createdAt.toISOString() }, m.createdAt.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }))
-            : null,
-          m.state === "pending" ? h("span", { class: "msg-status" }, "Sending…") : null,
-        ),
-        h(
-          "p",
-          { class: `content${m.deleted ? " deleted" : ""}`, "data-testid": "message-content" },
-          m.deleted ? "This message was deleted." : m.content,
-        ),
-        m.editedAt && !m.deleted ? h("span", { class: "edited" }, "(edited)") : null,
-        m.state === "failed" ? h("p", { class: "failed", role: "alert" }, `Not sent: ${m.error ?? "error"}`) : null,
-      );
-    };
     const stick = this.threadList.scrollHeight - this.threadList.scrollTop - this.threadList.clientHeight < NEAR_BOTTOM_PX;
-    fill(
-      this.threadList,
-      parent ? item(parent, true) : null,
-      h(
-        "p",
-        { class: "history", "data-testid": "thread-state" },
-        this.chat.threadLoading
-          ? "Loading replies…"
-          : replies.length
-            ? replies.length === 1
-              ? "1 reply"
-              : `${replies.length} replies`
-            : "No replies yet.",
-      ),
-      replies.map((m) => item(m, false)),
+
+    // The parent and the count, drawn anew; the replies below them keyed, with the timeline's tools.
+    for (const el of this.threadList.querySelectorAll(":scope > [data-thread-head]")) el.remove();
+    const parentEl = parent ? this.threadParent(parent) : null;
+    const stateEl = h(
+      "p",
+      { class: "history", "data-testid": "thread-state", "data-thread-head": "" },
+      this.chat.threadLoading
+        ? "Loading replies…"
+        : replies.length
+          ? replies.length === 1
+            ? "1 reply"
+            : `${replies.length} replies`
+          : "No replies yet.",
     );
+    this.threadList.prepend(...(parentEl ? [parentEl, stateEl] : [stateEl]));
+
+    const keep = new Set<string>();
+    let prev: Element = stateEl;
+    for (const item of replies) {
+      keep.add(item.key);
+      const ui = `${this.pickerFor === item.key}|${this.editing === item.key}|${this.confirmingDelete === item.key}|${this.selected === item.key}`;
+      const sig = `${item.rev}|${item.state}|${ui}|${this.chat.userName(item.senderId)}|${this.chat.reactorsRev}`;
+      let r = this.threadRendered.get(item.key);
+      if (!r) {
+        const key = item.key;
+        r = {
+          el: h("article", {
+            class: "msg",
+            "data-testid": "thread-reply",
+            "data-key": key,
+            onclick: (e) => {
+              if ((e.target as HTMLElement).closest("button, textarea, a")) return;
+              this.selected = this.selected === key ? null : key;
+              this.schedule("thread");
+            },
+          }),
+          sig: "",
+        };
+        this.threadRendered.set(item.key, r);
+      }
+      if (r.sig !== sig) {
+        this.renderMessage(r.el, item, true, "");
+        r.sig = sig;
+      }
+      if (prev.nextElementSibling !== r.el) prev.after(r.el);
+      prev = r.el;
+    }
+    for (const [key, r] of this.threadRendered) {
+      if (!keep.has(key)) {
+        r.el.remove();
+        this.threadRendered.delete(key);
+      }
+    }
     this.threadList.setAttribute("aria-busy", String(this.chat.threadLoading));
     if (stick) this.threadList.scrollTop = this.threadList.scrollHeight;
+  }
+
+  /** The thread's parent at the top of the panel (its tools are in the conversation). */
+  private threadParent(m: TimelineItem): HTMLElement {
+    const mine = m.senderId === this.chat.me.id;
+    return h(
+      "article",
+      {
+        class: `msg first${mine ? " mine" : ""} parent ${m.state}`,
+        "data-testid": "thread-parent",
+        "data-thread-head": "",
+        "data-state": m.state,
+        "data-deleted": String(m.deleted),
+      },
+      h(
+        "div",
+        { class: "msg-meta" },
+        h("span", { class: "sender" }, mine ? "You" : this.chat.userName(m.senderId)),
+        m.createdAt
+          ? h("time", { datetime: m.createdAt.toISOString() }, m.createdAt.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }))
+          : null,
+      ),
+      h(
+        "p",
+        { class: `content${m.deleted ? " deleted" : ""}`, "data-testid": "message-content" },
+        m.deleted ? "This message was deleted." : m.content,
+      ),
+      m.editedAt && !m.deleted ? h("span", { class: "edited" }, "(edited)") : null,
+    );
   }
 
   /** Phone layout: from the conversation back to the list (focus on the conversation left). */

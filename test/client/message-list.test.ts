@@ -1,10 +1,14 @@
-// The web client's message model (web/src/timeline.ts): every path a message
-// can take into the view (history page, SendMessage reply, live event, replay
-// after reconnect, gap fill) lands on one entry, in seq order, never twice.
-// Plain logic, so it runs in Node; the browser tests cover it end to end.
+// The SDK's timeline reconciliation (client/src/message-list.ts, the web
+// app's message model): every path a message can take into the view (history
+// page, SendMessage reply, live event, replay after reconnect, gap fill) lands
+// on one entry, in seq order, never twice. Plain logic, so it runs in Node;
+// the browser tests cover it end to end.
 
 import { describe, expect, it } from "vitest";
-import { Timeline, type MessageData } from "../../web/src/timeline.ts";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { MessageList as Timeline, messageData, toggledReactions, type MessageData } from "../../client/src/message-list.ts";
+import { ChatMessageSchema, ReactionSchema } from "../../gen/chat/v1/message_pb.js";
 import { backoffMs } from "../../web/src/stream.ts";
 
 const CONV = "c1";
@@ -32,7 +36,7 @@ function msg(seq: number, over: Partial<MessageData> = {}): MessageData {
 
 const contents = (t: Timeline) => t.items().map((m) => m.content);
 
-describe("Timeline", () => {
+describe("MessageList", () => {
   it("shows a pending send at once and turns it into the stored message in place (reply first, then the event)", () => {
     const t = new Timeline(CONV);
     t.addOlder([msg(2), msg(1)], false);
@@ -142,5 +146,63 @@ describe("reconnect backoff (the SDK's full jitter)", () => {
     expect(backoffMs(3, 0.5)).toBe(2000);
     expect(backoffMs(50, 0.5)).toBe(7_500);
     expect(backoffMs(50, 0.9999)).toBe(14_998);
+  });
+});
+
+describe("messageData and toggledReactions", () => {
+  it("turns a ChatMessage into plain data (seq as a number, times as Dates, absent times null)", () => {
+    const at = new Date("2026-01-02T03:04:05.678Z");
+    const m = create(ChatMessageSchema, {
+      id: "m9",
+      conversationId: CONV,
+      seq: 9n,
+      senderId: PEER,
+      clientMessageId: "c9",
+      content: "hi",
+      parentMessageId: "m1",
+      replyCount: 0,
+      mentions: [ME],
+      reactions: [create(ReactionSchema, { emoji: "👍", count: 2, reacted: true })],
+      createdAt: timestampFromDate(at),
+    });
+    const d = messageData(m);
+    expect(d).toEqual({
+      id: "m9",
+      conversationId: CONV,
+      seq: 9,
+      senderId: PEER,
+      clientMessageId: "c9",
+      content: "hi",
+      createdAt: at,
+      editedAt: null,
+      deleted: false,
+      reactions: [{ emoji: "👍", count: 2, reacted: true }],
+      parentMessageId: "m1",
+      replyCount: 0,
+      mentions: [ME],
+    });
+    // A copy: changing the view does not change the message.
+    d.mentions.push("x");
+    expect(m.mentions).toEqual([ME]);
+    // It goes into a list like any page or event.
+    const tl = new Timeline(CONV);
+    expect(tl.upsert(d)).toBe("added");
+    expect(tl.upsert(messageData(m))).toBe("updated");
+    expect(tl.items()).toHaveLength(1);
+  });
+
+  it("adds to an emoji's count or a new one, removes only one's own, and drops emptied ones, without touching the input", () => {
+    const before = [
+      { emoji: "👍", count: 1, reacted: true },
+      { emoji: "🎉", count: 2, reacted: false },
+    ];
+    expect(toggledReactions(before, "🎉", true)).toEqual([
+      { emoji: "👍", count: 1, reacted: true },
+      { emoji: "🎉", count: 3, reacted: true },
+    ]);
+    expect(toggledReactions(before, "👀", true)).toEqual([...before, { emoji: "👀", count: 1, reacted: true }]);
+    expect(toggledReactions(before, "👍", false)).toEqual([{ emoji: "🎉", count: 2, reacted: false }]);
+    expect(toggledReactions(before, "🎉", false)).toEqual(before); // not ours to take back
+    expect(before[1]).toEqual({ emoji: "🎉", count: 2, reacted: false });
   });
 });

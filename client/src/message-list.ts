@@ -1,9 +1,15 @@
-// One conversation's messages as the client holds them: confirmed messages
-// ordered by seq, then the caller's own pending sends in send order. Every way
-// a message can arrive (history page, SendMessage reply, live or replayed
-// event, gap fill) goes through `upsert`, keyed by seq and by
-// (sender, client_message_id), so nothing is ever shown twice.
-// Plain data, no DOM and no protobuf: tested in Node (test/browser/timeline.test.ts).
+// One conversation's (or one thread's) messages as an app shows them: the
+// timeline reconciliation. Confirmed messages ordered by seq, then the
+// caller's own pending sends in send order. Every way a message can arrive
+// (history page, SendMessage reply, live or replayed event, gap fill) goes
+// through `upsert`, keyed by seq and by (sender, client_message_id), so
+// nothing is ever shown twice; edits, deletes and reaction counts change the
+// one entry in place. Plain data (`messageData` turns a ChatMessage into it),
+// no DOM: tested in Node (test/client/message-list.test.ts). The web app's
+// view model; `Timeline` (state.ts) is the leaner one over protobuf messages.
+
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { ChatMessage } from "../../gen/chat/v1/message_pb.js";
 
 export interface ReactionView {
   emoji: string;
@@ -44,7 +50,7 @@ export interface TimelineItem extends MessageData {
 
 const keyOf = (senderId: string, clientMessageId: string, id: string) => (clientMessageId ? `c:${senderId}:${clientMessageId}` : `m:${id}`);
 
-export class Timeline {
+export class MessageList {
   readonly conversationId: string;
   private readonly bySeq = new Map<number, TimelineItem>();
   private readonly byId = new Map<string, TimelineItem>();
@@ -253,4 +259,39 @@ function changed(a: MessageData, b: MessageData): boolean {
     a.editedAt?.getTime() !== b.editedAt?.getTime() ||
     JSON.stringify(a.reactions) !== JSON.stringify(b.reactions)
   );
+}
+
+/** A stored message (a reply, a page, an event's) as plain data for a MessageList. */
+export function messageData(m: ChatMessage): MessageData {
+  return {
+    id: m.id,
+    conversationId: m.conversationId,
+    seq: Number(m.seq),
+    senderId: m.senderId,
+    clientMessageId: m.clientMessageId,
+    content: m.content,
+    createdAt: m.createdAt ? timestampDate(m.createdAt) : null,
+    editedAt: m.editedAt ? timestampDate(m.editedAt) : null,
+    deleted: m.deleted,
+    reactions: m.reactions.map((r) => ({ emoji: r.emoji, count: r.count, reacted: r.reacted })),
+    parentMessageId: m.parentMessageId,
+    replyCount: m.replyCount,
+    mentions: [...m.mentions],
+  };
+}
+
+/** The reactions after the caller adds (or removes) `emoji`: what to show before the server answers. */
+export function toggledReactions(reactions: ReactionView[], emoji: string, add: boolean): ReactionView[] {
+  const out = reactions.map((r) => ({ ...r }));
+  const r = out.find((x) => x.emoji === emoji);
+  if (add) {
+    if (r) {
+      r.count++;
+      r.reacted = true;
+    } else out.push({ emoji, count: 1, reacted: true });
+  } else if (r?.reacted) {
+    r.count--;
+    r.reacted = false;
+  }
+  return out.filter((x) => x.count > 0);
 }
