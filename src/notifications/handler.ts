@@ -21,7 +21,8 @@ const TYPE_TO_PB: Record<NotificationType, PbType> = {
   direct_message: PbType.DIRECT_MESSAGE,
 };
 
-function toPb(n: Notification): PbNotification {
+/** A stored notification as the API returns it (ListNotifications and the live event). */
+export function toPb(n: Notification): PbNotification {
   return create(NotificationSchema, {
     id: n.id,
     type: TYPE_TO_PB[n.type],

@@ -12,6 +12,7 @@ import { SqlNotificationStore } from "./sql-store.ts";
 import { MongoNotificationStore } from "./mongo-store.ts";
 import { StoreNotificationFacts } from "./facts.ts";
 import { Notifier } from "./notifier.ts";
+import { StreamNotificationLive } from "./fanout.ts";
 import { WebhookPushSender } from "./webhook.ts";
 import type { PushSender } from "./types.ts";
 
@@ -53,6 +54,11 @@ export async function createNotifications(deps: {
       )
     : null;
   const push: PushSender = webhook ?? { send: async () => {} };
+  const liveFailures = new Counter({
+    name: "notification_live_failures_total",
+    help: "Live notification events (to the user's open streams) that could not be published; the notification itself is stored",
+    registers: deps.registry ? [deps.registry] : [],
+  });
   const notifier = new Notifier({
     store,
     facts: new StoreNotificationFacts({ messages: deps.messages, conversations: deps.conversations, sql: deps.stores.sql }),
@@ -64,6 +70,8 @@ export async function createNotifications(deps: {
       },
     },
     push,
+    live: new StreamNotificationLive(deps.stores.ephemeral),
+    onLiveFailure: () => liveFailures.inc(),
     windowMs: n.batchWindowMs,
     logger,
   });

@@ -86,7 +86,7 @@ export class MongoNotificationStore implements NotificationStore {
     return new MongoNotificationStore(mongo);
   }
 
-  async addToBatch(e: BatchEntry): Promise<void> {
+  async addToBatch(e: BatchEntry): Promise<Notification> {
     const openKey = openBatchKey(e.userId, e.conversationId);
     for (let attempt = 1; ; attempt++) {
       // The open batch, or a new one opened by this message (the unique openKey makes one win a race).
@@ -130,7 +130,8 @@ export class MongoNotificationStore implements NotificationStore {
       // Still open after the entry landed: the claim, which closes it before reading its
       // entries, will read this one. Closed meanwhile: the push may have been assembled
       // without it, so it moves to the next batch (at worst pushed twice, never lost).
-      if (await this.headers.findOne({ _id: header._id, openKey }, { projection: { _id: 1 } })) return;
+      const open = await this.headers.findOne({ _id: header._id, openKey });
+      if (open) return (await this.assemble([open]))[0];
       if (attempt >= 5) throw new Error("notification batch kept closing under this message");
       await this.entries.deleteOne({ _id: entryId });
     }

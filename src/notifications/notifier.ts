@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import type { DomainEvent } from "../events/events.ts";
 import type { StoredMessage } from "../messages/types.ts";
 import type { NotificationStore } from "./store.ts";
-import { TYPE_RANK, type NotificationType, type PushSender } from "./types.ts";
+import { TYPE_RANK, type Notification, type NotificationType, type PushSender } from "./types.ts";
 
 /** What the notifier needs to know about a new message (implemented over the message and conversation stores). */
 export interface MessageFacts {
@@ -31,6 +31,11 @@ export interface AvailabilityOracle {
   unavailable(userIds: string[]): Promise<Set<string>>;
 }
 
+/** Tells the user's live streams that a notification was created or grew (realtime's per-user channel). */
+export interface NotificationLive {
+  changed(userId: string, notification: Notification, unseenCount: number): Promise<void>;
+}
+
 const PREVIEW_CHARS = 140;
 
 /**
@@ -48,6 +53,8 @@ export class Notifier {
   private readonly facts: NotificationFacts;
   private readonly availability: AvailabilityOracle;
   private readonly push: PushSender;
+  private readonly live: NotificationLive | null;
+  private readonly onLiveFailure: () => void;
   private readonly windowMs: number;
   private readonly logger: Logger;
   private flusher: NodeJS.Timeout | null = null;
@@ -57,6 +64,9 @@ export class Notifier {
     facts: NotificationFacts;
     availability: AvailabilityOracle;
     push: PushSender;
+    /** The live event to the user's streams; `onLiveFailure` counts one that could not be published. */
+    live?: NotificationLive;
+    onLiveFailure?: () => void;
     windowMs: number;
     logger: Logger;
   }) {
@@ -64,6 +74,8 @@ export class Notifier {
     this.facts = deps.facts;
     this.availability = deps.availability;
     this.push = deps.push;
+    this.live = deps.live ?? null;
+    this.onLiveFailure = deps.onLiveFailure ?? (() => {});
     this.windowMs = deps.windowMs;
     this.logger = deps.logger;
   }
@@ -99,7 +111,7 @@ export class Notifier {
       if (!member || !away.has(userId)) continue;
       const muted = member.mutedUntil !== null && member.mutedUntil.getTime() > now;
       if (muted && type !== "mention") continue;
-      await this.store.addToBatch({
+      const batch = await this.store.addToBatch({
         userId,
         conversationId,
         type,
@@ -110,6 +122,23 @@ export class Notifier {
         at: m.createdAt,
         windowMs: this.windowMs,
       });
+      await this.announce(userId, batch);
+    }
+  }
+
+  /**
+   * The live event for the user's open streams (an away user's app updates its badge). The
+   * notification itself is stored already and ListNotifications returns it after a reconnect,
+   * so a publish that fails is counted (notification_live_failures_total) and logged, and the
+   * other recipients are still served.
+   */
+  private async announce(userId: string, batch: Notification): Promise<void> {
+    if (!this.live) return;
+    try {
+      await this.live.changed(userId, batch, await this.store.unseenCount(userId));
+    } catch (err) {
+      this.onLiveFailure();
+      this.logger.warn({ err, userId, notificationId: batch.id }, "live notification event failed");
     }
   }
 

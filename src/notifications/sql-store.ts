@@ -56,13 +56,13 @@ export class SqlNotificationStore implements NotificationStore {
     this.db = db;
   }
 
-  async addToBatch(e: BatchEntry): Promise<void> {
+  async addToBatch(e: BatchEntry): Promise<Notification> {
     const key = openBatchKey(e.userId, e.conversationId);
     const end = new Date(e.at.getTime() + e.windowMs);
     // One statement: concurrent messages for the open batch serialise on the unique key, and
     // a claim that closes it (markBatched) is serialised with them on the row: a message
     // folds into the batch before the claim, or opens the next one after it.
-    await this.db.query(
+    const { rows } = await this.db.query<Row>(
       `INSERT INTO notifications AS n (id, user_id, conversation_id, batch_key, type, message_ids, message_count, sender_ids, preview, last_seq, created_at, window_ends_at)
        VALUES ($1, $2, $3, $4, $5, ARRAY[$6::uuid], 1, ARRAY[$7::uuid], $8, $9, $10, $11)
        ON CONFLICT (batch_key) DO UPDATE SET
@@ -72,9 +72,11 @@ export class SqlNotificationStore implements NotificationStore {
          message_count = n.message_count + CASE WHEN $6::uuid = ANY(n.message_ids) THEN 0 ELSE 1 END,
          sender_ids = CASE WHEN $7::uuid = ANY(n.sender_ids) THEN n.sender_ids ELSE n.sender_ids || $7::uuid END,
          preview = CASE WHEN $9 >= n.last_seq THEN EXCLUDED.preview ELSE n.preview END,
-         last_seq = GREATEST(n.last_seq, $9)`,
+         last_seq = GREATEST(n.last_seq, $9)
+       RETURNING *`,
       [randomUUID(), e.userId, e.conversationId, key, e.type, e.messageId, e.senderId, e.preview, e.seq, e.at, end],
     );
+    return toNotification(rows[0]);
   }
 
   async dueBatches(now: Date, limit: number): Promise<Notification[]> {

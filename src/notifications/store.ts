@@ -9,8 +9,9 @@ export interface NotificationStore {
    * Folds a message into the user's open batch for the conversation, or opens
    * one (window from `entry.at` to `entry.at + entry.windowMs`) when there is
    * none. Exact under concurrency, across nodes: one open batch at a time.
+   * Returns the batch with this message in it (for the live event).
    */
-  addToBatch(entry: BatchEntry): Promise<void>;
+  addToBatch(entry: BatchEntry): Promise<Notification>;
   /** Batches whose window ended and that were not flushed yet, oldest first. */
   dueBatches(now: Date, limit: number): Promise<Notification[]>;
   /**

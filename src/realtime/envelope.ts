@@ -7,7 +7,9 @@
 //   rest: the chat.v1.Event, serialized, with an empty cursor (cursors are per stream)
 //
 // `user:{<userId>}`: membership changes of that user, so the user's streams on
-// every node add or drop the conversation live. JSON, rare.
+// every node add or drop the conversation live (JSON, rare), and the user's own
+// ephemeral events (notification_created), as an ephemeral event envelope above
+// (byte 0 = 2; JSON starts with `{`).
 
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { EventSchema, type Event } from "../../gen/chat/v1/message_pb.js";

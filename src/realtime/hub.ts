@@ -271,6 +271,12 @@ export class RealtimeHub implements SessionHost {
   private dispatch(name: string, ch: Channel, bytes: Uint8Array): void {
     if (ch.sessions.size === 0) return;
     if (name.startsWith("user:{")) {
+      // The user's own ephemeral events (notifications), or a membership change (JSON).
+      const env = bytes[0] === 2 ? decodeEventEnvelope(bytes) : null;
+      if (env) {
+        for (const s of ch.sessions) s.offerEphemeral(env.event.conversationId, env.event);
+        return;
+      }
       const m = decodeMembershipChange(bytes);
       if (!m) return;
       for (const s of ch.sessions) s.offerMembership(m.conversationId, m.eventSeq, m.joined);

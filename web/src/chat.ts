@@ -855,6 +855,18 @@ export class Chat {
       case "conversationUpdated":
         if (p.value.conversation) this.mergeConversation(p.value.conversation);
         break;
+      case "notificationCreated": {
+        // Ours, live (made while we were away): replace by id, newest first, and the server's unseen count.
+        const n = p.value.notification;
+        if (!n) return;
+        const view = toNotification(n);
+        this.notifications = [view, ...this.notifications.filter((x) => x.id !== view.id)].slice(0, 20);
+        this.unseenNotifications = p.value.unseenCount;
+        void this.ensureConversation(view.conversationId);
+        this.wantUsers(view.senderIds);
+        this.emit("notifications");
+        break;
+      }
       case "memberJoined":
       case "memberLeft":
         if (p.case === "memberLeft" && p.value.userId === this.me.id) {

@@ -9,6 +9,7 @@ import type { Code, CodeJson } from "../../google/rpc/code_pb.js";
 import type { BadRequest_FieldViolation, BadRequest_FieldViolationJson } from "../../google/rpc/error_details_pb.js";
 import type { PresenceStatus, PresenceStatusJson } from "./presence_pb.js";
 import type { Conversation, ConversationJson, MemberRole, MemberRoleJson } from "./conversation_pb.js";
+import type { Notification, NotificationJson } from "./notification_pb.js";
 
 /**
  * Describes the file chat/v1/message.proto.
@@ -2545,8 +2546,60 @@ export declare type MemberLeftJson = {
 export declare const MemberLeftSchema: GenMessage<MemberLeft, {jsonType: MemberLeftJson}>;
 
 /**
- * Event is one thing that happened. Durable events carry a `cursor`; typing
- * and presence are ephemeral (empty cursor) and never replayed.
+ * A notification for the stream's own user was created, or grew (its batch
+ * took in another message): the whole notification as ListNotifications returns
+ * it (replace by id), and the user's unseen count after it. Ephemeral: only on
+ * the user's own streams open at that moment, no cursor, never replayed; after
+ * a reconnect ListNotifications is the truth. Notifications are made for users
+ * with no device online (offline or away), so a stream sees this while its
+ * user is away.
+ *
+ * @generated from message chat.v1.NotificationCreated
+ */
+export declare type NotificationCreated = Message<"chat.v1.NotificationCreated"> & {
+  /**
+   * @generated from field: chat.v1.Notification notification = 1;
+   */
+  notification?: Notification | undefined;
+
+  /**
+   * @generated from field: int32 unseen_count = 2;
+   */
+  unseenCount: number;
+};
+
+/**
+ * A notification for the stream's own user was created, or grew (its batch
+ * took in another message): the whole notification as ListNotifications returns
+ * it (replace by id), and the user's unseen count after it. Ephemeral: only on
+ * the user's own streams open at that moment, no cursor, never replayed; after
+ * a reconnect ListNotifications is the truth. Notifications are made for users
+ * with no device online (offline or away), so a stream sees this while its
+ * user is away.
+ *
+ * @generated from message chat.v1.NotificationCreated
+ */
+export declare type NotificationCreatedJson = {
+  /**
+   * @generated from field: chat.v1.Notification notification = 1;
+   */
+  notification?: NotificationJson;
+
+  /**
+   * @generated from field: int32 unseen_count = 2;
+   */
+  unseenCount?: number;
+};
+
+/**
+ * Describes the message chat.v1.NotificationCreated.
+ * Use `create(NotificationCreatedSchema)` to create a new message.
+ */
+export declare const NotificationCreatedSchema: GenMessage<NotificationCreated, {jsonType: NotificationCreatedJson}>;
+
+/**
+ * Event is one thing that happened. Durable events carry a `cursor`; typing,
+ * presence and notifications are ephemeral (empty cursor) and never replayed.
  *
  * @generated from message chat.v1.Event
  */
@@ -2635,12 +2688,18 @@ export declare type Event = Message<"chat.v1.Event"> & {
      */
     value: MemberLeft;
     case: "memberLeft";
+  } | {
+    /**
+     * @generated from field: chat.v1.NotificationCreated notification_created = 20;
+     */
+    value: NotificationCreated;
+    case: "notificationCreated";
   } | { case: undefined; value?: undefined };
 };
 
 /**
- * Event is one thing that happened. Durable events carry a `cursor`; typing
- * and presence are ephemeral (empty cursor) and never replayed.
+ * Event is one thing that happened. Durable events carry a `cursor`; typing,
+ * presence and notifications are ephemeral (empty cursor) and never replayed.
  *
  * @generated from message chat.v1.Event
  */
@@ -2715,6 +2774,11 @@ export declare type EventJson = {
    * @generated from field: chat.v1.MemberLeft member_left = 19;
    */
   memberLeft?: MemberLeftJson;
+
+  /**
+   * @generated from field: chat.v1.NotificationCreated notification_created = 20;
+   */
+  notificationCreated?: NotificationCreatedJson;
 };
 
 /**
