@@ -21,3 +21,4 @@ export { fullJitterMs, sleep, type BackoffOptions } from "./backoff.ts";
 export { uuid } from "./uuid.ts";
 export { whoReacted, type WhoReacted, type WhoReactedOptions } from "./reactions.ts";
 export { DeviceTokens, type DeviceTokenStorage } from "./device-tokens.ts";
+export { IdlePresence, type IdlePresenceOptions, type IdleStatus } from "./idle.ts";

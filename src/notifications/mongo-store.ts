@@ -113,6 +113,7 @@ export class MongoNotificationStore implements NotificationStore {
         }
       }
       const entryId = `${header.batchKey}|${e.messageId}`;
+      let added = true;
       await this.entries
         .insertOne({
           _id: entryId,
@@ -126,7 +127,10 @@ export class MongoNotificationStore implements NotificationStore {
         })
         .catch((err) => {
           if (!isDuplicate(err)) throw err;
+          added = false;
         });
+      // A new message in a batch already seen (while its window was open) makes it unseen again.
+      if (added && header.seenAt !== null) await this.headers.updateOne({ _id: header._id }, { $set: { seenAt: null } });
       // Still open after the entry landed: the claim, which closes it before reading its
       // entries, will read this one. Closed meanwhile: the push may have been assembled
       // without it, so it moves to the next batch (at worst pushed twice, never lost).

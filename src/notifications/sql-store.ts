@@ -72,7 +72,9 @@ export class SqlNotificationStore implements NotificationStore {
          message_count = n.message_count + CASE WHEN $6::uuid = ANY(n.message_ids) THEN 0 ELSE 1 END,
          sender_ids = CASE WHEN $7::uuid = ANY(n.sender_ids) THEN n.sender_ids ELSE n.sender_ids || $7::uuid END,
          preview = CASE WHEN $9 >= n.last_seq THEN EXCLUDED.preview ELSE n.preview END,
-         last_seq = GREATEST(n.last_seq, $9)
+         last_seq = GREATEST(n.last_seq, $9),
+         -- A new message in a batch already seen (while its window was open) makes it unseen again.
+         seen_at = CASE WHEN $6::uuid = ANY(n.message_ids) THEN n.seen_at END
        RETURNING *`,
       [randomUUID(), e.userId, e.conversationId, key, e.type, e.messageId, e.senderId, e.preview, e.seq, e.at, end],
     );

@@ -483,7 +483,7 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     await bob.page.getByRole("button", { name: "Log in" }).click();
     const button = bob.page.getByTestId("notifications-button");
     await waitFor(() => bob.page.getByTestId("notifications-badge").textContent(), "1", "one unseen", 30_000);
-    expect(await button.getAttribute("aria-label")).toBe("Notifications, 1 unseen");
+    expect(await button.getAttribute("aria-label")).toBe("Notifications 1 unseen");
 
     await button.click();
     const dialog = bob.page.getByRole("dialog", { name: "Notifications" });
@@ -498,6 +498,27 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     await waitFor(() => bob.page.getByTestId("conversation-title").textContent(), "Alice", "the conversation opened");
     await waitFor(async () => (await shown(bob)).at(-1)?.text, text, "with the message");
     expect(bob.errors).toEqual([]);
+  });
+
+  it("away when idle: after ?idle= seconds without input the app says away, a new notification updates its badge live (no re-read), and the next input makes it online", async () => {
+    // Bob's app with a 1-second idle time (a reload: the session resumes from the cookie).
+    await bob.page.goto(`${server.baseUrl}/?transport=${transport}&idle=1`);
+    await waitFor(() => bob.page.getByTestId("connection-status").getAttribute("data-state"), "live", "bob live again");
+    await waitFor(() => alice.page.getByTestId("presence-text").textContent(), "away", "Bob away in Alice's header", 30_000);
+    const reads = () => bob.rpcs.filter((r) => r.path.endsWith("/ListNotifications")).length;
+    const before = reads();
+    const text = `@${bob.username} still there?`;
+    await composer(alice).fill(text);
+    await composer(alice).press("Enter");
+    await waitFor(() => messageEl(alice, text).getAttribute("data-state"), "sent", "stored");
+    await waitFor(() => bob.page.getByTestId("notifications-badge").textContent(), "1", "the badge, live", 30_000);
+    expect(reads()).toBe(before); // from notification_created, not a re-read
+    // Bob moves the mouse: online again.
+    await bob.page.mouse.move(20, 20);
+    await bob.page.mouse.move(60, 60);
+    await waitFor(() => alice.page.getByTestId("presence-text").textContent(), "online", "Bob back online", 30_000);
+    expect(bob.errors).toEqual([]);
+    expect(alice.errors).toEqual([]);
   });
 
   it("channels: browse the public ones by name, join one; it opens, and the others see your message live", async () => {

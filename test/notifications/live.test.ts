@@ -34,10 +34,11 @@ forEachBackend("live notifications", ["postgres+redis", "embedded", "mongo"] as 
       redis: name === "postgres+redis",
       mongo: name === "mongo",
     });
-    // A short batch window: the test also sees a batch grow, then a new one after the push.
-    nodeA = await startTestServer(backends.env, { NOTIFY_BATCH_WINDOW_MS: "600" });
+    // A short batch window (long enough for two sends under load): the test also sees a batch grow,
+    // then a new one after the push.
+    nodeA = await startTestServer(backends.env, { NOTIFY_BATCH_WINDOW_MS: "3000" });
     // Two nodes where they share the fan-out (Redis); one node otherwise.
-    nodeB = name === "postgres+redis" ? await startTestServer(backends.env, { NOTIFY_BATCH_WINDOW_MS: "600" }) : nodeA;
+    nodeB = name === "postgres+redis" ? await startTestServer(backends.env, { NOTIFY_BATCH_WINDOW_MS: "3000" }) : nodeA;
   });
   afterAll(async () => {
     for (const s of streams) s.cancel();

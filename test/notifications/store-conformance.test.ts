@@ -175,6 +175,24 @@ forEachBackend("notification store", ["mongo", "postgres", "pglite"] as const, (
     expect((await store.dueBatches(new Date(), 1000)).some((n) => n.userId === open.userId)).toBe(false);
   });
 
+  it("makes a seen batch unseen again when a new message folds into it (a repeat of a folded one does not)", async () => {
+    const userId = randomUUID();
+    const conversationId = randomUUID();
+    const first = await store.addToBatch(entry({ userId, conversationId, messageId: randomUUID(), at: base }));
+    expect(await store.markSeen(userId, { ids: [first.id], upTo: null }, new Date())).toBe(1);
+    expect(await store.unseenCount(userId)).toBe(0);
+    const repeatId = randomUUID();
+    const grown = await store.addToBatch(entry({ userId, conversationId, messageId: repeatId, at: new Date(base.getTime() + 5) }));
+    expect(grown.id).toBe(first.id);
+    expect(grown.messageCount).toBe(2);
+    expect(grown.seenAt).toBeNull();
+    expect(await store.unseenCount(userId)).toBe(1);
+    expect(await store.markSeen(userId, { ids: [first.id], upTo: null }, new Date())).toBe(1);
+    const again = await store.addToBatch(entry({ userId, conversationId, messageId: repeatId, at: new Date(base.getTime() + 5) }));
+    expect(again.messageCount).toBe(2);
+    expect(await store.unseenCount(userId)).toBe(0);
+  });
+
   it("pages newest first and marks seen by id or up to a time", async () => {
     const userId = randomUUID();
     for (let i = 0; i < 5; i++) await store.addToBatch(entry({ userId, at: new Date(base.getTime() + i * 10) }));

@@ -13,6 +13,7 @@ import { NotificationType, type Notification } from "../../gen/chat/v1/notificat
 import { describeError, isTransient, SessionEndedError, type Api } from "./api.ts";
 import { ResilientStream, type LinkState } from "./stream.ts";
 import {
+  IdlePresence,
   MessageList,
   messageData,
   Outbox,
@@ -25,6 +26,8 @@ import {
 } from "../../client/src/web.ts";
 
 export type Role = "owner" | "admin" | "member" | "";
+/** What counts as the user being there (for away when idle). */
+const INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart"] as const;
 /** Who reacted is loaded up to this many people per message (the rest are "N more"). */
 const REACTORS_MAX = 200;
 const RANK: Record<Role, number> = { owner: 3, admin: 2, member: 1, "": 0 };
@@ -172,7 +175,17 @@ export class Chat {
   private unsubscribeTransport: (() => void) | null = null;
   private stopped = false;
 
-  constructor(api: Api, me: User, deviceId: string) {
+  /** Away after idleMs without input (SetPresence), online again at the next input. */
+  private readonly idle: IdlePresence;
+  private readonly onInput = () => this.idle.activity();
+
+  constructor(api: Api, me: User, deviceId: string, idleMs = 5 * 60_000) {
+    this.idle = new IdlePresence({
+      idleMs,
+      setStatus: async (status) => {
+        await api.presence.setPresence({ status: status === "away" ? PresenceStatus.AWAY : PresenceStatus.ONLINE });
+      },
+    });
     this.api = api;
     this.me = { id: me.id, username: me.username, displayName: me.displayName || me.username };
     this.users.set(me.id, this.me);
@@ -228,6 +241,8 @@ export class Chat {
     this.events.start();
     this.unsubscribeTransport = this.api.onTransportChange(() => this.events.reconnectNow());
     document.addEventListener("visibilitychange", this.onVisibility);
+    for (const type of INPUT_EVENTS) window.addEventListener(type, this.onInput, { passive: true });
+    this.idle.start();
     window.addEventListener("online", this.onOnline);
     window.addEventListener("offline", this.onOffline);
     this.typingSweep = setInterval(() => this.sweepTyping(), 1_000);
@@ -242,6 +257,8 @@ export class Chat {
     this.unsubscribeTransport?.();
     this.presenceStream.stop();
     document.removeEventListener("visibilitychange", this.onVisibility);
+    for (const type of INPUT_EVENTS) window.removeEventListener(type, this.onInput);
+    this.idle.stop();
     window.removeEventListener("online", this.onOnline);
     window.removeEventListener("offline", this.onOffline);
     clearInterval(this.typingSweep);

@@ -5,7 +5,7 @@ import "./style.css";
 import type { User } from "../../gen/chat/v1/auth_pb.js";
 import { Api } from "./api.ts";
 import { Chat } from "./chat.ts";
-import { deviceId, initialTransport } from "./settings.ts";
+import { deviceId, idleMs, initialTransport } from "./settings.ts";
 import { renderAuth } from "./ui/auth-view.ts";
 import { ChatView } from "./ui/chat-view.ts";
 
@@ -43,7 +43,7 @@ function showAuth(notice?: string): void {
 }
 
 async function signedIn(user: User): Promise<void> {
-  chat = new Chat(api, user, deviceId());
+  chat = new Chat(api, user, deviceId(), idleMs());
   view = new ChatView(root, chat, api, {
     onLogout: () => void api.logout().finally(() => showAuth()),
     onNavigate: navigate,

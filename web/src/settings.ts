@@ -57,3 +57,9 @@ function safeSet(s: Storage, k: string, v: string): void {
     /* not remembered */
   }
 }
+
+/** Away after this long without input: 5 minutes, or `?idle=<seconds>` (tests, and anyone who wants it shorter). */
+export function idleMs(): number {
+  const s = Number(new URLSearchParams(location.search).get("idle"));
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 5 * 60_000;
+}

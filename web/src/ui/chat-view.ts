@@ -128,6 +128,8 @@ export class ChatView {
       },
       h("span", { class: "icon", "aria-hidden": "true" }, "🔔"),
       h("span", { class: "label-text", "aria-hidden": "true" }, "Notifications"),
+      // A space, so the visible text reads "Notifications 1", the start of the name "Notifications 1 unseen".
+      " ",
       this.notifBadge,
     );
     this.membersList = h("ul", { class: "notif-list member-list", "data-testid": "member-list" });
@@ -963,7 +965,8 @@ export class ChatView {
     const unseen = this.chat.unseenNotifications;
     this.notifBadge.hidden = unseen === 0;
     this.notifBadge.textContent = String(unseen);
-    this.notifButton.setAttribute("aria-label", unseen ? `Notifications, ${unseen} unseen` : "Notifications");
+    // The visible text ("Notifications" and the count) starts the accessible name (WCAG 2.5.3, label in name).
+    this.notifButton.setAttribute("aria-label", unseen ? `Notifications ${unseen} unseen` : "Notifications");
     const what = { mention: "mentioned you", direct: "messaged you", thread: "replied in a thread" } as const;
     fill(
       this.notifList,
