@@ -8,12 +8,15 @@
 //    (TEST_PGLITE_FRESH_IMAGE, initdb only) for the migration tests.
 // 3. It hashes the test password once (TEST_PASSWORD_HASH), so seeded users
 //    can log in without each paying argon2id.
+// 4. It reserves the folder for the run's one web build (TEST_WEB_BUILD): the
+//    first browser test file builds the app there, the others reuse it.
 
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildPgliteImages, PGLITE_FRESH_IMAGE_ENV, PGLITE_IMAGE_ENV } from "./pglite-image.ts";
 import { PASSWORD_HASH_ENV, hashTestPassword } from "./seed.ts";
+import { WEB_BUILD_ENV } from "./web-build.ts";
 
 type Stop = () => Promise<unknown>;
 
@@ -59,6 +62,9 @@ export default async function setup(): Promise<Stop> {
   stops.push(async () => rmSync(imageRoot, { recursive: true, force: true }));
   const image = join(imageRoot, "pglite");
   const fresh = join(imageRoot, "pglite-fresh");
+  const webRoot = mkdtempSync(join(tmpdir(), "chat-test-web-"));
+  stops.push(async () => rmSync(webRoot, { recursive: true, force: true }));
+  process.env[WEB_BUILD_ENV] = webRoot;
   await Promise.all([
     startContainers(stops),
     buildPgliteImages({ fresh, migrated: image }).then(() => {
