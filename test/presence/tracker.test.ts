@@ -149,7 +149,10 @@ forEachBackend("presence tracker", ["redis", "memory"] as const, (name) => {
     await nodeA.connected(user, "phone");
     await until(() => fanout.statuses(user).length === 1);
     await nodeA.disconnected(user, "phone");
+    // Inside the grace period: both nodes sweep, nothing is claimed, she is still online.
     advance(settings.graceMs - 50);
+    await settled(user);
+    expect(fanout.statuses(user)).toEqual(["online"]);
     await nodeB.connected(user, "phone"); // reconnected to another node, inside the grace period
     // Past grace + coalescing, with sweeps on both nodes at every step, the device heart-beating.
     for (let elapsed = 0; elapsed <= settings.graceMs + 2 * settings.coalesceMs; elapsed += 50) {
