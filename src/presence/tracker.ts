@@ -28,17 +28,27 @@ export class PresenceTracker {
   private readonly fanout: PresenceFanout;
   private readonly settings: PresenceSettings;
   private readonly logger: Logger;
+  /** The clock device expiries are measured on (Date.now; tests drive their own). */
+  private readonly now: () => number;
   private readonly deferred = new Map<string, NodeJS.Timeout>();
   /** Tags the device entries this tracker writes (see DeviceEntry.owner). */
   private readonly owner = randomUUID();
   private sweeper: NodeJS.Timeout | null = null;
 
-  constructor(deps: { store: EphemeralStore; snapshots: PresenceSnapshots; fanout: PresenceFanout; settings: PresenceSettings; logger: Logger }) {
+  constructor(deps: {
+    store: EphemeralStore;
+    snapshots: PresenceSnapshots;
+    fanout: PresenceFanout;
+    settings: PresenceSettings;
+    logger: Logger;
+    now?: () => number;
+  }) {
     this.store = deps.store;
     this.snapshots = deps.snapshots;
     this.fanout = deps.fanout;
     this.settings = deps.settings;
     this.logger = deps.logger;
+    this.now = deps.now ?? Date.now;
   }
 
   start(): void {
@@ -80,7 +90,7 @@ export class PresenceTracker {
       const raw = (await this.store.hgetall(key))[deviceId];
       const previous = decodeDevice(raw ?? "");
       if (!raw || !previous || previous.owner !== this.owner) return;
-      const now = Date.now();
+      const now = this.now();
       const entry: DeviceEntry = { status: previous.status, expiresAt: now + this.settings.graceMs, lastActiveAt: now, owner: this.owner };
       if (!(await this.store.hsetIfEquals(key, deviceId, raw, encodeDevice(entry)))) continue; // written meanwhile: look again
       await this.index(userId, deviceId, entry, this.settings.graceMs);
@@ -97,7 +107,7 @@ export class PresenceTracker {
 
   /** Merged presence of each user, in the order asked. */
   async get(userIds: string[]): Promise<Presence[]> {
-    const now = Date.now();
+    const now = this.now();
     const merged = await Promise.all(userIds.map(async (id) => mergeDevices(await this.store.hgetall(devicesKey(id)), now)));
     // last_seen_at of users Redis no longer knows (e.g. after a Redis restart) comes from the snapshot table.
     const unknown = userIds.filter((_, i) => merged[i].lastActiveAt === null);
@@ -110,7 +120,7 @@ export class PresenceTracker {
   }
 
   /** Finds expired devices (claiming each once across all nodes) and publishes the resulting changes. */
-  async sweep(now = Date.now()): Promise<number> {
+  async sweep(now = this.now()): Promise<number> {
     const due = await this.store.zrangeByScore(EXPIRY_INDEX, now, 500);
     const users = new Set<string>();
     for (const { member, score } of due) {
@@ -121,7 +131,7 @@ export class PresenceTracker {
   }
 
   private async write(userId: string, deviceId: string, status: DeviceEntry["status"], ttlMs: number, publish = true): Promise<void> {
-    const now = Date.now();
+    const now = this.now();
     const entry: DeviceEntry = { status, expiresAt: now + ttlMs, lastActiveAt: now, owner: this.owner };
     await this.store.hset(devicesKey(userId), deviceId, encodeDevice(entry));
     await this.index(userId, deviceId, entry, ttlMs);
@@ -138,7 +148,7 @@ export class PresenceTracker {
   /** Heartbeats and disconnects rarely change the merged state; check cheaply before taking the window. */
   private async maybePublishIfChanged(userId: string): Promise<void> {
     const [current, published] = await Promise.all([this.store.hgetall(devicesKey(userId)), this.store.get(publishedKey(userId))]);
-    if (mergeDevices(current, Date.now()).status !== (published?.split("|")[0] ?? "offline")) await this.maybePublish(userId);
+    if (mergeDevices(current, this.now()).status !== (published?.split("|")[0] ?? "offline")) await this.maybePublish(userId);
   }
 
   /** Publishes the user's merged presence if it differs from the last published one, at most once per window. */
@@ -162,7 +172,7 @@ export class PresenceTracker {
     const before = (await this.store.getSet(publishedKey(userId), encoded))?.split("|")[0] ?? "offline";
     if (before === presence.status) return;
     if (presence.status === "offline" || before === "offline") {
-      await this.snapshots.save(userId, presence.status, presence.lastSeenAt ?? new Date());
+      await this.snapshots.save(userId, presence.status, presence.lastSeenAt ?? new Date(this.now()));
     }
     await this.fanout.presenceChanged(presence);
   }

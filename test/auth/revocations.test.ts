@@ -9,9 +9,9 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { env, forEachBackend, isolatedPostgres, isolatedRedisPrefix } from "../support/backends.ts";
 import { until } from "../support/poll.ts";
+import { openMigratedSql } from "../support/seed.ts";
 import type { SqlDatabase } from "../../src/stores/sql/sql.ts";
 import { createPostgres } from "../../src/stores/sql/postgres.ts";
-import { createPglite } from "../../src/stores/sql/pglite.ts";
 import { loadMigrations, migrate } from "../../src/stores/sql/migrate.ts";
 import { MIGRATIONS_DIR } from "../../src/stores/stores.ts";
 import { SqlAuthStore } from "../../src/auth/auth-store.ts";
@@ -49,17 +49,18 @@ forEachBackend("session revocations", ["redis", "memory"] as const, (name) => {
       const iso = await isolatedPostgres();
       db = createPostgres(iso.url);
       drop = iso.drop;
+      await migrate(db, await loadMigrations(MIGRATIONS_DIR));
     } else {
-      db = await createPglite(null);
+      // The run's migrated image, copied (its cleanup closes it).
+      ({ db, cleanup: drop } = await openMigratedSql("pglite"));
     }
-    await migrate(db, await loadMigrations(MIGRATIONS_DIR));
     store = new SqlAuthStore(db);
     prefix = isolatedRedisPrefix();
   });
   afterAll(async () => {
     for (const r of started) await r.close();
     for (const e of ephemerals) await e.close();
-    await db?.close();
+    if (name === "redis") await db?.close();
     await drop();
   });
 

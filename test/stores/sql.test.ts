@@ -13,13 +13,16 @@ import { createPostgres } from "../../src/stores/sql/postgres.ts";
 import { createPglite } from "../../src/stores/sql/pglite.ts";
 import { loadMigrations, migrate } from "../../src/stores/sql/migrate.ts";
 import { MIGRATIONS_DIR } from "../../src/stores/stores.ts";
+import { copyPgliteImage } from "../support/pglite-image.ts";
 
 async function open(name: SqlBackendName): Promise<{ db: SqlDatabase; reopen(): Promise<SqlDatabase>; cleanup(): Promise<void> }> {
   if (name === "postgres") {
     const iso = await isolatedPostgres();
     return { db: createPostgres(iso.url), reopen: async () => createPostgres(iso.url), cleanup: iso.drop };
   }
+  // A freshly initialised database (the run's initdb-only image, copied): the migrations below start from nothing.
   const dir = mkdtempSync(join(tmpdir(), "pglite-"));
+  copyPgliteImage(dir, "fresh");
   return { db: await createPglite(dir), reopen: () => createPglite(dir), cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
 }
 

@@ -1,14 +1,17 @@
 // The browser tests' shared harness: Debian's Chromium through playwright-core
-// (one launch recipe), the app built with Vite into a temporary folder, where
-// screenshots go, and an axe-core accessibility check run inside the page.
+// (one launch recipe), the app built with Vite once per run (the first browser
+// file to need it builds it into the folder global setup reserved, the others
+// wait for it), where screenshots go, and an axe-core accessibility check run
+// inside the page.
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { env } from "./backends.ts";
+import { buildWeb, sharedWebBuild, WEB_BUILD_ENV } from "./web-build.ts";
+
+export { buildWeb };
 import { provisionBackends, startTestServer, type TestServer } from "./server.ts";
 
 export const ROOT = join(import.meta.dirname, "../..");
@@ -50,19 +53,11 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
 }
 
-/** The real production build (about a second) in a temporary folder; `remove()` when done. */
-export function buildWeb(): { dir: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), "chat-web-"));
-  const built = spawnSync(
-    process.execPath,
-    [join(ROOT, "node_modules/vite/bin/vite.js"), "build", "web", "--outDir", dir, "--emptyOutDir", "--logLevel", "warn"],
-    {
-      cwd: ROOT,
-      encoding: "utf8",
-    },
-  );
-  if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+/** The production build the browser tests serve: the run's shared one under Vitest's global setup, else a private one. */
+async function webBuild(): Promise<{ dir: string; remove(): void }> {
+  const root = process.env[WEB_BUILD_ENV];
+  if (root && existsSync(root)) return { dir: await sharedWebBuild(root), remove: () => {} };
+  return buildWeb();
 }
 
 /** What a browser test runs against: the real production build served by a real server, and Chromium. */
@@ -73,7 +68,7 @@ export interface BrowserStack {
 }
 
 /**
- * Builds the app, starts a server on whatever real stores this machine offers
+ * Gets the app's build (see webBuild), starts a server on whatever real stores this machine offers
  * (CI: all of them; `mongo: false` keeps messages in SQL) or else the embedded
  * default, with `overrides` on top, and launches Chromium. Whatever started is
  * stopped by close(), also when a later step failed.
@@ -84,7 +79,7 @@ export async function startBrowserStack(overrides: Record<string, string>, opts:
     for (const c of cleanups.reverse()) await c();
   };
   try {
-    const web = buildWeb();
+    const web = await webBuild();
     cleanups.push(() => web.remove());
     const backends = await provisionBackends({
       sql: env.postgres ? "postgres" : "pglite",

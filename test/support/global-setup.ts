@@ -3,16 +3,20 @@
 //
 // 1. Where a TEST_*_URL is missing and a Docker engine answers, it starts that
 //    service with testcontainers and exports the URL.
-// 2. It builds the one migrated PGlite image of the run (TEST_PGLITE_IMAGE),
-//    which every embedded database in the tests starts from.
+// 2. It builds the PGlite images of the run: the migrated one (TEST_PGLITE_IMAGE),
+//    which every embedded database in the tests starts from, and the fresh one
+//    (TEST_PGLITE_FRESH_IMAGE, initdb only) for the migration tests.
 // 3. It hashes the test password once (TEST_PASSWORD_HASH), so seeded users
 //    can log in without each paying argon2id.
+// 4. It reserves the folder for the run's one web build (TEST_WEB_BUILD): the
+//    first browser test file builds the app there, the others reuse it.
 
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildPgliteImage, PGLITE_IMAGE_ENV } from "./pglite-image.ts";
+import { buildPgliteImages, PGLITE_FRESH_IMAGE_ENV, PGLITE_IMAGE_ENV } from "./pglite-image.ts";
 import { PASSWORD_HASH_ENV, hashTestPassword } from "./seed.ts";
+import { WEB_BUILD_ENV } from "./web-build.ts";
 
 type Stop = () => Promise<unknown>;
 
@@ -57,10 +61,15 @@ export default async function setup(): Promise<Stop> {
   const imageRoot = mkdtempSync(join(tmpdir(), "chat-test-image-"));
   stops.push(async () => rmSync(imageRoot, { recursive: true, force: true }));
   const image = join(imageRoot, "pglite");
+  const fresh = join(imageRoot, "pglite-fresh");
+  const webRoot = mkdtempSync(join(tmpdir(), "chat-test-web-"));
+  stops.push(async () => rmSync(webRoot, { recursive: true, force: true }));
+  process.env[WEB_BUILD_ENV] = webRoot;
   await Promise.all([
     startContainers(stops),
-    buildPgliteImage(image).then(() => {
+    buildPgliteImages({ fresh, migrated: image }).then(() => {
       process.env[PGLITE_IMAGE_ENV] = image;
+      process.env[PGLITE_FRESH_IMAGE_ENV] = fresh;
     }),
     hashTestPassword().then((hash) => {
       process.env[PASSWORD_HASH_ENV] = hash;
