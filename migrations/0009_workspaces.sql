@@ -80,6 +80,19 @@ ALTER TABLE conversations ALTER COLUMN workspace_id SET NOT NULL;
 -- Writers that name no workspace (none in src/ after issue 17) land in the default one.
 ALTER TABLE conversations ALTER COLUMN workspace_id SET DEFAULT '00000000-0000-4000-8000-000000000001';
 
+-- Channel names are unique per workspace, case-insensitively (was: per deployment).
+DROP INDEX conversations_name_key_idx;
+CREATE UNIQUE INDEX conversations_name_key_idx ON conversations (workspace_id, name_key) WHERE name_key IS NOT NULL;
+-- ListPublicChannels: keyset over one workspace's public channel names.
+DROP INDEX conversations_public_channels_idx;
+CREATE INDEX conversations_public_channels_idx ON conversations (workspace_id, name_key, id)
+  WHERE type = 'channel' AND visibility = 'public';
+-- One DM per unordered pair per workspace (was: per deployment). Not partial,
+-- so ON CONFLICT (workspace_id, direct_key) can name it; non-DM rows have a
+-- null direct_key and never conflict.
+ALTER TABLE conversations DROP CONSTRAINT conversations_direct_key_key;
+CREATE UNIQUE INDEX conversations_direct_key_idx ON conversations (workspace_id, direct_key);
+
 -- Sign-up rule: a new user joins the default workspace in the same transaction
 -- as their user row (whatever creates it: Register, the admin CLI, a seeder).
 -- The first user of a default workspace without an owner becomes its owner.

@@ -151,11 +151,12 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
     logger,
     registry: metrics.registry,
   });
-  const workspaces = new Workspaces({ store: new SqlWorkspaceStore(stores.sql) });
   // Every change commits its events with it; realtime's sink announces them after the reply.
   const events: EventSink = realtime.events;
+  const workspaces = new Workspaces({ store: new SqlWorkspaceStore(stores.sql) });
   const conversations = new Conversations({
     store: conversationStore,
+    workspaces,
     events,
     previews: messageStore,
     limits: config.conversations,

@@ -4,6 +4,7 @@
 // unknown id.
 
 import { createHash, randomBytes } from "node:crypto";
+import type { WorkspaceAccess } from "../conversations/ports.ts";
 import { AppError, alreadyExists, failedPrecondition, notFound, permissionDenied } from "../shared/errors.ts";
 import { decodePageToken, encodePageToken } from "../shared/page-token.ts";
 import { SlugTaken, type LockedWorkspace, type WorkspacePatch, type WorkspaceStore } from "./store.ts";
@@ -53,7 +54,7 @@ function requireRole(me: WorkspaceMemberRecord, min: WorkspaceRole, what: string
     throw permissionDenied("ROLE_INSUFFICIENT", `only ${min === "owner" ? "owners" : "owners and admins"} of the workspace may ${what}`);
 }
 
-export class Workspaces {
+export class Workspaces implements WorkspaceAccess {
   private readonly store: WorkspaceStore;
   private readonly now: () => Date;
 
@@ -67,11 +68,11 @@ export class Workspaces {
    * else the default workspace. WORKSPACE_NOT_FOUND when the caller is not a
    * member (also for the default workspace after leaving it). For other modules.
    */
-  async resolve(userId: string, raw: string | undefined): Promise<WorkspaceMemberRecord> {
+  async resolve(userId: string, raw: string | undefined): Promise<{ workspaceId: string; role: WorkspaceRole }> {
     const id = raw ? uuid(raw) : DEFAULT_WORKSPACE_ID;
     const member = await this.store.getMember(id, userId);
     if (!member) throw workspaceNotFound();
-    return member;
+    return { workspaceId: id, role: member.role };
   }
 
   async create(actor: Actor, input: { name: string; slug: string; description: string }): Promise<WorkspaceView> {
