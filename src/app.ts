@@ -163,14 +163,14 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
     logger: logger.child({ module: "conversations" }),
   });
 
-  const auth = await createAuthModule(config, stores, logger, metrics.registry).catch(async (err) => {
+  const auth = await createAuthModule(config, stores, logger, metrics.registry, workspaces).catch(async (err) => {
     await stores.close();
     throw err;
   });
   // Access tokens: signature + claims + expiry (sync, cached), then the in-memory cross-node revocation check.
   const verifier = auth.service;
 
-  const messages = new Messages({ store: messageStore, members: conversationStore, events, limits: config.limits });
+  const messages = new Messages({ store: messageStore, members: conversationStore, events, limits: config.limits, workspaces });
   await realtime.start().catch(async (err) => {
     await auth.close();
     await realtime.close();

@@ -150,8 +150,13 @@ export async function lastSeqs(sql: SqlExecutor, conversationIds: string[]): Pro
 }
 
 /** Ids of every conversation the user belongs to. */
-export async function memberConversationIds(sql: SqlExecutor, userId: string): Promise<string[]> {
-  const { rows } = await sql.query<{ conversation_id: string }>("SELECT conversation_id FROM conversation_members WHERE user_id = $1", [userId]);
+/** The user's conversations; with `workspaceId`, only those of that workspace. */
+export async function memberConversationIds(sql: SqlExecutor, userId: string, workspaceId: string | null = null): Promise<string[]> {
+  const { rows } = await sql.query<{ conversation_id: string }>(
+    `SELECT cm.conversation_id FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id
+      WHERE cm.user_id = $1 AND ($2::uuid IS NULL OR c.workspace_id = $2::uuid)`,
+    [userId, workspaceId],
+  );
   return rows.map((r) => r.conversation_id);
 }
 

@@ -381,12 +381,13 @@ export class SqlMessageStore implements MessageStore {
       `SELECT ${M_COLS} FROM messages m
         WHERE m.search @@ websearch_to_tsquery('simple', $1)
           AND m.deleted_at IS NULL
-          AND m.conversation_id IN (SELECT conversation_id FROM conversation_members WHERE user_id = $2)
+          AND m.conversation_id IN (SELECT cm.conversation_id FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id
+                                     WHERE cm.user_id = $2 AND ($8::uuid IS NULL OR c.workspace_id = $8::uuid))
           AND ($3::uuid IS NULL OR m.conversation_id = $3::uuid)
           AND ($4::timestamptz IS NULL OR (m.created_at, m.seq, m.id) < ($4::timestamptz, $5::bigint, $6::uuid))
         ORDER BY m.created_at DESC, m.seq DESC, m.id DESC
         LIMIT $7`,
-      [q.text, q.userId, q.conversationId, q.after?.createdAt ?? null, q.after?.seq ?? null, q.after?.id ?? null, q.limit + 1],
+      [q.text, q.userId, q.conversationId, q.after?.createdAt ?? null, q.after?.seq ?? null, q.after?.id ?? null, q.limit + 1, q.workspaceId ?? null],
     );
     const page = rows.slice(0, q.limit).map(toMessage);
     const last = page[page.length - 1];

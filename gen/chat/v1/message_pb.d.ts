@@ -1009,6 +1009,16 @@ export declare type SearchMessagesRequest = Message<"chat.v1.SearchMessagesReque
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
+
+  /**
+   * Search the caller's conversations in this workspace; empty: the caller's
+   * default workspace, unless conversation_id is set (then that conversation,
+   * whatever its workspace). A workspace the caller is not a member of answers
+   * WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 5;
+   */
+  workspaceId: string;
 };
 
 /**
@@ -1038,6 +1048,16 @@ export declare type SearchMessagesRequestJson = {
    * @generated from field: string page_token = 4;
    */
   pageToken?: string;
+
+  /**
+   * Search the caller's conversations in this workspace; empty: the caller's
+   * default workspace, unless conversation_id is set (then that conversation,
+   * whatever its workspace). A workspace the caller is not a member of answers
+   * WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 5;
+   */
+  workspaceId?: string;
 };
 
 /**
