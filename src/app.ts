@@ -213,7 +213,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
       ...realtime.handlers({ sendMessage: messageRpcs.sendMessage!, markRead: messageRpcs.markRead! }, verifier, validator),
     });
     router.service(PresenceService, presenceHandler(presence.domain));
-    router.service(NotificationService, notificationHandler(notifications.store));
+    router.service(NotificationService, notificationHandler(notifications.store, conversationStore));
     router.service(WorkspaceService, idempotent(WorkspaceService, workspaceHandler(workspaces), idempotency, ["createWorkspace"]));
   };
 

@@ -311,6 +311,15 @@ export class SqlConversationStore implements ConversationStore {
     return workspaceRole(this.db, workspaceId, userId);
   }
 
+  async workspacesOf(ids: string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const { rows } = await this.db.query<{ id: string; workspace_id: string }>(
+      "SELECT id, workspace_id FROM conversations WHERE id = ANY($1::uuid[])",
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.id, r.workspace_id]));
+  }
+
   async getMemberRecord(conversationId: string, userId: string): Promise<MemberRecord | null> {
     const { rows } = await this.db.query<MemberRow>(
       `SELECT ${MEMBER_COLS} FROM conversation_members m WHERE m.conversation_id = $1 AND m.user_id = $2 AND ${IN_WORKSPACE}`,

@@ -85,6 +85,8 @@ export interface ConversationStore extends MembershipReader {
   getMemberRecord(conversationId: string, userId: string): Promise<MemberRecord | null>;
   /** The user's role in a workspace; null when not a member of it. */
   workspaceRole(workspaceId: string, userId: string): Promise<WorkspaceRoleName | null>;
+  /** The workspace of each of these conversations (unknown ids are absent). One round trip. */
+  workspacesOf(ids: string[]): Promise<Map<string, string>>;
 
   /**
    * Creates a group or channel with its first members (owner first), logging

@@ -2646,6 +2646,15 @@ export declare type Event = Message<"chat.v1.Event"> & {
   occurredAt?: Timestamp | undefined;
 
   /**
+   * The workspace of the conversation the event belongs to (one stream carries
+   * every workspace's events; docs/WORKSPACES.md). Empty for presence_updated,
+   * like conversation_id: presence belongs to the user, across workspaces.
+   *
+   * @generated from field: string workspace_id = 4;
+   */
+  workspaceId: string;
+
+  /**
    * @generated from oneof chat.v1.Event.payload
    */
   payload: {
@@ -2744,6 +2753,15 @@ export declare type EventJson = {
    * @generated from field: google.protobuf.Timestamp occurred_at = 3;
    */
   occurredAt?: TimestampJson;
+
+  /**
+   * The workspace of the conversation the event belongs to (one stream carries
+   * every workspace's events; docs/WORKSPACES.md). Empty for presence_updated,
+   * like conversation_id: presence belongs to the user, across workspaces.
+   *
+   * @generated from field: string workspace_id = 4;
+   */
+  workspaceId?: string;
 
   /**
    * @generated from field: chat.v1.MessageCreated message_created = 10;
