@@ -297,6 +297,9 @@ export class SqlConversationStore implements ConversationStore {
     const { rows } = await this.db.query<{ user_id: string }>(
       `SELECT DISTINCT o.user_id FROM conversation_members me
          JOIN conversation_members o ON o.conversation_id = me.conversation_id
+         JOIN conversations c ON c.id = me.conversation_id
+         JOIN workspace_members wme ON wme.workspace_id = c.workspace_id AND wme.user_id = me.user_id
+         JOIN workspace_members wo ON wo.workspace_id = c.workspace_id AND wo.user_id = o.user_id
         WHERE me.user_id = $1 AND o.user_id = ANY($2::uuid[])`,
       [userId, others],
     );

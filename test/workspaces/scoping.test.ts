@@ -15,6 +15,7 @@ import { DEFAULT_WORKSPACE_ID } from "../../src/workspaces/types.ts";
 import { forEachBackend } from "../support/backends.ts";
 import type { GrpcError } from "../support/clients.ts";
 import { failure, grpcErrorInfo } from "../support/errors.ts";
+import { StreamClient } from "../support/stream-client.ts";
 import { M, startHarness, type Harness, type TestUser } from "../conversations/e2e-support.ts";
 
 const W = WorkspaceService.method;
@@ -170,6 +171,17 @@ forEachBackend("workspaces: conversations scoped by workspace", ["postgres", "pg
       reason: "WORKSPACE_NOT_FOUND",
     });
     expect((await h.call(m, M.getConversation, { conversationId: dflt.id })).conversation!.joined).toBe(true);
+    // A stream opened after the removal carries the default workspace's events, none of ws's.
+    const stream = StreamClient.open(h.grpc.raw, m.token);
+    try {
+      await stream.until((s) => s.ready(), 10_000, "ready");
+      await h.call(owner, Msg.sendMessage, { conversationId: g.id, clientMessageId: randomUUID(), content: "after" });
+      await h.call(owner, Msg.sendMessage, { conversationId: dflt.id, clientMessageId: randomUUID(), content: "after" });
+      await stream.until((s) => s.createdSeqs(dflt.id).length === 1, 10_000, "the default group's message");
+      expect(stream.events().filter((e) => e.conversationId === g.id)).toEqual([]);
+    } finally {
+      stream.cancel();
+    }
   });
 
   describe("authorization (BOLA) across workspaces: a non-member of the workspace gets what an unknown id gets", () => {
