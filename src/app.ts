@@ -153,7 +153,11 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
   });
   // Every change commits its events with it; realtime's sink announces them after the reply.
   const events: EventSink = realtime.events;
-  const workspaces = new Workspaces({ store: new SqlWorkspaceStore(stores.sql) });
+  const workspaces: Workspaces = new Workspaces({
+    store: new SqlWorkspaceStore(stores.sql),
+    // Their conversations of the workspace go with them (bound late: conversations needs workspaces).
+    memberGone: (actor, workspaceId, userId): Promise<number> => conversations.dropWorkspaceMember(actor, workspaceId, userId),
+  });
   const conversations = new Conversations({
     store: conversationStore,
     workspaces,

@@ -416,6 +416,51 @@ export class Conversations {
     });
   }
 
+  /**
+   * After `userId` left or was removed from a workspace: their memberships of
+   * its groups and channels go too (member_left with removed=true, audited
+   * as by `actor`), one conversation at a time. Until then they are already
+   * inert (a membership counts only while in the workspace). DMs stay, inert
+   * the same way, so a return to the workspace finds them. Returns how many
+   * memberships were removed.
+   */
+  async dropWorkspaceMember(actor: Actor, workspaceId: string, userId: string): Promise<number> {
+    let dropped = 0;
+    for (const id of await this.store.groupsAndChannelsOf(userId, workspaceId)) {
+      const out = await this.events
+        .track(
+          [id],
+          () =>
+            this.store.mutate(id, async (locked) => {
+              // Their membership is already hidden (not in the workspace): remove the row directly.
+              if (!(await locked.removeMember(userId))) return false;
+              await locked.refreshOwner();
+              await locked.audit({
+                actorId: actor.userId,
+                action: "conversation.member.removed",
+                clientAddress: actor.clientAddress,
+                metadata: { userId, reason: "workspace", workspaceId },
+              });
+              locked.emit([
+                { type: "member_left", conversationId: id, userId, removed: true },
+                { type: "conversation_updated", conversationId: id },
+              ]);
+              return true;
+            }),
+          (r) => r?.events ?? [],
+        )
+        .catch((err) => {
+          this.logger?.error(
+            { err, conversationId: id, userId, workspaceId },
+            "removing a former workspace member from a conversation failed; it stays inert",
+          );
+          return null;
+        });
+      if (out?.result) dropped++;
+    }
+    return dropped;
+  }
+
   async listMembers(actor: Actor, input: { conversationId: string; pageSize: number; pageToken: string }): Promise<Page<MemberRecord>> {
     const id = v.uuid(input.conversationId);
     const limit = v.pageSize(input.pageSize, MEMBERS_DEFAULT_PAGE);

@@ -314,6 +314,15 @@ export class SqlConversationStore implements ConversationStore {
     return workspaceRole(this.db, workspaceId, userId);
   }
 
+  async groupsAndChannelsOf(userId: string, workspaceId: string): Promise<string[]> {
+    const { rows } = await this.db.query<{ id: string }>(
+      `SELECT c.id FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+        WHERE m.user_id = $1 AND c.workspace_id = $2 AND c.type <> 'direct' ORDER BY c.id`,
+      [userId, workspaceId],
+    );
+    return rows.map((r) => r.id);
+  }
+
   async workspacesOf(ids: string[]): Promise<Map<string, string>> {
     if (ids.length === 0) return new Map();
     const { rows } = await this.db.query<{ id: string; workspace_id: string }>(

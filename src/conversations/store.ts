@@ -87,6 +87,8 @@ export interface ConversationStore extends MembershipReader {
   workspaceRole(workspaceId: string, userId: string): Promise<WorkspaceRoleName | null>;
   /** The workspace of each of these conversations (unknown ids are absent). One round trip. */
   workspacesOf(ids: string[]): Promise<Map<string, string>>;
+  /** The groups and channels of the workspace the user has a membership row in (whether or not still in the workspace). */
+  groupsAndChannelsOf(userId: string, workspaceId: string): Promise<string[]>;
 
   /**
    * Creates a group or channel with its first members (owner first), logging

@@ -40,6 +40,11 @@ export interface IssuedInvite {
 
 export interface WorkspaceDeps {
   store: WorkspaceStore;
+  /**
+   * Called after a user left or was removed from a workspace (committed): the
+   * conversation module drops their memberships of its conversations.
+   */
+  memberGone?: (actor: Actor, workspaceId: string, userId: string) => Promise<unknown>;
   now?: () => Date;
 }
 
@@ -56,10 +61,12 @@ function requireRole(me: WorkspaceMemberRecord, min: WorkspaceRole, what: string
 
 export class Workspaces implements WorkspaceAccess {
   private readonly store: WorkspaceStore;
+  private readonly memberGone: WorkspaceDeps["memberGone"];
   private readonly now: () => Date;
 
   constructor(deps: WorkspaceDeps) {
     this.store = deps.store;
+    this.memberGone = deps.memberGone;
     this.now = deps.now ?? (() => new Date());
   }
 
@@ -207,7 +214,7 @@ export class Workspaces implements WorkspaceAccess {
     const id = uuid(input.workspaceId);
     const target = uuid(input.userId);
     if (target === actor.userId) return this.leaveById(actor, id);
-    await this.mutate(id, async (locked) => {
+    const out = await this.mutate(id, async (locked) => {
       const me = await this.requireMember(locked, actor);
       requireRole(me, "admin", "remove members");
       const them = await locked.member(target);
@@ -223,6 +230,7 @@ export class Workspaces implements WorkspaceAccess {
       });
       return true;
     });
+    if (out.result) await this.memberGone?.(actor, id, target);
   }
 
   async setMemberRole(actor: Actor, input: { workspaceId: string; userId: string; role: WorkspaceRole }): Promise<WorkspaceMemberRecord> {
@@ -273,6 +281,7 @@ export class Workspaces implements WorkspaceAccess {
       await locked.audit({ actorId: actor.userId, action: "workspace.member.left", clientAddress: actor.clientAddress, metadata: { role: me.role } });
       return true;
     });
+    await this.memberGone?.(actor, id, actor.userId);
   }
 
   private async issue(

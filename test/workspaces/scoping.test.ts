@@ -171,6 +171,15 @@ forEachBackend("workspaces: conversations scoped by workspace", ["postgres", "pg
       reason: "WORKSPACE_NOT_FOUND",
     });
     expect((await h.call(m, M.getConversation, { conversationId: dflt.id })).conversation!.joined).toBe(true);
+    // Their memberships of the workspace's groups and channels are gone too (audited), the default group's stay.
+    expect((await h.call(owner, M.getConversation, { conversationId: g.id })).conversation!.memberCount).toBe(1);
+    expect((await h.call(owner, M.listMembers, { conversationId: g.id })).members.map((x) => x.userId)).toEqual([owner.id]);
+    expect((await h.call(owner, M.getConversation, { conversationId: dflt.id })).conversation!.memberCount).toBe(2);
+    const { rows } = await h.server.app.stores.sql.query<{ actor_id: string; metadata: Record<string, unknown> }>(
+      "SELECT actor_id, metadata FROM audit_log WHERE entity_type = 'conversation' AND entity_id = $1 AND action = 'conversation.member.removed'",
+      [g.id],
+    );
+    expect(rows).toEqual([{ actor_id: owner.id, metadata: { userId: m.id, reason: "workspace", workspaceId: ws.id } }]);
     // A stream opened after the removal carries the default workspace's events, none of ws's.
     const stream = StreamClient.open(h.grpc.raw, m.token);
     try {
@@ -182,6 +191,24 @@ forEachBackend("workspaces: conversations scoped by workspace", ["postgres", "pg
     } finally {
       stream.cancel();
     }
+  });
+
+  it("leaving a workspace takes its channels and groups with it; the last owner of a channel leaves it ownerless", async () => {
+    const [owner, m] = await h.users(2);
+    const ws = await workspaceWith(owner, [[m, WorkspaceRole.MEMBER]]);
+    const ch = (
+      await h.call(m, M.createConversation, { type: ConversationType.CHANNEL, title: `mine-${tag()}`, workspaceId: ws.id, memberIds: [owner.id] })
+    ).conversation!;
+    const dm = (await h.call(m, M.getOrCreateDirect, { userId: owner.id, workspaceId: ws.id })).conversation!;
+    await h.call(m, W.leaveWorkspace, { workspaceId: ws.id });
+    const after = (await h.call(owner, M.getConversation, { conversationId: ch.id })).conversation!;
+    expect(after).toMatchObject({ memberCount: 1, ownerId: "" });
+    // The DM stays, inert for the one who left: NOT_FOUND for them, still there for the other.
+    expect((await h.call(owner, M.getConversation, { conversationId: dm.id })).conversation!.memberCount).toBe(2);
+    expect(await rejected(h.call(m, M.getConversation, { conversationId: dm.id }))).toEqual({
+      code: grpc.status.NOT_FOUND,
+      reason: "CONVERSATION_NOT_FOUND",
+    });
   });
 
   describe("authorization (BOLA) across workspaces: a non-member of the workspace gets what an unknown id gets", () => {
