@@ -122,6 +122,7 @@ export async function takeNextSeq(tx: SqlExecutor, conversationId: string, sende
     `WITH c AS (
        UPDATE conversations SET last_seq = last_seq + 1, last_message_at = GREATEST(last_message_at, $3::timestamptz)
         WHERE id = $1 AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2)
+          AND EXISTS (SELECT 1 FROM workspace_members w WHERE w.workspace_id = conversations.workspace_id AND w.user_id = $2)
         RETURNING last_seq
      ), h AS (
        SELECT 1 FROM conversation_event_heads WHERE conversation_id = $1 AND (SELECT count(*) FROM c) > 0 FOR NO KEY UPDATE

@@ -87,6 +87,7 @@ const SEND_SQL = `
 WITH l AS (
   SELECT last_seq FROM conversations
    WHERE id = $2::uuid AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $2::uuid AND user_id = $3::uuid)
+     AND EXISTS (SELECT 1 FROM workspace_members w WHERE w.workspace_id = conversations.workspace_id AND w.user_id = $3::uuid)
      FOR NO KEY UPDATE
 ), m AS (
   INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, content, parent_message_id, mentions, attachments, created_at)
@@ -208,7 +209,8 @@ export class SqlMessageStore implements MessageStore {
     const { rows } = await this.db.query<MessageRow>(
       `SELECT ${COLS} FROM messages
         WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3
-          AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2)`,
+          AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2)
+          AND EXISTS (SELECT 1 FROM conversations c JOIN workspace_members w ON w.workspace_id = c.workspace_id AND w.user_id = $2 WHERE c.id = $1)`,
       [conversationId, senderId, clientMessageId],
     );
     return rows[0] ? toMessage(rows[0]) : null;

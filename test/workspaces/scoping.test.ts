@@ -209,6 +209,11 @@ forEachBackend("workspaces: conversations scoped by workspace", ["postgres", "pg
       code: grpc.status.NOT_FOUND,
       reason: "CONVERSATION_NOT_FOUND",
     });
+    // Sends into the inert DM are refused like an unknown conversation's (the send statement checks the workspace too).
+    expect(await rejected(h.call(m, Msg.sendMessage, { conversationId: dm.id, clientMessageId: randomUUID(), content: "still?" }))).toEqual({
+      code: grpc.status.NOT_FOUND,
+      reason: "CONVERSATION_NOT_FOUND",
+    });
   });
 
   describe("authorization (BOLA) across workspaces: a non-member of the workspace gets what an unknown id gets", () => {
