@@ -39,12 +39,16 @@ import { presenceHandler } from "./presence/handler.ts";
 import { createNotifications } from "./notifications/module.ts";
 import { notificationHandler } from "./notifications/handler.ts";
 import { createContextValues } from "@connectrpc/connect";
+import { SqlWorkspaceStore } from "./workspaces/sql-store.ts";
+import { Workspaces } from "./workspaces/service.ts";
+import { workspaceHandler } from "./workspaces/handler.ts";
 
 import { AuthService, file_chat_v1_auth } from "../gen/chat/v1/auth_pb.js";
 import { ConversationService, file_chat_v1_conversation } from "../gen/chat/v1/conversation_pb.js";
 import { MessageService, file_chat_v1_message } from "../gen/chat/v1/message_pb.js";
 import { PresenceService, file_chat_v1_presence } from "../gen/chat/v1/presence_pb.js";
 import { NotificationService, file_chat_v1_notification } from "../gen/chat/v1/notification_pb.js";
+import { WorkspaceService, file_chat_v1_workspace } from "../gen/chat/v1/workspace_pb.js";
 import { Health, file_grpc_health_v1_health } from "../gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -58,13 +62,14 @@ export interface App {
   close(): Promise<void>;
 }
 
-const CHAT_SERVICES = [AuthService, ConversationService, MessageService, PresenceService, NotificationService];
+const CHAT_SERVICES = [AuthService, ConversationService, MessageService, PresenceService, NotificationService, WorkspaceService];
 const DESCRIPTOR_FILES: GenFile[] = [
   file_chat_v1_auth,
   file_chat_v1_conversation,
   file_chat_v1_message,
   file_chat_v1_presence,
   file_chat_v1_notification,
+  file_chat_v1_workspace,
   file_grpc_health_v1_health,
   reflectionV1.file_grpc_reflection_v1_reflection,
   reflectionV1alpha.file_grpc_reflection_v1alpha_reflection,
@@ -148,22 +153,28 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
   });
   // Every change commits its events with it; realtime's sink announces them after the reply.
   const events: EventSink = realtime.events;
+  const workspaces: Workspaces = new Workspaces({
+    store: new SqlWorkspaceStore(stores.sql),
+    // Their conversations of the workspace go with them (bound late: conversations needs workspaces).
+    memberGone: (actor, workspaceId, userId): Promise<number> => conversations.dropWorkspaceMember(actor, workspaceId, userId),
+  });
   const conversations = new Conversations({
     store: conversationStore,
+    workspaces,
     events,
     previews: messageStore,
     limits: config.conversations,
     logger: logger.child({ module: "conversations" }),
   });
 
-  const auth = await createAuthModule(config, stores, logger, metrics.registry).catch(async (err) => {
+  const auth = await createAuthModule(config, stores, logger, metrics.registry, workspaces).catch(async (err) => {
     await stores.close();
     throw err;
   });
   // Access tokens: signature + claims + expiry (sync, cached), then the in-memory cross-node revocation check.
   const verifier = auth.service;
 
-  const messages = new Messages({ store: messageStore, members: conversationStore, events, limits: config.limits });
+  const messages = new Messages({ store: messageStore, members: conversationStore, events, limits: config.limits, workspaces });
   await realtime.start().catch(async (err) => {
     await auth.close();
     await realtime.close();
@@ -206,7 +217,8 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
       ...realtime.handlers({ sendMessage: messageRpcs.sendMessage!, markRead: messageRpcs.markRead! }, verifier, validator),
     });
     router.service(PresenceService, presenceHandler(presence.domain));
-    router.service(NotificationService, notificationHandler(notifications.store));
+    router.service(NotificationService, notificationHandler(notifications.store, conversationStore));
+    router.service(WorkspaceService, idempotent(WorkspaceService, workspaceHandler(workspaces), idempotency, ["createWorkspace"]));
   };
 
   const rpcHandler = rpcNodeHandler({

@@ -87,6 +87,7 @@ const handler = connectNodeAdapter({
                   $typeName: "chat.v1.Event",
                   cursor: "",
                   conversationId: f.value.conversationId,
+                  workspaceId: "",
                   occurredAt: timestampNow(),
                   payload: { case: "messageCreated", value: { $typeName: "chat.v1.MessageCreated", message } },
                 };

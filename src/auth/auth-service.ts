@@ -1,6 +1,7 @@
 // The auth domain: accounts, device sessions, token rotation, roles and status.
 // Knows nothing about protobuf; the handler translates.
 
+import type { WorkspaceAccess } from "../conversations/ports.ts";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { AuthContext } from "../server/context.ts";
@@ -68,6 +69,8 @@ export interface AuthServiceDeps {
   logger?: Logger;
   /** The clock; tests of expiry move it instead of sleeping. */
   now?: () => Date;
+  /** Which workspace SearchUsers searches (src/workspaces); without it, every user. */
+  workspaces?: WorkspaceAccess;
 }
 
 export class AuthService implements AccessTokenVerifier {
@@ -323,12 +326,20 @@ export class AuthService implements AccessTokenVerifier {
   }
 
   /** A page of matches and the token of the next one ("" on the last page). */
-  async searchUsers(query: string, pageSize: number, pageToken = ""): Promise<{ users: UserRecord[]; nextPageToken: string }> {
+  /** Users among the members of `workspaceId` (unset: the caller's default workspace) when workspaces are wired in. */
+  async searchUsers(
+    callerId: string,
+    query: string,
+    pageSize: number,
+    pageToken = "",
+    workspaceId?: string,
+  ): Promise<{ users: UserRecord[]; nextPageToken: string }> {
     const q = query.trim();
     const after = decodeUserSearchToken(pageToken);
     const limit = pageSize === 0 ? SEARCH_DEFAULT_PAGE : Math.min(pageSize, SEARCH_MAX_PAGE);
+    const scope = this.d.workspaces ? (await this.d.workspaces.resolve(callerId, workspaceId)).workspaceId : undefined;
     // One more than the page, to know whether there is a next one.
-    const found = await this.d.store.searchUsers(q, limit + 1, after);
+    const found = await this.d.store.searchUsers(q, limit + 1, after, scope);
     const users = found.slice(0, limit);
     const last = users[users.length - 1];
     const nextPageToken = found.length > limit && last ? encodeUserSearchToken(userSearchCursor(q, last)) : "";

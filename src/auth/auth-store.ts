@@ -81,7 +81,8 @@ export interface AuthStore {
    * Username matches first, then display-name-only matches, each by username;
    * `after` is the keyset position of the previous page's last user.
    */
-  searchUsers(prefix: string, limit: number, after?: UserSearchCursor | null): Promise<UserRecord[]>;
+  /** Users by username or display-name prefix; with `workspaceId`, only that workspace's members. */
+  searchUsers(prefix: string, limit: number, after?: UserSearchCursor | null, workspaceId?: string): Promise<UserRecord[]>;
   setPasswordHash(userId: string, hash: string): Promise<void>;
   setDisplayName(userId: string, displayName: string): Promise<UserRecord | null>;
   /** Returns the roles before and the user after, or null when there is no such user. */
@@ -248,8 +249,10 @@ export class SqlAuthStore implements AuthStore, SessionAccessSource {
     return rows.map(toUser);
   }
 
-  async searchUsers(prefix: string, limit: number, after: UserSearchCursor | null = null): Promise<UserRecord[]> {
+  async searchUsers(prefix: string, limit: number, after: UserSearchCursor | null = null, workspaceId?: string): Promise<UserRecord[]> {
     const pattern = likePrefix(prefix.toLowerCase());
+    // Workspace scope (docs/WORKSPACES.md): a primary-key probe of workspace_members per candidate.
+    const inWorkspace = "($5::uuid IS NULL OR EXISTS (SELECT 1 FROM workspace_members w WHERE w.workspace_id = $5::uuid AND w.user_id = users.id))";
     // Two index-friendly branches rather than one OR, so each uses its prefix
     // index: username matches (rank 0), then display-name-only matches (rank
     // 1), each by username, so the keyset (rank, username) pages with no gap
@@ -258,16 +261,16 @@ export class SqlAuthStore implements AuthStore, SessionAccessSource {
     const { rows } = await this.db.query<UserRow>(
       `SELECT ${USER_COLS} FROM users WHERE id IN (
          (SELECT id FROM users WHERE username LIKE $1 AND status = 'active'
-            AND ($3::int IS NULL OR ($3 = 0 AND username > $4))
+            AND ($3::int IS NULL OR ($3 = 0 AND username > $4)) AND ${inWorkspace}
           ORDER BY username LIMIT $2)
          UNION
          (SELECT id FROM users WHERE lower(display_name) LIKE $1 AND username NOT LIKE $1 AND status = 'active'
-            AND ($3::int IS NULL OR $3 = 0 OR username > $4)
+            AND ($3::int IS NULL OR $3 = 0 OR username > $4) AND ${inWorkspace}
           ORDER BY username LIMIT $2)
        )
        ORDER BY (username LIKE $1) DESC, username
        LIMIT $2`,
-      [pattern, limit, after?.rank ?? null, after?.username ?? ""],
+      [pattern, limit, after?.rank ?? null, after?.username ?? "", workspaceId ?? null],
     );
     return rows.map(toUser);
   }

@@ -181,8 +181,7 @@ export function authHandler(auth: AuthService, opts: AuthHandlerOptions = { cook
       return { users: (await auth.getUsers(req.userIds)).map((u) => userToPb(u, { withEmail: false })) };
     },
     async searchUsers(req, ctx) {
-      caller(ctx);
-      const page = await auth.searchUsers(req.query, req.pageSize, req.pageToken);
+      const page = await auth.searchUsers(caller(ctx).userId, req.query, req.pageSize, req.pageToken, req.workspaceId || undefined);
       return { users: page.users.map((u) => userToPb(u, { withEmail: false })), nextPageToken: page.nextPageToken };
     },
     async setUserRoles(req, ctx) {

@@ -1,5 +1,6 @@
 // Builds the auth feature from config and stores (called by the composition root).
 
+import type { WorkspaceAccess } from "../conversations/ports.ts";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
@@ -25,7 +26,13 @@ export interface AuthModule {
 const PURGE_INTERVAL_MS = 3600 * 1000;
 
 /** Builds the module and loads the current revocations (the view is current when this resolves). */
-export async function createAuthModule(config: Config, stores: Stores, logger: Logger, registry?: Registry): Promise<AuthModule> {
+export async function createAuthModule(
+  config: Config,
+  stores: Stores,
+  logger: Logger,
+  registry?: Registry,
+  workspaces?: WorkspaceAccess,
+): Promise<AuthModule> {
   const a = config.auth;
   let secret: string | Uint8Array = a.accessTokenSecret;
   if (a.accessTokenSecretGenerated) {
@@ -56,6 +63,7 @@ export async function createAuthModule(config: Config, stores: Stores, logger: L
     audit,
     settings: { accessTokenTtlSec: a.accessTokenTtlSec, refreshIdleTtlSec: a.refreshIdleTtlSec, sessionAbsoluteTtlSec: a.sessionAbsoluteTtlSec },
     logger: logger.child({ module: "auth" }),
+    workspaces,
   });
   const purge = setInterval(() => {
     service.purgeEndedSessions().catch((err) => logger.warn({ err }, "purging ended sessions failed"));

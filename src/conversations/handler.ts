@@ -73,6 +73,7 @@ export function toPbConversation(view: ConversationView): MessageInitShape<typeo
     createdAt: timestampFromDate(c.createdAt),
     updatedAt: timestampFromDate(c.updatedAt),
     peerUserId: view.peerUserId ?? "",
+    workspaceId: c.workspaceId,
     joined: m !== null,
     ...(m && {
       unreadCount: Math.min(view.unreadCount, 2 ** 31 - 1),
@@ -114,12 +115,13 @@ export function conversationHandler(conversations: Conversations): ServiceImpl<t
         description: req.description,
         memberIds: req.memberIds,
         visibility: visibilityFromPb("visibility", req.visibility),
+        workspaceId: req.workspaceId || undefined,
       });
       return { conversation: toPbConversation(view) };
     },
 
     async getOrCreateDirect(req, ctx) {
-      const { view, created } = await conversations.getOrCreateDirect(actorOf(ctx), req.userId);
+      const { view, created } = await conversations.getOrCreateDirect(actorOf(ctx), req.userId, req.workspaceId || undefined);
       return { conversation: toPbConversation(view), created };
     },
 
@@ -128,7 +130,12 @@ export function conversationHandler(conversations: Conversations): ServiceImpl<t
     },
 
     async listConversations(req, ctx) {
-      const page = await conversations.list(actorOf(ctx), { pageSize: req.pageSize, pageToken: req.pageToken, includeArchived: req.includeArchived });
+      const page = await conversations.list(actorOf(ctx), {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        includeArchived: req.includeArchived,
+        workspaceId: req.workspaceId || undefined,
+      });
       return { conversations: page.items.map(toPbConversation), nextPageToken: page.nextPageToken };
     },
 
@@ -190,7 +197,12 @@ export function conversationHandler(conversations: Conversations): ServiceImpl<t
     },
 
     async listPublicChannels(req, ctx) {
-      const page = await conversations.listPublicChannels(actorOf(ctx), { pageSize: req.pageSize, pageToken: req.pageToken, query: req.query });
+      const page = await conversations.listPublicChannels(actorOf(ctx), {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        query: req.query,
+        workspaceId: req.workspaceId || undefined,
+      });
       return { conversations: page.items.map(toPbConversation), nextPageToken: page.nextPageToken };
     },
   };

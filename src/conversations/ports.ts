@@ -19,6 +19,18 @@ export interface MembershipReader {
   sharingAConversation(userId: string, others: string[]): Promise<Set<string>>;
 }
 
+/** The caller's place in a workspace, as the conversation rules need it (implemented by src/workspaces). */
+export type WorkspaceRoleName = "owner" | "admin" | "member" | "guest";
+
+export interface WorkspaceAccess {
+  /**
+   * The workspace a call acts in (`workspaceId`, or the default workspace when
+   * undefined) and the caller's role there; WORKSPACE_NOT_FOUND when the caller
+   * is not a member.
+   */
+  resolve(userId: string, workspaceId: string | undefined): Promise<{ workspaceId: string; role: WorkspaceRoleName }>;
+}
+
 export interface LastMessagePreview {
   messageId: string;
   seq: number;

@@ -5,7 +5,7 @@
 import type { Logger } from "pino";
 import type { DomainEvent, EventSink, LoggedEvent } from "../events/events.ts";
 import { AppError, alreadyExists, failedPrecondition, invalidArgument, notFound, permissionDenied, unauthenticated } from "../shared/errors.ts";
-import type { LastMessagePreviews } from "./ports.ts";
+import type { LastMessagePreviews, WorkspaceAccess, WorkspaceRoleName } from "./ports.ts";
 import {
   decodeActivityToken,
   decodeChannelToken,
@@ -36,6 +36,8 @@ export interface ConversationDeps {
   store: ConversationStore;
   events: EventSink;
   previews: LastMessagePreviews;
+  /** Which workspace a call acts in, and the caller's role there (src/workspaces). */
+  workspaces: WorkspaceAccess;
   limits: ConversationLimits;
   logger?: Logger;
   now?: () => Date;
@@ -47,6 +49,8 @@ export interface CreateInput {
   description: string;
   memberIds: string[];
   visibility: Visibility | "unspecified";
+  /** Unset: the caller's default workspace. */
+  workspaceId?: string;
 }
 
 export interface UpdateInput {
@@ -69,13 +73,30 @@ function isPublicChannel(c: ConversationRecord): boolean {
 }
 
 /**
- * The caller's membership, or the error a non-member gets: NOT_FOUND for
- * anything private (exactly like a nonexistent id, so existence never leaks),
- * PERMISSION_DENIED for a public channel (its existence is public anyway).
+ * May the caller see the conversation without being a member of it: a public
+ * channel of a workspace they belong to, as more than a guest (guests see
+ * only conversations they were added to). `role` reads the caller's role in
+ * the conversation's workspace (null: not a member of it).
  */
-function requireMember(c: ConversationRecord, member: MemberRecord | null): MemberRecord {
+async function browsable(c: ConversationRecord, role: () => Promise<WorkspaceRoleName | null>): Promise<boolean> {
+  if (!isPublicChannel(c)) return false;
+  const r = await role();
+  return r !== null && r !== "guest";
+}
+
+/**
+ * The caller's membership, or the error a non-member gets: NOT_FOUND for
+ * anything they may not browse (exactly like a nonexistent id, so existence
+ * never leaks, also across workspaces), PERMISSION_DENIED for a public channel
+ * of their workspace (its existence is public there anyway).
+ */
+async function requireMember(
+  c: ConversationRecord,
+  member: MemberRecord | null,
+  role: () => Promise<WorkspaceRoleName | null>,
+): Promise<MemberRecord> {
   if (member) return member;
-  if (isPublicChannel(c)) throw permissionDenied("JOIN_REQUIRED", "join the channel first");
+  if (await browsable(c, role)) throw permissionDenied("JOIN_REQUIRED", "join the channel first");
   throw conversationNotFound();
 }
 
@@ -96,6 +117,7 @@ export class Conversations {
   private readonly store: ConversationStore;
   private readonly events: EventSink;
   private readonly previews: LastMessagePreviews;
+  private readonly workspaces: WorkspaceAccess;
   private readonly limits: ConversationLimits;
   private readonly logger: Logger | undefined;
   private readonly now: () => Date;
@@ -104,6 +126,7 @@ export class Conversations {
     this.store = deps.store;
     this.events = deps.events;
     this.previews = deps.previews;
+    this.workspaces = deps.workspaces;
     this.limits = deps.limits;
     this.logger = deps.logger;
     this.now = deps.now ?? (() => new Date());
@@ -114,6 +137,8 @@ export class Conversations {
     if (input.type !== "group" && input.type !== "channel") throw new Error(`unvalidated conversation type ${input.type}`);
     const type = input.type;
     const isChannel = type === "channel";
+    const ws = await this.workspaces.resolve(actor.userId, input.workspaceId);
+    if (isChannel && ws.role === "guest") throw permissionDenied("ROLE_INSUFFICIENT", "guests of a workspace may not create channels");
     const title = isChannel
       ? v.channelName("title", input.title, this.limits.titleMaxChars)
       : v.groupTitle("title", input.title, this.limits.titleMaxChars);
@@ -132,7 +157,7 @@ export class Conversations {
         [],
         () =>
           this.store.createConversation(
-            { type, title, description, visibility, ownerId: actor.userId },
+            { type, title, description, visibility, ownerId: actor.userId, workspaceId: ws.workspaceId },
             [{ userId: actor.userId, role: "owner" }, ...others.map((userId) => ({ userId, role: "member" as const }))],
             {
               actorId: actor.userId,
@@ -151,8 +176,9 @@ export class Conversations {
     return this.viewFor(actor, conversation);
   }
 
-  async getOrCreateDirect(actor: Actor, rawUserId: string): Promise<{ view: ConversationView; created: boolean }> {
+  async getOrCreateDirect(actor: Actor, rawUserId: string, workspaceId?: string): Promise<{ view: ConversationView; created: boolean }> {
     const peer = v.uuid(rawUserId);
+    const ws = await this.workspaces.resolve(actor.userId, workspaceId);
     let res: { conversation: ConversationRecord; created: boolean };
     const out: LoggedEvent[] = [];
     try {
@@ -164,6 +190,7 @@ export class Conversations {
             peer,
             { actorId: actor.userId, action: "conversation.direct.created", clientAddress: actor.clientAddress, metadata: { peerUserId: peer } },
             out,
+            ws.workspaceId,
           ),
         () => out,
       );
@@ -177,7 +204,8 @@ export class Conversations {
     const id = v.uuid(rawId);
     const [conversation, member] = await Promise.all([this.store.getConversation(id), this.store.getMemberRecord(id, actor.userId)]);
     // Members see their conversation; anyone may look at a public channel (joined=false).
-    if (!conversation || (!member && !isPublicChannel(conversation))) throw conversationNotFound();
+    if (!conversation || (!member && !(await browsable(conversation, () => this.store.workspaceRole(conversation.workspaceId, actor.userId)))))
+      throw conversationNotFound();
     return this.view(actor, conversation, member, true);
   }
 
@@ -190,10 +218,19 @@ export class Conversations {
    * the cursor and may be missed by this scan (the client sees it on its next
    * first-page refresh or through the stream).
    */
-  async list(actor: Actor, opts: { pageSize: number; pageToken: string; includeArchived: boolean }): Promise<Page<ConversationView>> {
+  async list(
+    actor: Actor,
+    opts: { pageSize: number; pageToken: string; includeArchived: boolean; workspaceId?: string },
+  ): Promise<Page<ConversationView>> {
     const limit = v.pageSize(opts.pageSize, LIST_DEFAULT_PAGE);
     const after = decodeActivityToken(opts.pageToken);
-    const rows = await this.store.listForUser(actor.userId, { limit: limit + 1, after, includeArchived: opts.includeArchived });
+    const ws = await this.workspaces.resolve(actor.userId, opts.workspaceId);
+    const rows = await this.store.listForUser(actor.userId, {
+      limit: limit + 1,
+      after,
+      includeArchived: opts.includeArchived,
+      workspaceId: ws.workspaceId,
+    });
     const page = rows.slice(0, limit);
     const previews = page.length ? await this.previews.previews(page.map((r) => r.conversation.id)) : new Map();
     return {
@@ -208,7 +245,7 @@ export class Conversations {
     if (input.description !== undefined) v.description("description", input.description, this.limits.descriptionMaxChars);
     const out = await this.mutate(id, async (locked) => {
       const c = locked.conversation;
-      const me = requireMember(c, await locked.member(actor.userId));
+      const me = await requireMember(c, await locked.member(actor.userId), () => locked.workspaceRole(actor.userId));
       notDirect(c, "be renamed");
       if (input.visibility !== undefined && c.type !== "channel")
         throw invalidArgument("visibility", "only channels have a visibility", "VISIBILITY_NOT_APPLICABLE");
@@ -252,7 +289,7 @@ export class Conversations {
     const userIds = v.uuidList("user_ids", input.userIds, this.limits.addMembersMaxBatch);
     const out = await this.mutate(id, async (locked) => {
       const c = locked.conversation;
-      const me = requireMember(c, await locked.member(actor.userId));
+      const me = await requireMember(c, await locked.member(actor.userId), () => locked.workspaceRole(actor.userId));
       notDirect(c, "get new members (start a group instead)");
       // In a public channel anyone may join anyway, so any member may add others.
       if (!isPublicChannel(c)) requireRole(me, "admin", "add members");
@@ -295,7 +332,7 @@ export class Conversations {
     if (target === actor.userId) return this.leaveById(actor, id);
     await this.mutate(id, async (locked) => {
       const c = locked.conversation;
-      const me = requireMember(c, await locked.member(actor.userId));
+      const me = await requireMember(c, await locked.member(actor.userId), () => locked.workspaceRole(actor.userId));
       notDirect(c, "lose members");
       requireRole(me, "admin", "remove members");
       const them = await locked.member(target);
@@ -324,7 +361,7 @@ export class Conversations {
       const existing = await locked.member(actor.userId);
       if (existing) return { me: existing, joined: false }; // idempotent
       // Groups are invite-only and private channels unlisted: same answer as a nonexistent id.
-      if (!isPublicChannel(c)) throw conversationNotFound();
+      if (!(await browsable(c, () => locked.workspaceRole(actor.userId)))) throw conversationNotFound();
       if (c.memberCount + 1 > this.limits.channelMaxMembers)
         throw failedPrecondition("MEMBER_LIMIT_REACHED", `a channel has at most ${this.limits.channelMaxMembers} members`, {
           limit: String(this.limits.channelMaxMembers),
@@ -356,7 +393,7 @@ export class Conversations {
       const c = locked.conversation;
       const me = await locked.member(actor.userId);
       if (!me) {
-        if (isPublicChannel(c)) return false; // not a member: nothing to do
+        if (await browsable(c, () => locked.workspaceRole(actor.userId))) return false; // not a member: nothing to do
         throw conversationNotFound();
       }
       notDirect(c, "be left (archive it instead)");
@@ -379,6 +416,51 @@ export class Conversations {
     });
   }
 
+  /**
+   * After `userId` left or was removed from a workspace: their memberships of
+   * its groups and channels go too (member_left with removed=true, audited
+   * as by `actor`), one conversation at a time. Until then they are already
+   * inert (a membership counts only while in the workspace). DMs stay, inert
+   * the same way, so a return to the workspace finds them. Returns how many
+   * memberships were removed.
+   */
+  async dropWorkspaceMember(actor: Actor, workspaceId: string, userId: string): Promise<number> {
+    let dropped = 0;
+    for (const id of await this.store.groupsAndChannelsOf(userId, workspaceId)) {
+      const out = await this.events
+        .track(
+          [id],
+          () =>
+            this.store.mutate(id, async (locked) => {
+              // Their membership is already hidden (not in the workspace): remove the row directly.
+              if (!(await locked.removeMember(userId))) return false;
+              await locked.refreshOwner();
+              await locked.audit({
+                actorId: actor.userId,
+                action: "conversation.member.removed",
+                clientAddress: actor.clientAddress,
+                metadata: { userId, reason: "workspace", workspaceId },
+              });
+              locked.emit([
+                { type: "member_left", conversationId: id, userId, removed: true },
+                { type: "conversation_updated", conversationId: id },
+              ]);
+              return true;
+            }),
+          (r) => r?.events ?? [],
+        )
+        .catch((err) => {
+          this.logger?.error(
+            { err, conversationId: id, userId, workspaceId },
+            "removing a former workspace member from a conversation failed; it stays inert",
+          );
+          return null;
+        });
+      if (out?.result) dropped++;
+    }
+    return dropped;
+  }
+
   async listMembers(actor: Actor, input: { conversationId: string; pageSize: number; pageToken: string }): Promise<Page<MemberRecord>> {
     const id = v.uuid(input.conversationId);
     const limit = v.pageSize(input.pageSize, MEMBERS_DEFAULT_PAGE);
@@ -397,7 +479,7 @@ export class Conversations {
     const role = input.role;
     const out = await this.mutate(id, async (locked) => {
       const c = locked.conversation;
-      const me = requireMember(c, await locked.member(actor.userId));
+      const me = await requireMember(c, await locked.member(actor.userId), () => locked.workspaceRole(actor.userId));
       notDirect(c, "have roles");
       requireRole(me, "admin", "change roles");
       const them = await locked.member(target);
@@ -433,14 +515,24 @@ export class Conversations {
     const member = await this.store.updateMemberSettings(id, actor.userId, { mutedUntil, archived: input.archived });
     const conversation = await this.store.getConversation(id);
     if (!conversation) throw conversationNotFound();
-    return this.viewFor(actor, conversation, requireMember(conversation, member));
+    return this.viewFor(
+      actor,
+      conversation,
+      await requireMember(conversation, member, () => this.store.workspaceRole(conversation.workspaceId, actor.userId)),
+    );
   }
 
-  async listPublicChannels(actor: Actor, input: { pageSize: number; pageToken: string; query: string }): Promise<Page<ConversationView>> {
+  async listPublicChannels(
+    actor: Actor,
+    input: { pageSize: number; pageToken: string; query: string; workspaceId?: string },
+  ): Promise<Page<ConversationView>> {
     const limit = v.pageSize(input.pageSize, LIST_DEFAULT_PAGE);
     const prefix = v.channelPrefix("query", input.query, this.limits.titleMaxChars);
     const after = decodeChannelToken(input.pageToken);
-    const rows = await this.store.listPublicChannels(actor.userId, { limit: limit + 1, afterNameKey: after, prefix });
+    const ws = await this.workspaces.resolve(actor.userId, input.workspaceId);
+    // Guests browse nothing: they see only the conversations they were added to.
+    if (ws.role === "guest") return { items: [], nextPageToken: "" };
+    const rows = await this.store.listPublicChannels(actor.userId, { limit: limit + 1, afterNameKey: after, prefix, workspaceId: ws.workspaceId });
     const page = rows.slice(0, limit);
     return {
       items: page.map((r) => this.compose(actor, r.conversation, r.member, null)),
@@ -466,7 +558,7 @@ export class Conversations {
     if (member) return member;
     const conversation = await this.store.getConversation(id);
     if (!conversation) throw conversationNotFound();
-    return requireMember(conversation, null);
+    return requireMember(conversation, null, () => this.store.workspaceRole(conversation.workspaceId, actor.userId));
   }
 
   private unknownUsers(err: unknown, field: string): unknown {

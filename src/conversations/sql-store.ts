@@ -6,7 +6,8 @@ import { sqlState, UNIQUE_VIOLATION } from "../stores/sql/sql.ts";
 import { AuditLog } from "../audit/audit-log.ts";
 import type { DomainEvent, LoggedEvent } from "../events/events.ts";
 import { appendEvents, lockHead } from "../events/sql-outbox.ts";
-import type { MemberState } from "./ports.ts";
+import type { MemberState, WorkspaceRoleName } from "./ports.ts";
+import { DEFAULT_WORKSPACE_ID } from "../workspaces/types.ts";
 import {
   ChannelNameTaken,
   UnknownUsers,
@@ -22,7 +23,14 @@ import { directKey, type ActivityCursor, type ConversationRecord, type MemberRec
 const FOREIGN_KEY_VIOLATION = "23503";
 
 const CONV_COLS = `c.id, c.type, c.title, c.description, c.visibility, c.owner_id, c.member_count, c.last_seq,
-  c.last_message_at, c.created_at, c.updated_at, c.direct_key`;
+  c.last_message_at, c.created_at, c.updated_at, c.direct_key, c.workspace_id`;
+/**
+ * A membership counts only while the user is also a member of the
+ * conversation's workspace (a user who left or was removed from a workspace
+ * loses its conversations with it; docs/WORKSPACES.md).
+ */
+const IN_WORKSPACE = `EXISTS (SELECT 1 FROM conversations wc JOIN workspace_members wm ON wm.workspace_id = wc.workspace_id AND wm.user_id = m.user_id
+  WHERE wc.id = m.conversation_id)`;
 const MEMBER_COLS = `m.conversation_id, m.user_id, m.role, m.joined_at, m.last_read_seq, m.delivered_seq, m.muted_until, m.archived`;
 
 interface ConvRow {
@@ -38,6 +46,7 @@ interface ConvRow {
   created_at: Date;
   updated_at: Date;
   direct_key: string | null;
+  workspace_id: string;
 }
 
 interface MemberRow {
@@ -65,6 +74,7 @@ function toConversation(r: ConvRow): ConversationRecord {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     directKey: r.direct_key,
+    workspaceId: r.workspace_id,
   };
 }
 
@@ -81,13 +91,22 @@ function toMember(r: MemberRow): MemberRecord {
   };
 }
 
-async function unknownUsers(tx: SqlExecutor, userIds: string[]): Promise<string[]> {
+/** Those of `userIds` that are not members of the workspace (unknown users are members of none). */
+async function unknownUsers(tx: SqlExecutor, userIds: string[], workspaceId: string): Promise<string[]> {
   if (userIds.length === 0) return [];
   const { rows } = await tx.query<{ id: string }>(
-    "SELECT u AS id FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS (SELECT 1 FROM users WHERE users.id = u)",
-    [userIds],
+    "SELECT u AS id FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS (SELECT 1 FROM workspace_members w WHERE w.workspace_id = $2 AND w.user_id = u)",
+    [userIds, workspaceId],
   );
   return rows.map((r) => r.id);
+}
+
+async function workspaceRole(tx: SqlExecutor, workspaceId: string, userId: string): Promise<WorkspaceRoleName | null> {
+  const { rows } = await tx.query<{ role: WorkspaceRoleName }>("SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2", [
+    workspaceId,
+    userId,
+  ]);
+  return rows[0]?.role ?? null;
 }
 
 function writeAudit(audit: AuditLog, tx: SqlExecutor, e: AuditEntry): Promise<void> {
@@ -151,7 +170,7 @@ class SqlLockedConversation implements LockedConversation {
 
   async member(userId: string): Promise<MemberRecord | null> {
     const { rows } = await this.tx.query<MemberRow>(
-      `SELECT ${MEMBER_COLS} FROM conversation_members m WHERE m.conversation_id = $1 AND m.user_id = $2`,
+      `SELECT ${MEMBER_COLS} FROM conversation_members m WHERE m.conversation_id = $1 AND m.user_id = $2 AND ${IN_WORKSPACE}`,
       [this.id, userId],
     );
     return rows[0] ? toMember(rows[0]) : null;
@@ -167,7 +186,11 @@ class SqlLockedConversation implements LockedConversation {
   }
 
   unknownUsers(userIds: string[]): Promise<string[]> {
-    return unknownUsers(this.tx, userIds);
+    return unknownUsers(this.tx, userIds, this.conversation.workspaceId);
+  }
+
+  workspaceRole(userId: string): Promise<WorkspaceRoleName | null> {
+    return workspaceRole(this.tx, this.conversation.workspaceId, userId);
   }
 
   async countOwners(): Promise<number> {
@@ -274,6 +297,9 @@ export class SqlConversationStore implements ConversationStore {
     const { rows } = await this.db.query<{ user_id: string }>(
       `SELECT DISTINCT o.user_id FROM conversation_members me
          JOIN conversation_members o ON o.conversation_id = me.conversation_id
+         JOIN conversations c ON c.id = me.conversation_id
+         JOIN workspace_members wme ON wme.workspace_id = c.workspace_id AND wme.user_id = me.user_id
+         JOIN workspace_members wo ON wo.workspace_id = c.workspace_id AND wo.user_id = o.user_id
         WHERE me.user_id = $1 AND o.user_id = ANY($2::uuid[])`,
       [userId, others],
     );
@@ -284,9 +310,31 @@ export class SqlConversationStore implements ConversationStore {
     return selectConversation(this.db, id);
   }
 
+  workspaceRole(workspaceId: string, userId: string): Promise<WorkspaceRoleName | null> {
+    return workspaceRole(this.db, workspaceId, userId);
+  }
+
+  async groupsAndChannelsOf(userId: string, workspaceId: string): Promise<string[]> {
+    const { rows } = await this.db.query<{ id: string }>(
+      `SELECT c.id FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+        WHERE m.user_id = $1 AND c.workspace_id = $2 AND c.type <> 'direct' ORDER BY c.id`,
+      [userId, workspaceId],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async workspacesOf(ids: string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const { rows } = await this.db.query<{ id: string; workspace_id: string }>(
+      "SELECT id, workspace_id FROM conversations WHERE id = ANY($1::uuid[])",
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.id, r.workspace_id]));
+  }
+
   async getMemberRecord(conversationId: string, userId: string): Promise<MemberRecord | null> {
     const { rows } = await this.db.query<MemberRow>(
-      `SELECT ${MEMBER_COLS} FROM conversation_members m WHERE m.conversation_id = $1 AND m.user_id = $2`,
+      `SELECT ${MEMBER_COLS} FROM conversation_members m WHERE m.conversation_id = $1 AND m.user_id = $2 AND ${IN_WORKSPACE}`,
       [conversationId, userId],
     );
     return rows[0] ? toMember(rows[0]) : null;
@@ -299,17 +347,19 @@ export class SqlConversationStore implements ConversationStore {
     out?: LoggedEvent[],
   ): Promise<ConversationRecord> {
     const id = randomUUID();
+    const workspaceId = input.workspaceId ?? DEFAULT_WORKSPACE_ID;
     try {
       return await this.db.transaction(async (tx) => {
         const unknown = await unknownUsers(
           tx,
           members.map((m) => m.userId),
+          workspaceId,
         );
         if (unknown.length > 0) throw new UnknownUsers(unknown);
         await tx.query(
-          `INSERT INTO conversations (id, type, title, description, visibility, owner_id, last_message_at)
-           VALUES ($1, $2, $3, $4, $5, $6, now())`,
-          [id, input.type, input.title, input.description, input.visibility, input.ownerId],
+          `INSERT INTO conversations (id, type, title, description, visibility, owner_id, last_message_at, workspace_id)
+           VALUES ($1, $2, $3, $4, $5, $6, now(), $7)`,
+          [id, input.type, input.title, input.description, input.visibility, input.ownerId, workspaceId],
         );
         const byRole = new Map<MemberRole, string[]>();
         for (const m of members) byRole.set(m.role, [...(byRole.get(m.role) ?? []), m.userId]);
@@ -331,6 +381,7 @@ export class SqlConversationStore implements ConversationStore {
     b: string,
     audit: Omit<AuditEntry, "conversationId">,
     out?: LoggedEvent[],
+    workspaceId: string = DEFAULT_WORKSPACE_ID,
   ): Promise<{ conversation: ConversationRecord; created: boolean }> {
     const key = directKey(a, b);
     const users = a === b ? [a] : [a, b];
@@ -340,18 +391,21 @@ export class SqlConversationStore implements ConversationStore {
         // makes ours wait and then do nothing; the SELECT then sees its row
         // (READ COMMITTED takes a fresh snapshot per statement).
         const inserted = await tx.query<{ id: string }>(
-          `INSERT INTO conversations (id, type, title, description, visibility, owner_id, last_message_at, direct_key)
-           VALUES ($1, 'direct', '', '', 'private', NULL, now(), $2)
-           ON CONFLICT (direct_key) DO NOTHING
+          `INSERT INTO conversations (id, type, title, description, visibility, owner_id, last_message_at, direct_key, workspace_id)
+           VALUES ($1, 'direct', '', '', 'private', NULL, now(), $2, $3)
+           ON CONFLICT (workspace_id, direct_key) DO NOTHING
            RETURNING id`,
-          [randomUUID(), key],
+          [randomUUID(), key, workspaceId],
         );
         if (inserted.rows.length === 0) {
-          const { rows } = await tx.query<ConvRow>(`SELECT ${CONV_COLS} FROM conversations c WHERE c.direct_key = $1`, [key]);
+          const { rows } = await tx.query<ConvRow>(`SELECT ${CONV_COLS} FROM conversations c WHERE c.workspace_id = $1 AND c.direct_key = $2`, [
+            workspaceId,
+            key,
+          ]);
           return { conversation: toConversation(rows[0]), created: false };
         }
         const id = inserted.rows[0].id;
-        const unknown = await unknownUsers(tx, users);
+        const unknown = await unknownUsers(tx, users, workspaceId);
         if (unknown.length > 0) throw new UnknownUsers(unknown); // rolls the insert back
         await insertMembers(tx, id, users, "member");
         await writeAudit(this.auditLog, tx, { ...audit, conversationId: id });
@@ -381,17 +435,29 @@ export class SqlConversationStore implements ConversationStore {
     });
   }
 
-  async listForUser(userId: string, opts: { limit: number; after: ActivityCursor | null; includeArchived: boolean }): Promise<MembershipRow[]> {
+  async listForUser(
+    userId: string,
+    opts: { limit: number; after: ActivityCursor | null; includeArchived: boolean; workspaceId?: string },
+  ): Promise<MembershipRow[]> {
     const params: unknown[] = [userId, opts.includeArchived, opts.limit];
     let small = "";
     let big = "";
+    if (opts.workspaceId !== undefined) {
+      // One workspace's conversations: a primary-key probe per membership read
+      // (docs/WORKSPACES.md, "Cost"): a user whose conversations are all in this
+      // workspace reads the same N entries as before.
+      params.push(opts.workspaceId);
+      const inWorkspace = `AND EXISTS (SELECT 1 FROM conversations cw WHERE cw.id = m.conversation_id AND cw.workspace_id = $${params.length}::uuid)`;
+      small += ` ${inWorkspace}`;
+      big += ` ${inWorkspace}`;
+    }
     if (opts.after) {
       // Compare in Postgres' own microsecond precision: the cursor carries
       // whole microseconds, converted back exactly (no float rounding).
       params.push(opts.after.activityMicros, opts.after.id);
-      const cursor = "(timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::uuid)";
-      small = `AND (m.activity_at, m.conversation_id) < ${cursor}`;
-      big = `AND (c.last_message_at, m.conversation_id) < ${cursor}`;
+      const cursor = `(timestamptz 'epoch' + $${params.length - 1}::bigint * interval '1 microsecond', $${params.length}::uuid)`;
+      small += ` AND (m.activity_at, m.conversation_id) < ${cursor}`;
+      big += ` AND (c.last_message_at, m.conversation_id) < ${cursor}`;
     }
     // One statement per page, read in index order (docs/CONVERSATIONS.md,
     // "Order and cost"). Memberships of small conversations carry a copy of
@@ -459,10 +525,10 @@ export class SqlConversationStore implements ConversationStore {
 
   async listPublicChannels(
     userId: string,
-    opts: { limit: number; afterNameKey: string | null; prefix: string },
+    opts: { limit: number; afterNameKey: string | null; prefix: string; workspaceId?: string },
   ): Promise<{ conversation: ConversationRecord; member: MemberRecord | null }[]> {
-    const params: unknown[] = [opts.limit, userId];
-    const where = ["c.type = 'channel'", "c.visibility = 'public'"];
+    const params: unknown[] = [opts.limit, userId, opts.workspaceId ?? DEFAULT_WORKSPACE_ID];
+    const where = ["c.workspace_id = $3", "c.type = 'channel'", "c.visibility = 'public'"];
     if (opts.prefix) {
       // '~' sorts after every allowed channel-name character, so this is an index range.
       params.push(opts.prefix);

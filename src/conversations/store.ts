@@ -4,7 +4,7 @@
 // transaction with the conversation row locked, so checks like "is this the
 // last owner" or "is the conversation full" cannot race.
 
-import type { MembershipReader } from "./ports.ts";
+import type { MembershipReader, WorkspaceRoleName } from "./ports.ts";
 import type { DomainEvent, LoggedEvent } from "../events/events.ts";
 import type { ActivityCursor, ConversationKind, ConversationRecord, MemberRecord, MemberRole, Visibility } from "./types.ts";
 
@@ -14,6 +14,8 @@ export interface NewConversation {
   description: string;
   visibility: Visibility;
   ownerId: string;
+  /** Unset: the default workspace (as the column's default). */
+  workspaceId?: string;
 }
 
 export interface AuditEntry {
@@ -57,8 +59,10 @@ export interface LockedConversation {
   member(userId: string): Promise<MemberRecord | null>;
   /** Which of `userIds` are members already. */
   existingMembers(userIds: string[]): Promise<Set<string>>;
-  /** Which of `userIds` have no user row. */
+  /** Which of `userIds` are not members of the conversation's workspace (unknown users included). */
   unknownUsers(userIds: string[]): Promise<string[]>;
+  /** The user's role in the conversation's workspace; null when not a member of it. */
+  workspaceRole(userId: string): Promise<WorkspaceRoleName | null>;
   countOwners(): Promise<number>;
   /** Inserts new members (ignoring existing ones) and bumps member_count by the number actually inserted. */
   addMembers(userIds: string[], role: MemberRole): Promise<string[]>;
@@ -79,10 +83,17 @@ export interface LockedConversation {
 export interface ConversationStore extends MembershipReader {
   getConversation(id: string): Promise<ConversationRecord | null>;
   getMemberRecord(conversationId: string, userId: string): Promise<MemberRecord | null>;
+  /** The user's role in a workspace; null when not a member of it. */
+  workspaceRole(workspaceId: string, userId: string): Promise<WorkspaceRoleName | null>;
+  /** The workspace of each of these conversations (unknown ids are absent). One round trip. */
+  workspacesOf(ids: string[]): Promise<Map<string, string>>;
+  /** The groups and channels of the workspace the user has a membership row in (whether or not still in the workspace). */
+  groupsAndChannelsOf(userId: string, workspaceId: string): Promise<string[]>;
 
   /**
    * Creates a group or channel with its first members (owner first), logging
-   * their member_joined events onto `out`. Throws ChannelNameTaken / UnknownUsers.
+   * their member_joined events onto `out`. Throws ChannelNameTaken / UnknownUsers
+   * (members that are not members of the workspace count as unknown).
    */
   createConversation(
     input: NewConversation,
@@ -94,13 +105,15 @@ export interface ConversationStore extends MembershipReader {
   /**
    * The one DM between two users (the same user twice: a DM with oneself),
    * created with both memberships on first use. Concurrent callers agree on
-   * one row; exactly one of them sees created=true. Throws UnknownUsers.
+   * one row; exactly one of them sees created=true. One DM per pair per
+   * workspace (unset: the default workspace); both must be members of it, else UnknownUsers.
    */
   getOrCreateDirect(
     a: string,
     b: string,
     audit: Omit<AuditEntry, "conversationId">,
     out?: LoggedEvent[],
+    workspaceId?: string,
   ): Promise<{ conversation: ConversationRecord; created: boolean }>;
 
   /** Runs fn with the conversation row locked, then logs what it emitted; null when the conversation does not exist. */
@@ -110,12 +123,15 @@ export interface ConversationStore extends MembershipReader {
   ): Promise<{ result: T; conversation: ConversationRecord; events: LoggedEvent[] } | null>;
 
   /** The caller's conversations, most recent activity first, strictly after `after`. One query. */
-  listForUser(userId: string, opts: { limit: number; after: ActivityCursor | null; includeArchived: boolean }): Promise<MembershipRow[]>;
+  listForUser(
+    userId: string,
+    opts: { limit: number; after: ActivityCursor | null; includeArchived: boolean; workspaceId?: string },
+  ): Promise<MembershipRow[]>;
 
   /** Public channels by lower-cased name, strictly after `afterNameKey`, optionally by name prefix; with the caller's membership if any. One query. */
   listPublicChannels(
     userId: string,
-    opts: { limit: number; afterNameKey: string | null; prefix: string },
+    opts: { limit: number; afterNameKey: string | null; prefix: string; workspaceId?: string },
   ): Promise<{ conversation: ConversationRecord; member: MemberRecord | null }[]>;
 
   /** Members by user id, strictly after `afterUserId`. */

@@ -20,6 +20,8 @@ export interface ConversationRecord {
   updatedAt: Date;
   /** "<smaller uuid>:<larger uuid>" for DMs, else null. */
   directKey: string | null;
+  /** The workspace it belongs to (docs/WORKSPACES.md). */
+  workspaceId: string;
 }
 
 export interface MemberRecord {

@@ -100,6 +100,7 @@ export function messageHandler(service: MessageService): Partial<ServiceImpl<typ
         conversationId: req.conversationId,
         pageSize: req.pageSize,
         pageToken: req.pageToken,
+        workspaceId: req.workspaceId || undefined,
       });
       return { messages: res.messages.map(toChatMessage), nextPageToken: res.nextPageToken };
     },

@@ -554,7 +554,12 @@ export class MongoMessageStore implements MessageStore {
   }
 
   async search(q: SearchQuery): Promise<SearchPage> {
-    const conversationIds = q.conversationId ? [q.conversationId] : await memberConversationIds(this.sql, q.userId);
+    // Workspace scope: the caller's conversations in that workspace, from the
+    // relational store (documents carry no workspace id; docs/WORKSPACES.md).
+    const conversationIds =
+      q.conversationId && !q.workspaceId
+        ? [q.conversationId]
+        : (await memberConversationIds(this.sql, q.userId, q.workspaceId ?? null)).filter((id) => !q.conversationId || id === q.conversationId);
     if (conversationIds.length === 0) return { messages: [], next: null };
     const terms = q.text.split(/\s+/).filter(Boolean);
     const clauses: Filter<MessageDoc>[] = [{ conversationId: { $in: conversationIds } }, { deletedAt: null }];

@@ -2,6 +2,7 @@
 // rules, and the announcement of the events each store write commits with its change. Stores,
 // membership and the event sink come in through the constructor.
 
+import type { WorkspaceAccess } from "../conversations/ports.ts";
 import { failedPrecondition, invalidArgument, notFound, permissionDenied } from "../shared/errors.ts";
 import type { EventSink, LoggedEvent } from "../events/events.ts";
 import type { MemberState, MembershipReader } from "../conversations/ports.ts";
@@ -51,6 +52,8 @@ export interface SearchInput {
   conversationId: string;
   pageSize: number;
   pageToken: string;
+  /** Unset: the default workspace, unless conversationId is set. */
+  workspaceId?: string;
 }
 
 export interface ListReactionsInput {
@@ -75,6 +78,8 @@ export interface MessageServiceDeps {
   events: EventSink;
   limits: { messageMaxChars: number };
   now?: () => Date;
+  /** Which workspace SearchMessages searches (src/workspaces); without it, all the caller's conversations. */
+  workspaces?: WorkspaceAccess;
 }
 
 const INT32_MAX = 2 ** 31 - 1;
@@ -85,8 +90,10 @@ export class MessageService {
   private readonly events: EventSink;
   private readonly maxChars: number;
   private readonly now: () => Date;
+  private readonly workspaces: WorkspaceAccess | undefined;
 
   constructor(deps: MessageServiceDeps) {
+    this.workspaces = deps.workspaces;
     this.store = deps.store;
     this.members = deps.members;
     this.events = deps.events;
@@ -229,7 +236,12 @@ export class MessageService {
     const limit = searchPageSize(input.pageSize);
     const after = decodeSearchToken(input.pageToken);
     if (conversationId) await this.requireMember(conversationId, callerId, "conversation");
-    const page = await this.store.search({ userId: callerId, text, conversationId, limit, after });
+    // A named conversation is searched whatever its workspace; otherwise the
+    // caller's conversations of one workspace (default: the default workspace).
+    const workspaces = this.workspaces;
+    const workspaceId =
+      workspaces && (input.workspaceId || !conversationId) ? (await workspaces.resolve(callerId, input.workspaceId)).workspaceId : null;
+    const page = await this.store.search({ userId: callerId, text, conversationId, workspaceId, limit, after });
     return { messages: await this.views(page.messages, callerId), nextPageToken: page.next ? encodeSearchToken(page.next) : "" };
   }
 

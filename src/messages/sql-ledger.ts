@@ -122,6 +122,7 @@ export async function takeNextSeq(tx: SqlExecutor, conversationId: string, sende
     `WITH c AS (
        UPDATE conversations SET last_seq = last_seq + 1, last_message_at = GREATEST(last_message_at, $3::timestamptz)
         WHERE id = $1 AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2)
+          AND EXISTS (SELECT 1 FROM workspace_members w WHERE w.workspace_id = conversations.workspace_id AND w.user_id = $2)
         RETURNING last_seq
      ), h AS (
        SELECT 1 FROM conversation_event_heads WHERE conversation_id = $1 AND (SELECT count(*) FROM c) > 0 FOR NO KEY UPDATE
@@ -150,8 +151,13 @@ export async function lastSeqs(sql: SqlExecutor, conversationIds: string[]): Pro
 }
 
 /** Ids of every conversation the user belongs to. */
-export async function memberConversationIds(sql: SqlExecutor, userId: string): Promise<string[]> {
-  const { rows } = await sql.query<{ conversation_id: string }>("SELECT conversation_id FROM conversation_members WHERE user_id = $1", [userId]);
+/** The user's conversations; with `workspaceId`, only those of that workspace. */
+export async function memberConversationIds(sql: SqlExecutor, userId: string, workspaceId: string | null = null): Promise<string[]> {
+  const { rows } = await sql.query<{ conversation_id: string }>(
+    `SELECT cm.conversation_id FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id
+      WHERE cm.user_id = $1 AND ($2::uuid IS NULL OR c.workspace_id = $2::uuid)`,
+    [userId, workspaceId],
+  );
   return rows.map((r) => r.conversation_id);
 }
 

@@ -87,6 +87,7 @@ const SEND_SQL = `
 WITH l AS (
   SELECT last_seq FROM conversations
    WHERE id = $2::uuid AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $2::uuid AND user_id = $3::uuid)
+     AND EXISTS (SELECT 1 FROM workspace_members w WHERE w.workspace_id = conversations.workspace_id AND w.user_id = $3::uuid)
      FOR NO KEY UPDATE
 ), m AS (
   INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, content, parent_message_id, mentions, attachments, created_at)
@@ -208,7 +209,8 @@ export class SqlMessageStore implements MessageStore {
     const { rows } = await this.db.query<MessageRow>(
       `SELECT ${COLS} FROM messages
         WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3
-          AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2)`,
+          AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $1 AND user_id = $2)
+          AND EXISTS (SELECT 1 FROM conversations c JOIN workspace_members w ON w.workspace_id = c.workspace_id AND w.user_id = $2 WHERE c.id = $1)`,
       [conversationId, senderId, clientMessageId],
     );
     return rows[0] ? toMessage(rows[0]) : null;
@@ -381,12 +383,13 @@ export class SqlMessageStore implements MessageStore {
       `SELECT ${M_COLS} FROM messages m
         WHERE m.search @@ websearch_to_tsquery('simple', $1)
           AND m.deleted_at IS NULL
-          AND m.conversation_id IN (SELECT conversation_id FROM conversation_members WHERE user_id = $2)
+          AND m.conversation_id IN (SELECT cm.conversation_id FROM conversation_members cm JOIN conversations c ON c.id = cm.conversation_id
+                                     WHERE cm.user_id = $2 AND ($8::uuid IS NULL OR c.workspace_id = $8::uuid))
           AND ($3::uuid IS NULL OR m.conversation_id = $3::uuid)
           AND ($4::timestamptz IS NULL OR (m.created_at, m.seq, m.id) < ($4::timestamptz, $5::bigint, $6::uuid))
         ORDER BY m.created_at DESC, m.seq DESC, m.id DESC
         LIMIT $7`,
-      [q.text, q.userId, q.conversationId, q.after?.createdAt ?? null, q.after?.seq ?? null, q.after?.id ?? null, q.limit + 1],
+      [q.text, q.userId, q.conversationId, q.after?.createdAt ?? null, q.after?.seq ?? null, q.after?.id ?? null, q.limit + 1, q.workspaceId ?? null],
     );
     const page = rows.slice(0, q.limit).map(toMessage);
     const last = page[page.length - 1];

@@ -89,6 +89,8 @@ export interface SearchQuery {
   text: string;
   /** Restrict to one conversation (the caller's membership is checked by the service). */
   conversationId: string | null;
+  /** Only conversations of this workspace (docs/WORKSPACES.md); unset: all the user's conversations. */
+  workspaceId?: string | null;
   limit: number;
   after: SearchCursor | null;
 }

@@ -14,16 +14,21 @@ import type { Notification } from "./types.ts";
 
 export class StreamNotificationLive implements NotificationLive {
   private readonly ephemeral: EphemeralStore;
+  private readonly conversations: { workspacesOf(ids: string[]): Promise<Map<string, string>> };
 
-  constructor(ephemeral: EphemeralStore) {
+  /** `conversations`: where the event's and the notification's workspace id come from. */
+  constructor(ephemeral: EphemeralStore, conversations: { workspacesOf(ids: string[]): Promise<Map<string, string>> }) {
     this.ephemeral = ephemeral;
+    this.conversations = conversations;
   }
 
   async changed(userId: string, n: Notification, unseenCount: number): Promise<void> {
+    const workspaceId = (await this.conversations.workspacesOf([n.conversationId])).get(n.conversationId) ?? "";
     const event = create(EventSchema, {
       conversationId: n.conversationId,
+      workspaceId,
       occurredAt: timestampFromDate(new Date()),
-      payload: { case: "notificationCreated", value: { notification: toPb(n), unseenCount } },
+      payload: { case: "notificationCreated", value: { notification: toPb(n, workspaceId), unseenCount } },
     });
     await this.ephemeral.publish(userChannel(userId), encodeEventEnvelope(false, 0, event));
   }

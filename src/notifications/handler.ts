@@ -21,10 +21,11 @@ const TYPE_TO_PB: Record<NotificationType, PbType> = {
   direct_message: PbType.DIRECT_MESSAGE,
 };
 
-/** A stored notification as the API returns it (ListNotifications and the live event). */
-export function toPb(n: Notification): PbNotification {
+/** A stored notification as the API returns it (ListNotifications and the live event), with its conversation's workspace. */
+export function toPb(n: Notification, workspaceId: string): PbNotification {
   return create(NotificationSchema, {
     id: n.id,
+    workspaceId,
     type: TYPE_TO_PB[n.type],
     conversationId: n.conversationId,
     messageIds: n.messageIds,
@@ -50,7 +51,11 @@ function decodeToken(token: string): ListCursor | null {
 
 // Request shapes (page_size 0 to 100, 1 to 500 UUIDs or up_to) are the proto's rules (notification.proto),
 // checked before these handlers run (server/validation.ts).
-export function notificationHandler(store: NotificationStore): Partial<ServiceImpl<typeof NotificationService>> {
+/** `conversations`: where a notification's workspace id comes from (one read per page). */
+export function notificationHandler(
+  store: NotificationStore,
+  conversations: { workspacesOf(ids: string[]): Promise<Map<string, string>> },
+): Partial<ServiceImpl<typeof NotificationService>> {
   return {
     async listNotifications(req, ctx) {
       const me = caller(ctx);
@@ -58,8 +63,9 @@ export function notificationHandler(store: NotificationStore): Partial<ServiceIm
       const page = await store.list(me.userId, { limit: limit + 1, after: decodeToken(req.pageToken), unseenOnly: req.unseenOnly });
       const items = page.slice(0, limit);
       const last = items[items.length - 1];
+      const workspaces = await conversations.workspacesOf([...new Set(items.map((n) => n.conversationId))]);
       return {
-        notifications: items.map(toPb),
+        notifications: items.map((n) => toPb(n, workspaces.get(n.conversationId) ?? "")),
         nextPageToken: page.length > limit && last ? encodeToken({ createdAt: last.createdAt, id: last.id }) : "",
         unseenCount: await store.unseenCount(me.userId),
       };

@@ -70,7 +70,7 @@ export async function createNotifications(deps: {
       },
     },
     push,
-    live: new StreamNotificationLive(deps.stores.ephemeral),
+    live: new StreamNotificationLive(deps.stores.ephemeral, deps.conversations),
     onLiveFailure: () => liveFailures.inc(),
     windowMs: n.batchWindowMs,
     logger,

@@ -299,10 +299,15 @@ export class RealtimeHub implements SessionHost {
    * event's occurred_at: the newest one wins, on every stream (see session.ts).
    */
   async publishTyping(conversationId: string, userId: string, typing: boolean, version: number): Promise<void> {
+    // Typing is best effort: without the workspace id it still goes out (and says so in the log).
+    await this.d.materializer
+      .warm([conversationId])
+      .catch((err) => this.d.logger.warn({ err, conversationId }, "reading the conversation's workspace failed"));
     const event: Event = {
       $typeName: "chat.v1.Event",
       cursor: "",
       conversationId,
+      workspaceId: this.d.materializer.workspaceOf(conversationId),
       occurredAt: timestampFromMicros(version),
       payload: { case: "typingUpdated", value: { $typeName: "chat.v1.TypingUpdated", userId, typing } },
     };

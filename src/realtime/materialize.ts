@@ -27,14 +27,32 @@ import type { ConversationReader, MessageReader } from "./ports.ts";
 const ROLE: Record<string, MemberRole> = { owner: MemberRole.OWNER, admin: MemberRole.ADMIN, member: MemberRole.MEMBER };
 /** A seq range wider than this is fetched message by message instead of as one page. */
 const RANGE_MAX = 200;
+/** Conversation -> workspace ids kept (the mapping never changes; the cache starts over when full). */
+const WORKSPACE_CACHE_MAX = 100_000;
 
 export class EventMaterializer {
   private readonly messages: MessageReader;
   private readonly conversations: ConversationReader;
+  /** Every Event says its workspace: a conversation's never changes, so it is read once per node. */
+  private readonly workspaces = new Map<string, string>();
 
   constructor(deps: { messages: MessageReader; conversations: ConversationReader }) {
     this.messages = deps.messages;
     this.conversations = deps.conversations;
+  }
+
+  /** Loads the workspace ids of these conversations not known yet (one read; none when all are cached). */
+  async warm(conversationIds: string[]): Promise<void> {
+    const missing = [...new Set(conversationIds)].filter((id) => id && !this.workspaces.has(id));
+    if (missing.length === 0) return;
+    const found = await this.conversations.workspacesOf(missing);
+    if (this.workspaces.size + found.size > WORKSPACE_CACHE_MAX) this.workspaces.clear();
+    for (const [id, ws] of found) this.workspaces.set(id, ws);
+  }
+
+  /** The conversation's workspace id when known (warm first); "" otherwise. */
+  workspaceOf(conversationId: string): string {
+    return this.workspaces.get(conversationId) ?? "";
   }
 
   /** The Event of one logged event from its payload alone; null for a row logged before payloads carried it. */
@@ -50,6 +68,7 @@ export class EventMaterializer {
     const conversations = new Map(e.type === "conversation_updated" ? [[e.conversationId, e.conversation ?? null]] : []);
     return create(EventSchema, {
       conversationId: e.conversationId,
+      workspaceId: this.workspaceOf(e.conversationId),
       occurredAt: timestampFromDate(l.createdAt),
       payload: this.payload(e, chat, conversations),
     });
@@ -63,6 +82,7 @@ export class EventMaterializer {
     const placeholderChat = () => toChatMessage({ ...placeholder(e.messageId ?? "", e.seq ?? 0, l.event.conversationId), reactions: [] });
     return create(EventSchema, {
       conversationId: l.event.conversationId,
+      workspaceId: this.workspaceOf(l.event.conversationId),
       occurredAt: timestampFromDate(l.createdAt),
       payload: this.payload(l.event, placeholderChat, new Map()),
     });
@@ -74,6 +94,7 @@ export class EventMaterializer {
    * selects the reaction view of legacy rows; "" for none.
    */
   async materialize(logged: LoggedEvent[], viewerId: string, known: Map<string, StoredMessage> = new Map()): Promise<Event[]> {
+    await this.warm(logged.map((l) => l.event.conversationId));
     const out: (Event | null)[] = logged.map((l) => this.tryBuild(l));
     const legacy = logged.filter((_, i) => out[i] === null);
     if (legacy.length === 0) return out as Event[];
@@ -102,6 +123,7 @@ export class EventMaterializer {
       };
       return create(EventSchema, {
         conversationId: e.conversationId,
+        workspaceId: this.workspaceOf(e.conversationId),
         occurredAt: timestampFromDate(l.createdAt),
         payload: this.payload(e, chat, conversations),
       });

@@ -32,6 +32,8 @@ export function messageReaderOf(store: MessageStore): MessageReader {
 
 export interface ConversationReader {
   getConversation(id: string): Promise<ConversationRecord | null>;
+  /** The workspace of each of these conversations (unknown ids are absent). One round trip. */
+  workspacesOf(ids: string[]): Promise<Map<string, string>>;
 }
 
 export interface DeliveredWatermark {

@@ -139,6 +139,10 @@ export class RealtimeEventSink implements EventSink {
   private async publishOne(l: LoggedEvent): Promise<void> {
     const e = l.event;
     const sends: [string, Uint8Array][] = [];
+    // The event's workspace id: cached after the conversation's first event on this node.
+    await this.d.materializer.warm([e.conversationId]).catch((err) => {
+      this.d.logger.warn({ err, conversationId: e.conversationId }, "reading the conversation's workspace failed; the event goes out without it");
+    });
     try {
       const event = this.d.materializer.build(l);
       sends.push([conversationChannel(e.conversationId), encodeEventEnvelope(true, l.eventSeq, event)]);

@@ -14,10 +14,15 @@ export class SqlMemberDirectory implements MemberDirectory {
     this.sql = sql;
   }
 
+  /** Only conversations of workspaces the user is still a member of (docs/WORKSPACES.md). */
   async conversationsOf(userId: string): Promise<string[]> {
-    const { rows } = await this.sql.query<{ conversation_id: string }>("SELECT conversation_id FROM conversation_members WHERE user_id = $1", [
-      userId,
-    ]);
+    const { rows } = await this.sql.query<{ conversation_id: string }>(
+      `SELECT m.conversation_id FROM conversation_members m
+         JOIN conversations c ON c.id = m.conversation_id
+         JOIN workspace_members w ON w.workspace_id = c.workspace_id AND w.user_id = m.user_id
+        WHERE m.user_id = $1`,
+      [userId],
+    );
     return rows.map((r) => r.conversation_id);
   }
 

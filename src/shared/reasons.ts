@@ -171,7 +171,7 @@ export const REASONS = {
   },
   ROLE_INSUFFICIENT: {
     kind: "permission_denied",
-    when: "The caller's role in the conversation does not allow the action (e.g. a member renaming, an admin removing an owner).",
+    when: "The caller's role in the conversation or workspace does not allow the action (e.g. a member renaming, an admin removing an owner).",
     action: "Do not offer the action; the message says which role is needed.",
   },
   NOT_SENDER: {
@@ -191,6 +191,16 @@ export const REASONS = {
     when: "The conversation does not exist, or the caller may not see it (existence is never leaked).",
     action: "Drop the conversation from local state.",
   },
+  WORKSPACE_NOT_FOUND: {
+    kind: "not_found",
+    when: "The workspace does not exist, or the caller is not a member of it (existence is never leaked). Also for a call without a workspace id when the caller has left the default workspace.",
+    action: "Drop the workspace from local state; pass a workspace the caller belongs to (ListMyWorkspaces).",
+  },
+  INVITE_NOT_FOUND: {
+    kind: "not_found",
+    when: "JoinWorkspace: no invitation has this token or id, or it is addressed to someone else.",
+    action: "Ask the inviter for a new invitation.",
+  },
   MESSAGE_NOT_FOUND: {
     kind: "not_found",
     when: "The message does not exist, or is in a conversation the caller may not see.",
@@ -203,7 +213,7 @@ export const REASONS = {
   },
   USER_NOT_FOUND: {
     kind: "not_found",
-    when: "Admin RPCs: the user does not exist.",
+    when: "Admin RPCs, InviteMember by username: the user does not exist.",
     action: "Refresh the user list.",
   },
   SERVICE_UNKNOWN: {
@@ -227,6 +237,11 @@ export const REASONS = {
     kind: "already_exists",
     when: "Register: the username is taken.",
     action: "Ask for another username.",
+  },
+  WORKSPACE_SLUG_TAKEN: {
+    kind: "already_exists",
+    when: "CreateWorkspace / UpdateWorkspace: another workspace has this slug.",
+    action: "Ask for another slug.",
   },
   CHANNEL_NAME_TAKEN: {
     kind: "already_exists",
@@ -255,9 +270,19 @@ export const REASONS = {
     when: "The conversation would exceed its member limit (metadata `limit`).",
     action: "Tell the user; remove members first.",
   },
+  INVITE_EXPIRED: {
+    kind: "failed_precondition",
+    when: "JoinWorkspace: the invitation's expiry has passed.",
+    action: "Ask the inviter for a new invitation.",
+  },
+  INVITE_EXHAUSTED: {
+    kind: "failed_precondition",
+    when: "JoinWorkspace: the invitation has been redeemed as often as its max_uses allows.",
+    action: "Ask the inviter for a new invitation.",
+  },
   LAST_OWNER: {
     kind: "failed_precondition",
-    when: "The last owner tried to leave or give up ownership.",
+    when: "The last owner of a conversation or workspace tried to leave, give up ownership, or be removed.",
     action: "Make another member owner (SetMemberRole) first.",
   },
   SELF_ADMIN_CHANGE: {

@@ -11,12 +11,13 @@ import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { NotificationService } from "../../gen/chat/v1/notification_pb.js";
 import { PresenceService } from "../../gen/chat/v1/presence_pb.js";
+import { WorkspaceService } from "../../gen/chat/v1/workspace_pb.js";
 import { RequestValidator } from "../../src/server/validation.ts";
 
 const validator = new RequestValidator();
 const violationsOf: RequestValidator["violationsOf"] = (schema, message) => validator.violationsOf(schema, message);
 
-const SERVICES = [AuthService, ConversationService, MessageService, PresenceService, NotificationService];
+const SERVICES = [AuthService, ConversationService, MessageService, PresenceService, NotificationService, WorkspaceService];
 
 /** Request messages and the chat.v1 messages reachable from them (Attachment, the Stream frames). */
 function requestMessages(): DescMessage[] {

@@ -9,6 +9,8 @@ import { forEachBackend } from "../support/backends.ts";
 import type { DomainEvent, EventSink, LoggedEvent } from "../../src/events/events.ts";
 import type { SqlDatabase } from "../../src/stores/sql/sql.ts";
 import { SqlConversationStore } from "../../src/conversations/sql-store.ts";
+import { Workspaces } from "../../src/workspaces/service.ts";
+import { SqlWorkspaceStore } from "../../src/workspaces/sql-store.ts";
 import { Conversations } from "../../src/conversations/service.ts";
 import { noPreviews } from "../../src/conversations/ports.ts";
 import { AppError } from "../../src/shared/errors.ts";
@@ -66,7 +68,13 @@ forEachBackend("conversation events and audit (domain on the real store)", ["pos
   beforeAll(async () => {
     ({ db, cleanup } = await openMigratedSql(backend));
     sink = new CheckingSink(db);
-    svc = new Conversations({ store: new SqlConversationStore(db), events: sink, previews: noPreviews, limits: LIMITS });
+    svc = new Conversations({
+      store: new SqlConversationStore(db),
+      events: sink,
+      previews: noPreviews,
+      workspaces: new Workspaces({ store: new SqlWorkspaceStore(db) }),
+      limits: LIMITS,
+    });
   });
   afterAll(async () => {
     await cleanup?.();

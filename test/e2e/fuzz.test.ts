@@ -23,6 +23,7 @@ import { ConversationService, ConversationType } from "../../gen/chat/v1/convers
 import { MessageService, StreamRequestSchema, StreamResponseSchema } from "../../gen/chat/v1/message_pb.js";
 import { PresenceService } from "../../gen/chat/v1/presence_pb.js";
 import { NotificationService } from "../../gen/chat/v1/notification_pb.js";
+import { WorkspaceService } from "../../gen/chat/v1/workspace_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -44,6 +45,7 @@ const SERVICES: DescService[] = [
   MessageService,
   PresenceService,
   NotificationService,
+  WorkspaceService,
   Health,
   reflectionV1.ServerReflection,
   reflectionV1alpha.ServerReflection,

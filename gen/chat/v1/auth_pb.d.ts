@@ -991,6 +991,14 @@ export declare type SearchUsersRequest = Message<"chat.v1.SearchUsersRequest"> &
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * Search among the members of this workspace; empty: the caller's default
+   * workspace. A workspace the caller is not a member of answers WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 4;
+   */
+  workspaceId: string;
 };
 
 /**
@@ -1013,6 +1021,14 @@ export declare type SearchUsersRequestJson = {
    * @generated from field: string page_token = 3;
    */
   pageToken?: string;
+
+  /**
+   * Search among the members of this workspace; empty: the caller's default
+   * workspace. A workspace the caller is not a member of answers WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 4;
+   */
+  workspaceId?: string;
 };
 
 /**

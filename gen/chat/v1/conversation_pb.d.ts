@@ -122,7 +122,7 @@ export declare type Conversation = Message<"chat.v1.Conversation"> & {
   type: ConversationType;
 
   /**
-   * The channel name (unique per deployment) or group title; empty for DMs.
+   * The channel name (unique per workspace, case-insensitively) or group title; empty for DMs.
    *
    * @generated from field: string title = 3;
    */
@@ -178,6 +178,13 @@ export declare type Conversation = Message<"chat.v1.Conversation"> & {
    * @generated from field: string peer_user_id = 12;
    */
   peerUserId: string;
+
+  /**
+   * The workspace the conversation belongs to.
+   *
+   * @generated from field: string workspace_id = 13;
+   */
+  workspaceId: string;
 
   /**
    * The caller's view. Unset when the caller is not a member (e.g. browsing public channels).
@@ -237,7 +244,7 @@ export declare type ConversationJson = {
   type?: ConversationTypeJson;
 
   /**
-   * The channel name (unique per deployment) or group title; empty for DMs.
+   * The channel name (unique per workspace, case-insensitively) or group title; empty for DMs.
    *
    * @generated from field: string title = 3;
    */
@@ -293,6 +300,13 @@ export declare type ConversationJson = {
    * @generated from field: string peer_user_id = 12;
    */
   peerUserId?: string;
+
+  /**
+   * The workspace the conversation belongs to.
+   *
+   * @generated from field: string workspace_id = 13;
+   */
+  workspaceId?: string;
 
   /**
    * The caller's view. Unset when the caller is not a member (e.g. browsing public channels).
@@ -451,6 +465,14 @@ export declare type CreateConversationRequest = Message<"chat.v1.CreateConversat
    * @generated from field: chat.v1.Visibility visibility = 5;
    */
   visibility: Visibility;
+
+  /**
+   * The workspace to act in (docs/WORKSPACES.md); empty: the caller's default workspace.
+   * A workspace the caller is not a member of answers WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 6;
+   */
+  workspaceId: string;
 };
 
 /**
@@ -489,6 +511,14 @@ export declare type CreateConversationRequestJson = {
    * @generated from field: chat.v1.Visibility visibility = 5;
    */
   visibility?: VisibilityJson;
+
+  /**
+   * The workspace to act in (docs/WORKSPACES.md); empty: the caller's default workspace.
+   * A workspace the caller is not a member of answers WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 6;
+   */
+  workspaceId?: string;
 };
 
 /**
@@ -528,9 +558,18 @@ export declare const CreateConversationResponseSchema: GenMessage<CreateConversa
  */
 export declare type GetOrCreateDirectRequest = Message<"chat.v1.GetOrCreateDirectRequest"> & {
   /**
+   * The other user; a member of the workspace.
+   *
    * @generated from field: string user_id = 1;
    */
   userId: string;
+
+  /**
+   * The workspace of the DM (one DM per pair per workspace); empty: the caller's default workspace.
+   *
+   * @generated from field: string workspace_id = 2;
+   */
+  workspaceId: string;
 };
 
 /**
@@ -538,9 +577,18 @@ export declare type GetOrCreateDirectRequest = Message<"chat.v1.GetOrCreateDirec
  */
 export declare type GetOrCreateDirectRequestJson = {
   /**
+   * The other user; a member of the workspace.
+   *
    * @generated from field: string user_id = 1;
    */
   userId?: string;
+
+  /**
+   * The workspace of the DM (one DM per pair per workspace); empty: the caller's default workspace.
+   *
+   * @generated from field: string workspace_id = 2;
+   */
+  workspaceId?: string;
 };
 
 /**
@@ -663,6 +711,14 @@ export declare type ListConversationsRequest = Message<"chat.v1.ListConversation
    * @generated from field: bool include_archived = 3;
    */
   includeArchived: boolean;
+
+  /**
+   * Only conversations of this workspace (docs/WORKSPACES.md); empty: the caller's default workspace.
+   * A workspace the caller is not a member of answers WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 4;
+   */
+  workspaceId: string;
 };
 
 /**
@@ -687,6 +743,14 @@ export declare type ListConversationsRequestJson = {
    * @generated from field: bool include_archived = 3;
    */
   includeArchived?: boolean;
+
+  /**
+   * Only conversations of this workspace (docs/WORKSPACES.md); empty: the caller's default workspace.
+   * A workspace the caller is not a member of answers WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 4;
+   */
+  workspaceId?: string;
 };
 
 /**
@@ -1305,6 +1369,14 @@ export declare type ListPublicChannelsRequest = Message<"chat.v1.ListPublicChann
    * @generated from field: string query = 3;
    */
   query: string;
+
+  /**
+   * The workspace whose public channels to list (guests get none) (docs/WORKSPACES.md); empty: the caller's default workspace.
+   * A workspace the caller is not a member of answers WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 4;
+   */
+  workspaceId: string;
 };
 
 /**
@@ -1327,6 +1399,14 @@ export declare type ListPublicChannelsRequestJson = {
    * @generated from field: string query = 3;
    */
   query?: string;
+
+  /**
+   * The workspace whose public channels to list (guests get none) (docs/WORKSPACES.md); empty: the caller's default workspace.
+   * A workspace the caller is not a member of answers WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 4;
+   */
+  workspaceId?: string;
 };
 
 /**

@@ -1009,6 +1009,16 @@ export declare type SearchMessagesRequest = Message<"chat.v1.SearchMessagesReque
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
+
+  /**
+   * Search the caller's conversations in this workspace; empty: the caller's
+   * default workspace, unless conversation_id is set (then that conversation,
+   * whatever its workspace). A workspace the caller is not a member of answers
+   * WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 5;
+   */
+  workspaceId: string;
 };
 
 /**
@@ -1038,6 +1048,16 @@ export declare type SearchMessagesRequestJson = {
    * @generated from field: string page_token = 4;
    */
   pageToken?: string;
+
+  /**
+   * Search the caller's conversations in this workspace; empty: the caller's
+   * default workspace, unless conversation_id is set (then that conversation,
+   * whatever its workspace). A workspace the caller is not a member of answers
+   * WORKSPACE_NOT_FOUND.
+   *
+   * @generated from field: string workspace_id = 5;
+   */
+  workspaceId?: string;
 };
 
 /**
@@ -2626,6 +2646,15 @@ export declare type Event = Message<"chat.v1.Event"> & {
   occurredAt?: Timestamp | undefined;
 
   /**
+   * The workspace of the conversation the event belongs to (one stream carries
+   * every workspace's events; docs/WORKSPACES.md). Empty for presence_updated,
+   * like conversation_id: presence belongs to the user, across workspaces.
+   *
+   * @generated from field: string workspace_id = 4;
+   */
+  workspaceId: string;
+
+  /**
    * @generated from oneof chat.v1.Event.payload
    */
   payload: {
@@ -2724,6 +2753,15 @@ export declare type EventJson = {
    * @generated from field: google.protobuf.Timestamp occurred_at = 3;
    */
   occurredAt?: TimestampJson;
+
+  /**
+   * The workspace of the conversation the event belongs to (one stream carries
+   * every workspace's events; docs/WORKSPACES.md). Empty for presence_updated,
+   * like conversation_id: presence belongs to the user, across workspaces.
+   *
+   * @generated from field: string workspace_id = 4;
+   */
+  workspaceId?: string;
 
   /**
    * @generated from field: chat.v1.MessageCreated message_created = 10;

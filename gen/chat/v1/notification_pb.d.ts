@@ -84,6 +84,13 @@ export declare type Notification = Message<"chat.v1.Notification"> & {
    * @generated from field: int64 last_seq = 12;
    */
   lastSeq: bigint;
+
+  /**
+   * The workspace of the conversation (docs/WORKSPACES.md).
+   *
+   * @generated from field: string workspace_id = 13;
+   */
+  workspaceId: string;
 };
 
 /**
@@ -159,6 +166,13 @@ export declare type NotificationJson = {
    * @generated from field: int64 last_seq = 12;
    */
   lastSeq?: string;
+
+  /**
+   * The workspace of the conversation (docs/WORKSPACES.md).
+   *
+   * @generated from field: string workspace_id = 13;
+   */
+  workspaceId?: string;
 };
 
 /**
