@@ -447,9 +447,10 @@ export class SqlConversationStore implements ConversationStore {
       // (docs/WORKSPACES.md, "Cost"): a user whose conversations are all in this
       // workspace reads the same N entries as before.
       params.push(opts.workspaceId);
-      const inWorkspace = `AND EXISTS (SELECT 1 FROM conversations cw WHERE cw.id = m.conversation_id AND cw.workspace_id = $${params.length}::uuid)`;
-      small += ` ${inWorkspace}`;
-      big += ` ${inWorkspace}`;
+      small += ` AND EXISTS (SELECT 1 FROM conversations cw WHERE cw.id = m.conversation_id AND cw.workspace_id = $${params.length}::uuid)`;
+      // The big branch probes the conversation row anyway (the LATERAL below): filter there. An
+      // EXISTS here made the planner hash-join every conversation of the workspace.
+      big += ` AND c.workspace_id = $${params.length}::uuid`;
     }
     if (opts.after) {
       // Compare in Postgres' own microsecond precision: the cursor carries
@@ -494,7 +495,7 @@ export class SqlConversationStore implements ConversationStore {
            UNION ALL
            (SELECT m.conversation_id, c.last_message_at AS at
               FROM conversation_members m
-              CROSS JOIN LATERAL (SELECT c.last_message_at FROM conversations c WHERE c.id = m.conversation_id OFFSET 0) c
+              CROSS JOIN LATERAL (SELECT c.last_message_at, c.workspace_id FROM conversations c WHERE c.id = m.conversation_id OFFSET 0) c
              WHERE m.user_id = $1 AND m.activity_at IS NULL AND ($2::boolean OR NOT m.archived) ${big}
              ORDER BY c.last_message_at DESC, m.conversation_id DESC
              LIMIT $3)
