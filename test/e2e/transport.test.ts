@@ -109,7 +109,7 @@ describe("grpcurl (no proto files)", () => {
   const requireTools = process.env.REQUIRE_ALL_BACKENDS === "1";
   if (!grpcurl && !requireTools) console.warn("SKIPPED grpcurl tests: install with go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3");
 
-  it.skipIf(!grpcurl && !requireTools)("lists the five chat services, health and reflection", async () => {
+  it.skipIf(!grpcurl && !requireTools)("lists the six chat services, health and reflection", async () => {
     expect(grpcurl, "grpcurl not found").toBeTruthy();
     const res = await run(grpcurl!, ["-plaintext", server.address, "list"]);
     expect(res.code, res.stderr).toBe(0);
@@ -120,6 +120,7 @@ describe("grpcurl (no proto files)", () => {
       "chat.v1.MessageService",
       "chat.v1.NotificationService",
       "chat.v1.PresenceService",
+      "chat.v1.WorkspaceService",
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
       "grpc.reflection.v1alpha.ServerReflection",
