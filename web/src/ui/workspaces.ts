@@ -9,7 +9,8 @@ import { describeError } from "../api.ts";
 import type { Chat } from "../chat.ts";
 import { fill, h } from "./dom.ts";
 
-const SLUG = "^[a-z0-9][a-z0-9-]{1,39}$";
+/** The proto's slug rule as an HTML pattern (anchored by the browser; compiled with the `v` flag, where a "-" in a class must be escaped). */
+const SLUG = "[a-z0-9][a-z0-9\\-]{1,39}";
 
 /** "Design Team!" -> "design-team" (the slug rule: lowercase letters, digits and dashes, 2 to 40). */
 export function slugFrom(name: string): string {
