@@ -7,6 +7,7 @@ import { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import { MessageService } from "../../gen/chat/v1/message_pb.js";
 import { PresenceService } from "../../gen/chat/v1/presence_pb.js";
 import { NotificationService } from "../../gen/chat/v1/notification_pb.js";
+import { WorkspaceService } from "../../gen/chat/v1/workspace_pb.js";
 import { SessionEndedError, type TokenManager } from "./tokens.ts";
 
 /**
@@ -50,6 +51,7 @@ export interface ChatApi {
   messages: Client<typeof MessageService>;
   presence: Client<typeof PresenceService>;
   notifications: Client<typeof NotificationService>;
+  workspaces: Client<typeof WorkspaceService>;
 }
 
 export function createApi(transport: Transport): ChatApi {
@@ -59,6 +61,7 @@ export function createApi(transport: Transport): ChatApi {
     messages: createClient(MessageService, transport),
     presence: createClient(PresenceService, transport),
     notifications: createClient(NotificationService, transport),
+    workspaces: createClient(WorkspaceService, transport),
   };
 }
 

@@ -621,6 +621,104 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     expect(alice.errors).toEqual([]);
     expect(bob.errors).toEqual([]);
   });
+
+  it("workspaces: Alice creates one and an invitation link; Bob opens it (a bad link says why), joins and sees its conversations live there and not in the default workspace; Carol, signed out, signs up through the link and joins", async () => {
+    const switcher = (p: Person) => p.page.getByLabel("Workspace", { exact: true });
+    const options = (p: Person) => switcher(p).locator("option").allTextContents();
+    const name = `Design ${transport}`;
+    const slug = `design-${transport}-${randomBytes(3).toString("hex")}`;
+
+    // Alice: New workspace (a dialog; the short name follows the name until edited).
+    await alice.page.getByRole("button", { name: "New workspace" }).click();
+    const create = alice.page.getByRole("dialog", { name: "New workspace" });
+    await create.getByLabel("Workspace name").fill(name);
+    expect(await create.getByLabel("Short name").inputValue()).toBe(`design-${transport}`);
+    await create.getByLabel("Short name").fill(slug);
+    await expectNoAxeViolations(alice, "the new workspace dialog");
+    await create.getByRole("button", { name: "Create workspace" }).click();
+    await create.waitFor({ state: "hidden" });
+    await waitFor(async () => (await switcher(alice).locator("option:checked").textContent()) ?? "", name, "Alice is in her new workspace");
+    await waitFor(() => alice.page.getByTestId("conversation-list").textContent(), "No conversations yet.", "an empty workspace");
+    await expectNoAxeViolations(alice, "the workspace switcher");
+
+    // Invite people: a copyable link to the app.
+    await alice.page.getByRole("button", { name: "Invite people" }).click();
+    const invite = alice.page.getByRole("dialog", { name: `Invite people to ${name}` });
+    const linkBox = invite.getByLabel("Invitation link");
+    await expect.poll(() => linkBox.inputValue(), { timeout: WAIT_MS }).toMatch(new RegExp(`^${server.baseUrl}/join/[A-Za-z0-9_-]+$`));
+    const link = await linkBox.inputValue();
+    await screenshot(alice, `app-${transport}-invite`);
+    await expectNoAxeViolations(alice, "the invite dialog");
+    await alice.page.keyboard.press("Escape");
+    await invite.waitFor({ state: "hidden" });
+
+    // Bob: a link that is no invitation says so; the real one joins and shows the workspace.
+    await bob.page.goto(`${server.baseUrl}/join/not-a-real-token?transport=${transport}`);
+    await waitFor(
+      () => bob.page.getByTestId("error-banner").textContent(),
+      "This invitation link is not valid (unknown, or meant for someone else). Ask the person who invited you for a new link.Dismiss",
+      "a clear message",
+    );
+    await bob.page.goto(`${link}?transport=${transport}`);
+    await waitFor(async () => (await switcher(bob).locator("option:checked").textContent()) ?? "", name, "Bob joined and sees the workspace");
+    expect(new URL(bob.page.url()).pathname).toBe("/");
+    await waitFor(() => bob.page.getByTestId("conversation-list").textContent(), "No conversations yet.", "nothing of the default workspace");
+
+    // A group Alice makes here is in this workspace; Bob gets it live. A channel here is listed here only.
+    const auth = connectClient(AuthService, "connect", server.baseUrl);
+    const { tokens } = await auth.login({ login: alice.username, password: DEFAULT_TEST_PASSWORD, deviceId: randomUUID() });
+    const workspaceId = await switcher(alice).inputValue();
+    const channel = `studio${randomBytes(3).toString("hex")}`;
+    await connectClient(ConversationService, "connect", server.baseUrl, tokens!.accessToken).createConversation({
+      type: ConversationType.CHANNEL,
+      title: channel,
+      workspaceId,
+    });
+    const group = `Crits ${transport}`;
+    await alice.page.getByText("New group").click();
+    await alice.page.getByLabel("Group name").fill(group);
+    await alice.page.getByLabel("Members", { exact: true }).fill(bob.username);
+    await alice.page.getByRole("button", { name: "Create group" }).click();
+    await waitFor(() => alice.page.getByTestId("conversation-title").textContent(), group, "group opened");
+    await conversationItem(bob, group).waitFor({ timeout: WAIT_MS });
+    const channels = bob.page.getByTestId("channel-results").getByTestId("channel");
+    await bob.page.getByText("Browse channels").click();
+    await waitFor(() => channels.evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.channel)), [channel], "the workspace's channel");
+
+    // Back in the default workspace: the DM, not the group; a message in the group marks the other workspace unread.
+    // (Its entry may say "(n unread)": Bob skipped it since his reload.)
+    const defaultId = await switcher(bob)
+      .locator("option", { hasText: /^Default/ })
+      .getAttribute("value");
+    await switcher(bob).selectOption(defaultId!);
+    await conversationItem(bob, alice.displayName).waitFor({ timeout: WAIT_MS });
+    expect(await conversationItem(bob, group).count()).toBe(0);
+    await bob.page.getByTestId("channel-form").getByRole("button", { name: "Show" }).click();
+    await waitFor(
+      async () => (await channels.evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.channel))).includes(channel),
+      false,
+      "not listed in the default workspace",
+    );
+    await send(alice, "new crit at 3");
+    await waitFor(async () => (await options(bob)).includes(`${name} (1 unread)`), true, "the other workspace is marked unread");
+    expect(await conversationItem(bob, group).count()).toBe(0);
+    await switcher(bob).selectOption({ label: `${name} (1 unread)` });
+    await waitFor(() => conversationItem(bob, group).getByTestId("unread-badge").textContent(), "1", "the group with its unread message");
+
+    // Carol, signed out, opens the link: she signs up, then joins.
+    const carol = await openApp(transport, "Carol");
+    try {
+      await carol.page.goto(`${link}?transport=${transport}`);
+      await carol.page.getByText("Log in or create an account to join the workspace you were invited to.").waitFor();
+      await signUp(carol);
+      await waitFor(async () => (await switcher(carol).locator("option:checked").textContent()) ?? "", name, "Carol joined");
+      expect(carol.errors).toEqual([]);
+    } finally {
+      await carol.context.close();
+    }
+    expect(alice.errors).toEqual([]);
+    expect(bob.errors).toEqual([]);
+  });
 });
 
 // ---- settings, phone layout, accessibility --------------------------------------------

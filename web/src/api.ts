@@ -17,7 +17,8 @@ import type { ConversationService } from "../../gen/chat/v1/conversation_pb.js";
 import type { MessageService } from "../../gen/chat/v1/message_pb.js";
 import type { PresenceService } from "../../gen/chat/v1/presence_pb.js";
 import type { NotificationService } from "../../gen/chat/v1/notification_pb.js";
-import { BadRequestSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import type { WorkspaceService } from "../../gen/chat/v1/workspace_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   authInterceptor,
   cookieSessionInterceptor,
@@ -58,6 +59,7 @@ export class Api {
   messages: Client<typeof MessageService>;
   presence: Client<typeof PresenceService>;
   notifications: Client<typeof NotificationService>;
+  workspaces: Client<typeof WorkspaceService>;
   /** The refresh token is in an HttpOnly cookie (same origin only); a reload can resume. */
   readonly cookieSession: boolean;
   private readonly api: ChatApi;
@@ -101,6 +103,7 @@ export class Api {
       messages: this.messages,
       presence: this.presence,
       notifications: this.notifications,
+      workspaces: this.workspaces,
     } = this.api);
   }
 
@@ -172,6 +175,8 @@ function deviceName(): string {
 
 export interface ErrorView {
   message: string;
+  /** The machine-readable reason (google.rpc.ErrorInfo, docs/ERRORS.md), "" if none. */
+  reason: string;
   /** Field name (proto, snake_case) -> what is wrong with it. */
   fields: Map<string, string>;
   code: Code | null;
@@ -188,7 +193,8 @@ function waitHint(ce: ConnectError): string {
 
 /** Turns any error into text for the user, with INVALID_ARGUMENT field violations. */
 export function describeError(err: unknown): ErrorView {
-  if (err instanceof SessionEndedError) return { message: "Your session ended. Please log in again.", fields: new Map(), code: Code.Unauthenticated };
+  if (err instanceof SessionEndedError)
+    return { message: "Your session ended. Please log in again.", reason: "", fields: new Map(), code: Code.Unauthenticated };
   const ce = ConnectError.from(err);
   const fields = new Map<string, string>();
   for (const d of ce.findDetails(BadRequestSchema)) {
@@ -199,5 +205,6 @@ export function describeError(err: unknown): ErrorView {
     [Code.AlreadyExists]: ce.rawMessage || "That already exists.",
     [Code.ResourceExhausted]: `Too many attempts. ${waitHint(ce)}`,
   };
-  return { message: friendly[ce.code] ?? (ce.rawMessage || "Something went wrong."), fields, code: ce.code };
+  const reason = ce.findDetails(ErrorInfoSchema)[0]?.reason ?? "";
+  return { message: friendly[ce.code] ?? (ce.rawMessage || "Something went wrong."), reason, fields, code: ce.code };
 }

@@ -10,6 +10,7 @@ import { ConversationType, MemberRole, type Conversation } from "../../gen/chat/
 import type { Event as ChatEvent } from "../../gen/chat/v1/message_pb.js";
 import { PresenceStatus, type WatchPresenceResponse } from "../../gen/chat/v1/presence_pb.js";
 import { NotificationType, type Notification } from "../../gen/chat/v1/notification_pb.js";
+import { WorkspaceRole, type Workspace } from "../../gen/chat/v1/workspace_pb.js";
 import { describeError, isTransient, SessionEndedError, type Api } from "./api.ts";
 import { ResilientStream, type LinkState } from "./stream.ts";
 import {
@@ -35,7 +36,29 @@ const ROLE_OF: Partial<Record<MemberRole, Role>> = { [MemberRole.OWNER]: "owner"
 const ROLE_PB: Record<Exclude<Role, "">, MemberRole> = { owner: MemberRole.OWNER, admin: MemberRole.ADMIN, member: MemberRole.MEMBER };
 
 export type PresenceName = "online" | "away" | "dnd" | "offline" | "unknown";
-export type ChangeScope = "sidebar" | "messages" | "typing" | "status" | "header" | "thread" | "notifications" | "members";
+export type ChangeScope = "sidebar" | "messages" | "typing" | "status" | "header" | "thread" | "notifications" | "members" | "workspaces";
+
+export interface WorkspaceView {
+  id: string;
+  name: string;
+  slug: string;
+  isDefault: boolean;
+  role: "owner" | "admin" | "member" | "guest";
+}
+
+const WORKSPACE_ROLES: Partial<Record<WorkspaceRole, WorkspaceView["role"]>> = {
+  [WorkspaceRole.OWNER]: "owner",
+  [WorkspaceRole.ADMIN]: "admin",
+  [WorkspaceRole.MEMBER]: "member",
+  [WorkspaceRole.GUEST]: "guest",
+};
+
+/** Why an invitation could not be used (docs/ERRORS.md reasons), in words. */
+const INVITE_ERRORS: Record<string, string> = {
+  INVITE_EXPIRED: "This invitation has expired. Ask the person who invited you for a new link.",
+  INVITE_EXHAUSTED: "This invitation has been used as often as it allows. Ask the person who invited you for a new link.",
+  INVITE_NOT_FOUND: "This invitation link is not valid (unknown, or meant for someone else). Ask the person who invited you for a new link.",
+};
 
 export interface NotificationView {
   id: string;
@@ -61,6 +84,7 @@ export interface TimelineItemRef {
 
 export interface ConversationView {
   id: string;
+  workspaceId: string;
   type: "direct" | "group" | "channel";
   title: string;
   /** My role here ("" in a DM). */
@@ -119,6 +143,9 @@ export class Chat {
   /** conversation -> user -> read watermark */
   readonly receipts = new Map<string, Map<string, number>>();
   openId: string | null = null;
+  /** My workspaces (ListMyWorkspaces) and the one this tab shows: the sidebar, new conversations, channel browsing and searches are in it. */
+  workspaces: WorkspaceView[] = [];
+  workspaceId = "";
   /** The thread shown in the side panel. */
   openThread: { conversationId: string; parentId: string } | null = null;
   threadLoading = false;
@@ -179,7 +206,18 @@ export class Chat {
   private readonly idle: IdlePresence;
   private readonly onInput = () => this.idle.activity();
 
-  constructor(api: Api, me: User, deviceId: string, idleMs = 5 * 60_000) {
+  /** Told the workspace this tab now shows (the view remembers it per tab). */
+  private readonly onWorkspace: (id: string) => void;
+
+  constructor(
+    api: Api,
+    me: User,
+    deviceId: string,
+    idleMs = 5 * 60_000,
+    workspace: { preferred: string; onChange: (id: string) => void } = { preferred: "", onChange: () => {} },
+  ) {
+    this.workspaceId = workspace.preferred;
+    this.onWorkspace = workspace.onChange;
     this.idle = new IdlePresence({
       idleMs,
       setStatus: async (status) => {
@@ -247,6 +285,7 @@ export class Chat {
     window.addEventListener("offline", this.onOffline);
     this.typingSweep = setInterval(() => this.sweepTyping(), 1_000);
     await Promise.race([this.firstReady, new Promise((r) => setTimeout(r, 5_000))]);
+    await this.loadWorkspaces();
     await this.loadConversations();
   }
 
@@ -280,8 +319,103 @@ export class Chat {
     return t;
   }
 
+  /** The conversations of the current workspace (the map also holds others', seen through events, links or notifications). */
   sortedConversations(): ConversationView[] {
-    return [...this.conversations.values()].sort((a, b) => b.lastMessageAt - a.lastMessageAt || a.id.localeCompare(b.id));
+    return [...this.conversations.values()]
+      .filter((c) => this.inCurrentWorkspace(c))
+      .sort((a, b) => b.lastMessageAt - a.lastMessageAt || a.id.localeCompare(b.id));
+  }
+
+  private inCurrentWorkspace(c: ConversationView): boolean {
+    return !this.workspaceId || !c.workspaceId || c.workspaceId === this.workspaceId;
+  }
+
+  get currentWorkspace(): WorkspaceView | undefined {
+    return this.workspaces.find((w) => w.id === this.workspaceId);
+  }
+
+  /** Unread messages in a workspace's conversations this tab knows of (other workspaces: those that got messages while it ran). */
+  unreadIn(workspaceId: string): number {
+    let n = 0;
+    for (const c of this.conversations.values()) if (c.workspaceId === workspaceId) n += c.unread;
+    return n;
+  }
+
+  /** Shows another workspace: its conversations (ListConversations workspace_id); the open conversation closes if it is elsewhere. */
+  async switchWorkspace(id: string): Promise<void> {
+    if (id === this.workspaceId || !this.workspaces.some((w) => w.id === id)) return;
+    this.workspaceId = id;
+    this.onWorkspace(id);
+    const open = this.openId ? this.conversations.get(this.openId) : undefined;
+    if (open && !this.inCurrentWorkspace(open)) this.closeConversation();
+    this.emit("workspaces");
+    this.emit("sidebar");
+    await this.loadConversations();
+  }
+
+  /** CreateWorkspace (I am its owner), then shows it. Throws for the UI to show. */
+  async createWorkspace(name: string, slug: string): Promise<void> {
+    const res = await this.api.workspaces.createWorkspace({ name: name.trim(), slug: slug.trim() });
+    this.putWorkspace(res.workspace!);
+    await this.switchWorkspace(res.workspace!.id);
+  }
+
+  /** CreateInviteLink for the current workspace (member role, the server's default expiry of 7 days): the token. Throws for the UI to show. */
+  async createInviteLink(): Promise<{ token: string; expiresAt: Date | null }> {
+    const res = await this.api.workspaces.createInviteLink({ workspaceId: this.workspaceId });
+    return { token: res.invite!.token, expiresAt: date(res.invite!.expiresAt) };
+  }
+
+  /**
+   * JoinWorkspace with an invitation token, then shows that workspace. Throws
+   * an Error whose message says why the invitation cannot be used.
+   */
+  async joinWithInvite(token: string): Promise<WorkspaceView> {
+    try {
+      const res = await this.api.workspaces.joinWorkspace({ invite: { case: "token", value: token } });
+      const w = this.putWorkspace(res.workspace!);
+      await this.switchWorkspace(w.id);
+      return w;
+    } catch (err) {
+      const e = describeError(err);
+      const invalid = e.fields.size > 0; // a malformed token is as good as an unknown one
+      throw new Error(INVITE_ERRORS[e.reason] ?? (invalid ? INVITE_ERRORS.INVITE_NOT_FOUND! : e.message));
+    }
+  }
+
+  private putWorkspace(w: Workspace): WorkspaceView {
+    const view: WorkspaceView = { id: w.id, name: w.name, slug: w.slug, isDefault: w.isDefault, role: WORKSPACE_ROLES[w.role] ?? "member" };
+    this.workspaces = [...this.workspaces.filter((x) => x.id !== view.id), view].sort(
+      (a, b) => Number(b.isDefault) - Number(a.isDefault) || a.name.localeCompare(b.name),
+    );
+    this.emit("workspaces");
+    return view;
+  }
+
+  /** ListMyWorkspaces; keeps the remembered choice if I am still in it, else the default workspace. */
+  private async loadWorkspaces(): Promise<void> {
+    try {
+      let pageToken = "";
+      for (let page = 0; page < 10; page++) {
+        const res = await this.api.workspaces.listMyWorkspaces({ pageSize: 200, pageToken });
+        for (const w of res.workspaces) this.putWorkspace(w);
+        pageToken = res.nextPageToken;
+        if (!pageToken) break;
+      }
+    } catch (err) {
+      // A server without workspaces: the app works as before (requests name no workspace).
+      if (ConnectError.from(err).code !== Code.Unimplemented) this.report(err);
+    }
+    if (!this.workspaces.some((w) => w.id === this.workspaceId)) {
+      this.workspaceId = (this.workspaces.find((w) => w.isDefault) ?? this.workspaces[0])?.id ?? "";
+      if (this.workspaceId) this.onWorkspace(this.workspaceId);
+    }
+    this.emit("workspaces");
+  }
+
+  /** What requests that act in a workspace send: the current one, or none (the server's default). */
+  private get scope(): { workspaceId?: string } {
+    return this.workspaceId ? { workspaceId: this.workspaceId } : {};
   }
 
   userName(id: string): string {
@@ -344,6 +478,9 @@ export class Chat {
       this.emit("messages");
       return;
     }
+    // A link to a conversation of another of my workspaces shows that workspace.
+    if (conv.workspaceId && this.workspaceId && conv.workspaceId !== this.workspaceId && this.workspaces.some((w) => w.id === conv.workspaceId))
+      void this.switchWorkspace(conv.workspaceId);
     const tl = this.timeline(id);
     const work: Promise<unknown>[] = [this.loadReceipts(id)];
     if (!tl.loadedLatest) {
@@ -675,7 +812,7 @@ export class Chat {
   }
 
   async searchUsers(query: string): Promise<UserView[]> {
-    const res = await this.api.auth.searchUsers({ query: query.trim(), pageSize: 10 });
+    const res = await this.api.auth.searchUsers({ query: query.trim(), pageSize: 10, ...this.scope });
     const found = res.users.map(toUser);
     for (const u of found) this.users.set(u.id, u);
     return found.filter((u) => u.id !== this.me.id);
@@ -705,7 +842,7 @@ export class Chat {
 
   /** SearchMessages over all my conversations, newest first; each hit's conversation and sender are fetched for display. */
   async searchMessages(query: string): Promise<MessageData[]> {
-    const res = await this.api.messages.searchMessages({ query: query.trim(), pageSize: 20 });
+    const res = await this.api.messages.searchMessages({ query: query.trim(), pageSize: 20, ...this.scope });
     const hits = res.messages.map(messageData);
     await Promise.all([...new Set(hits.map((m) => m.conversationId))].map((id) => this.ensureConversation(id)));
     this.wantUsers(hits.map((m) => m.senderId));
@@ -772,7 +909,7 @@ export class Chat {
 
   /** ListPublicChannels (optionally by name prefix), marked with whether I am in each. */
   async listChannels(query: string): Promise<{ id: string; name: string; description: string; memberCount: number; joined: boolean }[]> {
-    const res = await this.api.conversations.listPublicChannels({ query: query.trim().replace(/^#/, ""), pageSize: 50 });
+    const res = await this.api.conversations.listPublicChannels({ query: query.trim().replace(/^#/, ""), pageSize: 50, ...this.scope });
     return res.conversations.map((c) => ({
       id: c.id,
       name: c.title,
@@ -790,13 +927,13 @@ export class Chat {
 
   /** Opens (creating on first use) the DM with a user. */
   async startDirect(userId: string): Promise<string> {
-    const res = await this.api.conversations.getOrCreateDirect({ userId });
+    const res = await this.api.conversations.getOrCreateDirect({ userId, ...this.scope });
     const conv = this.putConversation(res.conversation!);
     return conv.id;
   }
 
   async createGroup(title: string, memberIds: string[]): Promise<string> {
-    const res = await this.api.conversations.createConversation({ type: ConversationType.GROUP, title: title.trim(), memberIds });
+    const res = await this.api.conversations.createConversation({ type: ConversationType.GROUP, title: title.trim(), memberIds, ...this.scope });
     return this.putConversation(res.conversation!).id;
   }
 
@@ -919,6 +1056,7 @@ export class Chat {
       conv.previewSenderId = m.senderId;
       if (m.senderId !== this.me.id && m.seq > conv.lastReadSeq) conv.unread++;
       this.emit("sidebar");
+      if (!this.inCurrentWorkspace(conv)) this.emit("workspaces");
     }
     this.wantUsers([m.senderId]);
     if (m.conversationId === this.openId) {
@@ -999,10 +1137,12 @@ export class Chat {
   // ---- loading -----------------------------------------------------------------
 
   private async loadConversations(): Promise<void> {
+    const workspaceId = this.workspaceId;
     try {
       let pageToken = "";
       for (let page = 0; page < 10; page++) {
-        const res = await this.api.conversations.listConversations({ pageSize: 100, pageToken });
+        const res = await this.api.conversations.listConversations({ pageSize: 100, pageToken, ...this.scope });
+        if (workspaceId !== this.workspaceId) return; // switched meanwhile: that load lists the new one
         for (const c of res.conversations) this.putConversation(c);
         pageToken = res.nextPageToken;
         if (!pageToken) break;
@@ -1242,6 +1382,7 @@ function toConversation(c: Conversation): ConversationView {
   const type = c.type === ConversationType.DIRECT ? "direct" : c.type === ConversationType.CHANNEL ? "channel" : "group";
   return {
     id: c.id,
+    workspaceId: c.workspaceId,
     type,
     title: c.title,
     role: ROLE_OF[c.role] ?? "",

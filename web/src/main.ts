@@ -1,11 +1,11 @@
 // Boots the app: the auth screen until someone signs in, then the chat.
-// Routes: / and /c/<conversation id> (the server answers both with index.html).
+// Routes: /, /c/<conversation id> and /join/<invitation token> (the server answers all with index.html).
 
 import "./style.css";
 import type { User } from "../../gen/chat/v1/auth_pb.js";
 import { Api } from "./api.ts";
 import { Chat } from "./chat.ts";
-import { deviceId, idleMs, initialTransport } from "./settings.ts";
+import { deviceId, idleMs, initialTransport, savedWorkspace, saveWorkspace } from "./settings.ts";
 import { renderAuth } from "./ui/auth-view.ts";
 import { ChatView } from "./ui/chat-view.ts";
 
@@ -28,6 +28,12 @@ function routeId(): string | null {
   return m ? m[1]! : null;
 }
 
+/** An invitation link: /join/<token> (docs/WEB.md "Workspaces"). */
+function routeJoin(): string | null {
+  const m = /^\/join\/([A-Za-z0-9_-]{1,128})\/?$/.exec(location.pathname);
+  return m ? m[1]! : null;
+}
+
 function navigate(id: string | null): void {
   const path = id ? `/c/${id}` : "/";
   if (location.pathname !== path) history.pushState(null, "", `${path}${location.search}`);
@@ -39,18 +45,24 @@ function showAuth(notice?: string): void {
   view = null;
   chat = null;
   document.title = "Chat";
+  if (!notice && routeJoin()) notice = "Log in or create an account to join the workspace you were invited to.";
   renderAuth(root, { api, notice, onSignedIn: (user) => void signedIn(user) });
 }
 
 async function signedIn(user: User): Promise<void> {
-  chat = new Chat(api, user, deviceId(), idleMs());
+  chat = new Chat(api, user, deviceId(), idleMs(), { preferred: savedWorkspace(), onChange: saveWorkspace });
   view = new ChatView(root, chat, api, {
     onLogout: () => void api.logout().finally(() => showAuth()),
     onNavigate: navigate,
   });
   const target = routeId();
+  const invite = routeJoin();
   await chat.start();
-  if (target && view) await view.open(target);
+  if (invite && view) {
+    // The token is used once: the address bar goes back to the app.
+    history.replaceState(null, "", `/${location.search}`);
+    await view.joinInvite(invite);
+  } else if (target && view) await view.open(target);
 }
 
 window.addEventListener("popstate", () => {

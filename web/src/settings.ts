@@ -41,6 +41,17 @@ export function deviceId(): string {
   return id;
 }
 
+const WORKSPACE_KEY = "chat.workspace";
+
+/** The workspace this tab shows (sessionStorage: each tab keeps its own). */
+export function savedWorkspace(): string {
+  return safeGet(sessionStorage, WORKSPACE_KEY) ?? "";
+}
+
+export function saveWorkspace(id: string): void {
+  safeSet(sessionStorage, WORKSPACE_KEY, id);
+}
+
 // Storage throws in some privacy modes; the app works without it.
 function safeGet(s: Storage, k: string): string | null {
   try {

@@ -11,6 +11,7 @@ import type { LinkState } from "../stream.ts";
 import type { MessageData, TimelineItem } from "../../../client/src/web.ts";
 import { h, fill } from "./dom.ts";
 import { settingsDialog } from "./settings-dialog.ts";
+import { WorkspaceSwitcher } from "./workspaces.ts";
 import { mentionAutocomplete } from "./mentions.ts";
 
 /** The reaction picker: common reactions, in rows of six. */
@@ -77,6 +78,7 @@ export class ChatView {
   private readonly threadComposer: HTMLTextAreaElement;
 
   private readonly appEl: HTMLElement;
+  private readonly workspaces: WorkspaceSwitcher;
   private readonly rendered = new Map<string, Rendered>();
   /** The open thread's replies, keyed like `rendered` (same tools, same state fields). */
   private readonly threadRendered = new Map<string, Rendered>();
@@ -244,9 +246,12 @@ export class ChatView {
       h("div", { class: "row" }, searchInput, h("button", { type: "submit" }, "Search")),
     );
     this.convList = h("ul", { class: "conv-list", "data-testid": "conversation-list", "aria-labelledby": "conv-heading" });
+    const dialogs = h("div", { class: "dialogs" });
+    this.workspaces = new WorkspaceSwitcher(chat, dialogs);
     const sidebar = h(
       "nav",
       { class: "sidebar", "aria-label": "Conversations" },
+      this.workspaces.el,
       dmForm,
       this.dmResults,
       h("details", { class: "new-group" }, h("summary", null, "New group"), groupForm),
@@ -395,9 +400,10 @@ export class ChatView {
     );
     fill(root, this.appEl);
     const openSettings = settingsDialog(this.appEl, api);
-    this.appEl.append(this.notifDialog, this.membersDialog);
+    this.appEl.append(this.notifDialog, this.membersDialog, ...dialogs.children);
     this.unsubscribe = chat.onChange((scope) => this.schedule(scope));
-    for (const s of ["sidebar", "messages", "typing", "status", "header", "thread", "notifications", "members"] as const) this.dirty.add(s);
+    for (const s of ["sidebar", "messages", "typing", "status", "header", "thread", "notifications", "members", "workspaces"] as const)
+      this.dirty.add(s);
     this.flush();
     (this.chat.openId ? this.composer : dmInput).focus();
   }
@@ -448,6 +454,7 @@ export class ChatView {
     if (d.has("thread") || d.has("header")) this.renderThread();
     if (d.has("notifications") || d.has("sidebar")) this.renderNotifications();
     if (d.has("members") || d.has("header")) this.renderMembers();
+    if (d.has("workspaces") || d.has("sidebar")) this.workspaces.render();
   }
 
   private renderStatus(): void {
@@ -954,6 +961,17 @@ export class ChatView {
     const others = count - known.length;
     const names = others > 0 ? [...known, `${others} ${known.length ? "more" : others === 1 ? "person" : "people"}`] : known;
     return `${withEmoji ? `${emoji} ` : ""}${names.join(", ")}`;
+  }
+
+  /** An invitation link was opened (/join/<token>): join, show that workspace; a clear message if the invitation cannot be used. */
+  async joinInvite(token: string): Promise<void> {
+    try {
+      await this.chat.joinWithInvite(token);
+      this.renderNow();
+    } catch (err) {
+      this.chat.lastError = (err as Error).message;
+      this.schedule("status");
+    }
   }
 
   private showError(err: unknown): void {
