@@ -78,9 +78,13 @@ async function signUp(p: Person): Promise<void> {
   await page.getByLabel("Username").fill(p.username);
   await page.getByLabel("Display name").fill(p.displayName);
   await page.getByLabel("Password").fill(DEFAULT_TEST_PASSWORD);
+  // The app's start is over when its first conversation list has come back (after the stream and
+  // the workspaces): calls a test counts from here are the test's own.
+  const listed = page.waitForResponse((r) => r.url().endsWith("/ListConversations"), { timeout: 30_000 });
   await page.getByRole("button", { name: "Create account" }).click();
   await page.getByTestId("me").waitFor({ state: "attached" }); // hidden on a phone
   await waitFor(() => p.page.getByTestId("connection-status").getAttribute("data-state"), "live", `${p.username}'s stream`);
+  await listed;
 }
 
 async function waitFor<T>(read: () => Promise<T>, expected: T, what: string, timeout = WAIT_MS): Promise<void> {
