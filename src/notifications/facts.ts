@@ -50,6 +50,10 @@ export class StoreNotificationFacts implements NotificationFacts {
     return k;
   }
 
+  async workspaceOf(conversationId: string): Promise<string> {
+    return (await this.conversations.workspacesOf([conversationId])).get(conversationId) ?? "";
+  }
+
   async members(conversationId: string, userIds: string[]): Promise<Map<string, { mutedUntil: Date | null }>> {
     const { rows } = await this.sql.query<{ user_id: string; muted_until: Date | null }>(
       "SELECT user_id, muted_until FROM conversation_members WHERE conversation_id = $1 AND user_id = ANY($2::uuid[])",

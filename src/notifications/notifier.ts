@@ -22,6 +22,8 @@ export interface MessageFacts {
 export interface NotificationFacts {
   /** `known`: the message as its event carried it (then it is not read again). */
   message(conversationId: string, messageId: string, known?: StoredMessage): Promise<MessageFacts | null>;
+  /** The workspace of a conversation (pushes say it). */
+  workspaceOf(conversationId: string): Promise<string>;
   /** muted_until of those users who are members of the conversation (non-members are absent). */
   members(conversationId: string, userIds: string[]): Promise<Map<string, { mutedUntil: Date | null }>>;
 }
@@ -146,10 +148,12 @@ export class Notifier {
   async flush(now = new Date()): Promise<number> {
     let sent = 0;
     for (const due of await this.store.dueBatches(now, 200)) {
+      // Read before the claim: a failure here leaves the batch due for the next flush.
+      const workspaceId = await this.facts.workspaceOf(due.conversationId);
       // The claimed state: messages folded in since dueBatches read it are included.
       const claimed = await this.store.markBatched(due.id, now);
       if (!claimed) continue;
-      await this.push.send(claimed);
+      await this.push.send({ ...claimed, workspaceId });
       sent++;
     }
     return sent;

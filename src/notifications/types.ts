@@ -40,8 +40,13 @@ export interface ListCursor {
 }
 
 /** Where flushed notifications go (a webhook to APNs/FCM gateways, or nothing). */
+/** A notification as pushed: with its conversation's workspace (docs/WORKSPACES.md). */
+export interface PushedNotification extends Notification {
+  workspaceId: string;
+}
+
 export interface PushSender {
-  send(n: Notification): Promise<void>;
+  send(n: PushedNotification): Promise<void>;
 }
 
 export const MAX_IDS_PER_NOTIFICATION = 50;

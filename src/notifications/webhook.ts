@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Logger } from "pino";
-import type { Notification, PushSender } from "./types.ts";
+import type { PushedNotification, PushSender } from "./types.ts";
 
 export interface WebhookOptions {
   url: string;
@@ -55,7 +55,7 @@ export function verifyWebhook(
 export class WebhookPushSender implements PushSender {
   private readonly opts: Required<WebhookOptions>;
   private readonly logger: Logger;
-  private readonly queue: Notification[] = [];
+  private readonly queue: PushedNotification[] = [];
   private running = 0;
   private stopped = false;
 
@@ -64,7 +64,7 @@ export class WebhookPushSender implements PushSender {
     this.logger = logger;
   }
 
-  async send(n: Notification): Promise<void> {
+  async send(n: PushedNotification): Promise<void> {
     if (this.stopped) return;
     if (this.queue.length + this.running >= this.opts.maxQueued) {
       this.logger.warn({ notification: n.id }, "webhook queue full: notification not pushed");
@@ -97,11 +97,12 @@ export class WebhookPushSender implements PushSender {
     }
   }
 
-  private async deliver(n: Notification): Promise<PushOutcome> {
+  private async deliver(n: PushedNotification): Promise<PushOutcome> {
     const body = JSON.stringify({
       id: n.id,
       type: n.type,
       userId: n.userId,
+      workspaceId: n.workspaceId,
       conversationId: n.conversationId,
       messageIds: n.messageIds,
       messageCount: n.messageCount,

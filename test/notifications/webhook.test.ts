@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { pino } from "pino";
 import { type PushOutcome, signWebhook, verifyWebhook, WebhookPushSender } from "../../src/notifications/webhook.ts";
-import type { Notification } from "../../src/notifications/types.ts";
+import type { PushedNotification } from "../../src/notifications/types.ts";
 import { until } from "../support/poll.ts";
 
 interface Received {
@@ -39,10 +39,11 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-function notification(): Notification {
+function notification(): PushedNotification {
   return {
     id: randomUUID(),
     userId: randomUUID(),
+    workspaceId: randomUUID(),
     conversationId: randomUUID(),
     type: "mention",
     messageIds: [randomUUID()],
@@ -74,7 +75,14 @@ it("delivers a signed JSON notification", async () => {
   expect(verifyWebhook(SECRET, { ...delivery, signature: delivery.signature.slice(0, -1) })).toBe(false);
   // A captured delivery replayed ten minutes later is refused.
   expect(verifyWebhook(SECRET, delivery, { nowMs: Number(delivery.timestamp) * 1000 + 600_000 })).toBe(false);
-  expect(JSON.parse(got.body)).toMatchObject({ id: n.id, type: "mention", userId: n.userId, messageCount: 3, preview: "hi @you" });
+  expect(JSON.parse(got.body)).toMatchObject({
+    id: n.id,
+    type: "mention",
+    userId: n.userId,
+    workspaceId: n.workspaceId,
+    messageCount: 3,
+    preview: "hi @you",
+  });
 });
 
 it("retries 5xx and 429 with backoff until it is accepted", async () => {

@@ -18,6 +18,7 @@ import { DEFAULT_TEST_PASSWORD, seedTargetForEnv, seedUsers, type SeedTarget, ty
 import { StreamClient } from "../support/stream-client.ts";
 import { channel } from "../realtime/helpers.ts";
 import { signWebhook } from "../../src/notifications/webhook.ts";
+import { DEFAULT_WORKSPACE_ID } from "../../src/workspaces/types.ts";
 import { until } from "../support/poll.ts";
 
 const WEBHOOK_SECRET = "presence-e2e-webhook-secret";
@@ -242,7 +243,14 @@ forEachBackend(
       expect(res.unseenCount).toBe(1);
       const pushed = deliveries.find((d) => d.body.includes(conversationId) && d.headers["x-chat-attempt"] === "2")!;
       expect(pushed.headers["x-chat-signature"]).toBe(signWebhook(WEBHOOK_SECRET, String(pushed.headers["x-chat-timestamp"]), pushed.body));
-      expect(JSON.parse(pushed.body)).toMatchObject({ userId: alice.id, messageCount: 3, type: "mention" });
+      // Created without a workspace: the default one, and the push says so.
+      expect(JSON.parse(pushed.body)).toMatchObject({
+        userId: alice.id,
+        workspaceId: DEFAULT_WORKSPACE_ID,
+        conversationId,
+        messageCount: 3,
+        type: "mention",
+      });
       // Bob, the sender, gets nothing; alice marks hers seen.
       expect((await connectClient(NotificationService, "connect", nodeA.baseUrl, bob.token).listNotifications({})).notifications).toEqual([]);
       expect((await list.markNotificationsSeen({ notificationIds: [res.notifications[0].id] })).markedCount).toBe(1);
