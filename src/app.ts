@@ -156,7 +156,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
   const workspaces: Workspaces = new Workspaces({
     store: new SqlWorkspaceStore(stores.sql),
     // Their conversations of the workspace go with them (bound late: conversations needs workspaces).
-    memberGone: (actor, workspaceId, userId): Promise<number> => conversations.dropWorkspaceMember(actor, workspaceId, userId),
+    memberGone: (actor, workspaceId, userId, opts): Promise<number> => conversations.dropWorkspaceMember(actor, workspaceId, userId, opts),
   });
   const conversations = new Conversations({
     store: conversationStore,

@@ -422,9 +422,11 @@ export class Conversations {
    * as by `actor`), one conversation at a time. Until then they are already
    * inert (a membership counts only while in the workspace). DMs stay, inert
    * the same way, so a return to the workspace finds them. Returns how many
-   * memberships were removed.
+   * memberships were removed. `strict`: a failed removal throws (a join clears
+   * what a failed removal after a leave left behind, and must not go on);
+   * otherwise it is logged and the membership stays inert until the next join.
    */
-  async dropWorkspaceMember(actor: Actor, workspaceId: string, userId: string): Promise<number> {
+  async dropWorkspaceMember(actor: Actor, workspaceId: string, userId: string, opts: { strict?: boolean } = {}): Promise<number> {
     let dropped = 0;
     for (const id of await this.store.groupsAndChannelsOf(userId, workspaceId)) {
       const out = await this.events
@@ -450,9 +452,10 @@ export class Conversations {
           (r) => r?.events ?? [],
         )
         .catch((err) => {
+          if (opts.strict) throw err;
           this.logger?.error(
             { err, conversationId: id, userId, workspaceId },
-            "removing a former workspace member from a conversation failed; it stays inert",
+            "removing a former workspace member from a conversation failed; it stays inert until they join again",
           );
           return null;
         });

@@ -44,7 +44,7 @@ export interface WorkspaceDeps {
    * Called after a user left or was removed from a workspace (committed): the
    * conversation module drops their memberships of its conversations.
    */
-  memberGone?: (actor: Actor, workspaceId: string, userId: string) => Promise<unknown>;
+  memberGone?: (actor: Actor, workspaceId: string, userId: string, opts?: { strict?: boolean }) => Promise<unknown>;
   now?: () => Date;
 }
 
@@ -185,6 +185,11 @@ export class Workspaces implements WorkspaceAccess {
     const addressedToCaller = found.inviteeUserId === actor.userId || (found.inviteeEmail !== null && found.inviteeEmail === email);
     const isLink = found.inviteeUserId === null && found.inviteeEmail === null;
     if (!addressedToCaller && !(isLink && input.token !== undefined)) throw inviteNotFound();
+    // Coming back: group and channel memberships left from an earlier stay (their removal after
+    // the leave failed) would count again once in; they go first, and a failure fails the join.
+    if (!(await this.store.getMember(found.workspaceId, actor.userId))) {
+      await this.memberGone?.(actor, found.workspaceId, actor.userId, { strict: true });
+    }
     const out = await this.mutate(found.workspaceId, async (locked) => {
       const existing = await locked.member(actor.userId);
       if (existing) return { me: existing, joined: false }; // uses nothing

@@ -193,6 +193,28 @@ forEachBackend("workspaces: conversations scoped by workspace", ["postgres", "pg
     }
   });
 
+  it("a group membership left behind by a removal that failed after the leave does not come back when the user rejoins", async () => {
+    const [owner, m] = await h.users(2);
+    const ws = await workspaceWith(owner, [[m, WorkspaceRole.MEMBER]]);
+    const g = (await h.call(owner, M.createConversation, { type: ConversationType.GROUP, memberIds: [m.id], workspaceId: ws.id })).conversation!;
+    // The leave committed but the memberships' removal did not happen (as when it fails): the
+    // workspace row goes, the group membership stays (inert).
+    await h.server.app.stores.sql.query("DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2", [ws.id, m.id]);
+    expect(await rejected(h.call(m, M.getConversation, { conversationId: g.id }))).toEqual({
+      code: grpc.status.NOT_FOUND,
+      reason: "CONVERSATION_NOT_FOUND",
+    });
+    // Invited again: back in the workspace, but not in the group.
+    const link = (await h.call(owner, W.createInviteLink, { workspaceId: ws.id, maxUses: 1 })).invite!;
+    await h.call(m, W.joinWorkspace, { invite: { case: "token", value: link.token } });
+    expect(await rejected(h.call(m, M.getConversation, { conversationId: g.id }))).toEqual({
+      code: grpc.status.NOT_FOUND,
+      reason: "CONVERSATION_NOT_FOUND",
+    });
+    expect((await h.call(m, M.listConversations, { workspaceId: ws.id })).conversations.map((c) => c.id)).not.toContain(g.id);
+    expect((await h.call(owner, M.listMembers, { conversationId: g.id })).members.map((x) => x.userId)).toEqual([owner.id]);
+  });
+
   it("leaving a workspace takes its channels and groups with it; the last owner of a channel leaves it ownerless", async () => {
     const [owner, m] = await h.users(2);
     const ws = await workspaceWith(owner, [[m, WorkspaceRole.MEMBER]]);
