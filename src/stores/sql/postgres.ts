@@ -1,5 +1,5 @@
 import pg from "pg";
-import type { QueryResult, SqlDatabase, SqlExecutor } from "./sql.ts";
+import type { QueryOptions, QueryResult, SqlDatabase, SqlExecutor } from "./sql.ts";
 import { AppError, unavailable } from "../../shared/errors.ts";
 import { IGNORE_FAULTS, STORE_RETRY_AFTER_MS, type StoreFaults } from "../faults.ts";
 
@@ -84,10 +84,12 @@ export function createPostgres(connectionString: string, opts: PostgresOptions =
   };
 
   const exec = (client: pg.Pool | pg.PoolClient): SqlExecutor => ({
-    async query<R>(text: string, params?: unknown[]): Promise<QueryResult<R>> {
+    async query<R>(text: string, params?: unknown[], options?: QueryOptions): Promise<QueryResult<R>> {
       if (client === pool) admit();
       try {
-        const res = await client.query(text, params as unknown[]);
+        const res = options?.name
+          ? await client.query({ name: options.name, text, values: params as unknown[] })
+          : await client.query(text, params as unknown[]);
         return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
       } catch (err) {
         // Inside a transaction the transaction reports the loss (once); here, the pool's query.

@@ -9,8 +9,18 @@ export interface QueryResult<R> {
   rowCount: number;
 }
 
+export interface QueryOptions {
+  /**
+   * A name for a hot, fixed statement: on Postgres it is prepared once per
+   * connection (parsed and planned once, then only bound and executed). Only
+   * for statements whose text never varies and whose plan does not depend on
+   * the parameters (a generic plan is fine). PGlite ignores it.
+   */
+  name?: string;
+}
+
 export interface SqlExecutor {
-  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<QueryResult<R>>;
+  query<R = Record<string, unknown>>(text: string, params?: unknown[], options?: QueryOptions): Promise<QueryResult<R>>;
   /** Runs a script of several statements, without parameters (migrations). */
   exec(script: string): Promise<void>;
 }
