@@ -137,6 +137,7 @@ export async function takeNextSeq(tx: SqlExecutor, conversationId: string, sende
      )
      SELECT last_seq FROM c`,
     [conversationId, senderId, createdAt],
+    { name: "message_take_seq" },
   );
   return rows[0] ? Number(rows[0].last_seq) : null;
 }

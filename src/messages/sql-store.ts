@@ -83,9 +83,15 @@ function toMessage(r: MessageRow): StoredMessage {
 // src/events/sql-outbox.ts (conversation, head, members, parent message): the
 // main query runs m, h and e; c, r, a and p (which read e) run after it, and
 // the member-activity trigger (migration 0007) at the end of the statement.
-const SEND_SQL = `
+// `r` also sets the sender's own activity copy to what the trigger will set
+// (the conversation's new last_message_at, in a small conversation), so the
+// trigger finds that row current and the sender's row gets one new version
+// per send, not two. The statement is prepared once per connection (named):
+// parsing and planning it on every call cost Postgres more than running it
+// (bench/send-cost.ts).
+export const SEND_SQL = `
 WITH l AS (
-  SELECT last_seq FROM conversations
+  SELECT last_seq, last_message_at, member_count FROM conversations
    WHERE id = $2::uuid AND EXISTS (SELECT 1 FROM conversation_members WHERE conversation_id = $2::uuid AND user_id = $3::uuid)
      AND EXISTS (SELECT 1 FROM workspace_members w WHERE w.workspace_id = conversations.workspace_id AND w.user_id = $3::uuid)
      FOR NO KEY UPDATE
@@ -111,8 +117,9 @@ WITH l AS (
     FROM m
    WHERE conversations.id = m.conversation_id AND (SELECT count(*) FROM e) >= 0
 ), r AS (
-  UPDATE conversation_members SET last_read_seq = GREATEST(last_read_seq, m.seq), delivered_seq = GREATEST(delivered_seq, m.seq)
-    FROM m
+  UPDATE conversation_members SET last_read_seq = GREATEST(last_read_seq, m.seq), delivered_seq = GREATEST(delivered_seq, m.seq),
+         activity_at = CASE WHEN l.member_count <= conversation_fanout_max() THEN GREATEST(l.last_message_at, m.created_at) ELSE activity_at END
+    FROM m, l
    WHERE conversation_members.conversation_id = m.conversation_id AND conversation_members.user_id = m.sender_id
      AND (SELECT count(*) FROM e) >= 0
 ), a AS (
@@ -170,7 +177,7 @@ export class SqlMessageStore implements MessageStore {
     ];
     for (let attempt = 1; ; attempt++) {
       try {
-        const { rows } = await this.db.query<MessageRow & { ev_seq: number; ev_at: Date }>(SEND_SQL, params);
+        const { rows } = await this.db.query<MessageRow & { ev_seq: number; ev_at: Date }>(SEND_SQL, params, { name: "message_send" });
         if (rows[0]) {
           const message = toMessage(rows[0]);
           out?.push({
