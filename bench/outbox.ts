@@ -19,7 +19,7 @@
 // default 200), BENCH_ONLY=count|throughput.
 
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync, mkdtempSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { loadavg, tmpdir, cpus } from "node:os";
@@ -142,6 +142,28 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
+/**
+ * CPU seconds of every Postgres process on this machine: the live ones' own
+ * time plus what exited backends left in their parent's (the postmaster's)
+ * children counters, so pgbench's short-lived backends count too.
+ */
+function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    if (!stat.includes("(postgres)")) continue;
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    total += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  }
+  return total / 100;
+}
+
 async function phaseThroughput(): Promise<void> {
   const backends = await provisionBackends({ sql: "postgres", redis: Boolean(process.env.TEST_REDIS_URL) });
   const server = await spawnServer(backends.env, { ACCESS_TOKEN_TTL_SEC: "3600" });
@@ -170,14 +192,16 @@ UPDATE conversations SET last_seq = m.seq${setActivity ? ", last_message_at = no
     await drive(apis, convs, 8, { seconds: 1 }); // warm-up
     log(`\n## SendMessage vs pgbench's minimal send (same tables, back to back, ${SECONDS} s each) — ${cpus().length} cores, load ${load()}\n`);
     log(
-      "| senders | conversations | SendMessage sends/s | server CPU ms/send | pgbench sends/s | ratio | pgbench + activity copy sends/s | load (1 min) |",
+      "| senders | conversations | SendMessage sends/s | server CPU ms/send | Postgres CPU ms/send (app) | pgbench sends/s | Postgres CPU ms/send (pgbench) | ratio | pgbench + activity copy sends/s | load (1 min) |",
     );
-    log("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    log("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (const senders of [8, 32]) {
       for (const k of [1, 10, 100]) {
         const cpu0 = cpuSeconds(server.child.pid!);
+        const pg0 = postgresCpuSeconds();
         const app = await drive(apis, convs.slice(0, k), senders, { seconds: SECONDS });
         const cpu = cpuSeconds(server.child.pid!) - cpu0;
+        const pgCpu = postgresCpuSeconds() - pg0;
         const appRate = app.sent / app.seconds;
         const pgbench = (file: string) => {
           const out = execFileSync(
@@ -187,10 +211,12 @@ UPDATE conversations SET last_seq = m.seq${setActivity ? ", last_message_at = no
           );
           return Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
         };
+        const pgBench0 = postgresCpuSeconds();
         const tps = pgbench(script);
+        const pgBenchCpu = postgresCpuSeconds() - pgBench0;
         const tpsActivity = pgbench(scriptActivity);
         log(
-          `| ${senders} | ${k} | ${appRate.toFixed(0)}${app.errors ? ` (${app.errors} errors)` : ""} | ${((1000 * cpu) / Math.max(1, app.sent)).toFixed(2)} | ${tps.toFixed(0)} | ${(appRate / tps).toFixed(2)} | ${tpsActivity.toFixed(0)} | ${loadavg()[0].toFixed(1)} |`,
+          `| ${senders} | ${k} | ${appRate.toFixed(0)}${app.errors ? ` (${app.errors} errors)` : ""} | ${((1000 * cpu) / Math.max(1, app.sent)).toFixed(2)} | ${((1000 * pgCpu) / Math.max(1, app.sent)).toFixed(2)} | ${tps.toFixed(0)} | ${((1000 * pgBenchCpu) / Math.max(1, tps * SECONDS)).toFixed(2)} | ${(appRate / tps).toFixed(2)} | ${tpsActivity.toFixed(0)} | ${loadavg()[0].toFixed(1)} |`,
         );
       }
     }
