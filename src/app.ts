@@ -197,6 +197,7 @@ export async function startApp(config: Config, logger: Logger, hooks: AppHooks =
   ];
 
   const validator = new RequestValidator();
+  validator.warm(CHAT_SERVICES.flatMap((s) => s.methods.map((m) => m.input)));
   const routes = (router: ConnectRouter) => {
     registerHealth(router, health);
     registerReflection(router, DESCRIPTOR_FILES, serviceNames);
