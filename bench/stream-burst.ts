@@ -17,7 +17,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -96,7 +96,7 @@ async function main() {
   // the streams left behind is told apart from garbage V8 has not collected yet.
   const server = await spawnServer(backends.env, {
     MAX_CONCURRENT_STREAMS: "1000",
-    NODE_OPTIONS: `--expose-gc --import ${join(import.meta.dirname, "realtime/gc-hook.ts")}`,
+    NODE_OPTIONS: `--expose-gc --import ${join(import.meta.dirname, "realtime/gc-hook.ts")} ${process.env.BENCH_NODE_OPTIONS ?? ""}`,
   });
   const pid = server.child.pid!;
   // Real users with real sessions (what a burst of reconnects looks like), inserted directly.
@@ -228,6 +228,7 @@ async function main() {
     .split("\n")
     .filter((l) => /"level":(40|50)/.test(l))
     .slice(0, 3);
+  if (process.env.BENCH_SERVER_LOG) writeFileSync(process.env.BENCH_SERVER_LOG, server.output());
   await server.stop();
   await backends.cleanup();
 
