@@ -15,10 +15,10 @@ import { loadMigrations, migrate } from "../../src/stores/sql/migrate.ts";
 import { MIGRATIONS_DIR } from "../../src/stores/stores.ts";
 import { copyPgliteImage } from "../support/pglite-image.ts";
 
-async function open(name: SqlBackendName): Promise<{ db: SqlDatabase; reopen(): Promise<SqlDatabase>; cleanup(): Promise<void> }> {
+async function open(name: SqlBackendName): Promise<{ db: SqlDatabase; url?: string; reopen(): Promise<SqlDatabase>; cleanup(): Promise<void> }> {
   if (name === "postgres") {
     const iso = await isolatedPostgres();
-    return { db: createPostgres(iso.url), reopen: async () => createPostgres(iso.url), cleanup: iso.drop };
+    return { db: createPostgres(iso.url), url: iso.url, reopen: async () => createPostgres(iso.url), cleanup: iso.drop };
   }
   // A freshly initialised database (the run's initdb-only image, copied): the migrations below start from nothing.
   const dir = mkdtempSync(join(tmpdir(), "pglite-"));
@@ -48,6 +48,33 @@ forEachBackend("sql store", ["postgres", "pglite"] as const, (name) => {
     expect(typeof rows[0].n).toBe("number");
     const count = await db.query<{ c: number }>("SELECT count(*) AS c FROM t");
     expect(count.rows[0].c).toBe(1);
+  });
+
+  it("runs a named statement (prepared once per Postgres connection), also after its connection was lost", async () => {
+    const named = () => db.query<{ v: number }>("SELECT $1::int + 1 AS v", [41], { name: "sql_test_named" });
+    expect((await named()).rows[0].v).toBe(42);
+    if (name !== "postgres") return; // PGlite ignores the name
+    const pid = await db.transaction(async (tx) => {
+      await tx.query("SELECT $1::int + 1 AS v", [1], { name: "sql_test_named" });
+      const prepared = await tx.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name = 'sql_test_named'");
+      expect(prepared.rows[0].n).toBe(1);
+      // Twice on the same connection: bound and executed again, not prepared again.
+      expect((await tx.query<{ v: number }>("SELECT $1::int + 1 AS v", [2], { name: "sql_test_named" })).rows[0].v).toBe(3);
+      return (await tx.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    });
+    // Its backend dies (the statement with it), killed from outside the pool; the next connection prepares it again.
+    const killer = createPostgres(handle.url!);
+    await killer.query("SELECT pg_terminate_backend($1)", [pid]);
+    await killer.close();
+    // A call that draws the dead connection before the pool noticed gets UNAVAILABLE (retryable); then it works.
+    for (let i = 0; ; i++) {
+      const r = await named().catch((err: unknown) => err as Error);
+      if (!(r instanceof Error)) break;
+      expect(r.message).toBe("database unavailable");
+      expect(i).toBeLessThan(20);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    for (let i = 0; i < 5; i++) expect((await named()).rows[0].v).toBe(42);
   });
 
   it("reports rowCount for writes", async () => {
