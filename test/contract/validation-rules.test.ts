@@ -64,6 +64,16 @@ describe("the proto's rules", () => {
     for (const m of messages) expect(() => violationsOf(m, create(m)), m.typeName).not.toThrow();
   });
 
+  it("are compiled at start for every request type and every chat.v1 type inside one (what the server warms)", () => {
+    const fresh = new RequestValidator();
+    const warmed = fresh.warm(SERVICES.flatMap((s) => s.methods.map((m) => m.input)));
+    // Every request message and frame is among them (google.protobuf types have no rules of ours).
+    expect(warmed).toBeGreaterThanOrEqual(requestMessages().length);
+    // Warming again is harmless, and a warmed validator answers as a cold one does.
+    expect(fresh.warm(SERVICES.flatMap((s) => s.methods.map((m) => m.input)))).toBe(warmed);
+    for (const m of requestMessages()) expect(fresh.violationsOf(m, create(m))).toEqual(violationsOf(m, create(m)));
+  });
+
   it("name the field they are about first in the id of every message-level rule", () => {
     for (const m of messages) {
       if (!hasOption(m, messageRules)) continue;
