@@ -52,6 +52,7 @@ export async function markReadSql(
      )
      SELECT mv.last_read_seq, mv.delivered_seq, mv.last_seq, e.event_seq AS ev_seq, e.created_at AS ev_at FROM mv, e`,
     [conversationId, userId, seq],
+    { name: "message_mark_read" },
   );
   const r = moved.rows[0];
   if (r) {

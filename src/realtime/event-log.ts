@@ -76,6 +76,7 @@ export class SqlEventLog implements EventLog {
       `SELECT ${COLUMNS} FROM conversation_events
         WHERE conversation_id = $1 AND event_seq > $2 AND event_seq <= $3 ORDER BY event_seq LIMIT $4`,
       [conversationId, afterSeq, uptoSeq, limit],
+      { name: "event_log_read" },
     );
     return rows.map(toLogged);
   }
