@@ -173,7 +173,33 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
     const edit = alice.page.getByRole("textbox", { name: "Edit message" });
     await waitFor(() => edit.inputValue(), "first draft", "edit box holds the message");
     await waitFor(() => edit.evaluate((el) => el === document.activeElement), true, "focus in the edit box");
-    await edit.fill("second version");
+    // The message is drawn again while she edits (here: Bob's reaction arrives live); her selection
+    // survives it, so typing over the selected draft replaces it (it used to land after it).
+    await alice.page.keyboard.press("Control+A");
+    await waitFor(
+      () =>
+        alice.page.evaluate(() => {
+          const el = document.activeElement as HTMLTextAreaElement;
+          return [el.selectionStart, el.selectionEnd];
+        }),
+      [0, "first draft".length],
+      "the draft is selected",
+    );
+    await messageEl(bob, "first draft").getByRole("button", { name: "Add reaction" }).click();
+    await bob.page.getByTestId("reaction-picker").getByRole("button", { name: "React with 👍" }).click();
+    const editedMessage = alice.page.getByTestId("message").filter({ has: alice.page.getByTestId("edit-form") });
+    await waitFor(() => editedMessage.getByTestId("reaction").getAttribute("data-count"), "1", "Bob's reaction reaches the message being edited");
+    await waitFor(() => edit.evaluate((el) => el === document.activeElement), true, "focus still in the edit box");
+    await waitFor(
+      () =>
+        alice.page.evaluate(() => {
+          const el = document.activeElement as HTMLTextAreaElement;
+          return [el.selectionStart, el.selectionEnd];
+        }),
+      [0, "first draft".length],
+      "and the draft still selected",
+    );
+    await alice.page.keyboard.type("second version");
     await edit.press("Enter");
     await waitFor(() => focusedId(alice), "composer", "focus back in the composer");
     await waitFor(async () => (await shown(alice)).at(-1), { text: "second version", state: "sent", edited: true, deleted: "false" }, "edited here");
@@ -182,6 +208,10 @@ describe.runIf(haveChromium).each(TRANSPORTS)("web app over %s", (transport) => 
       { text: "second version", state: "sent", edited: true, deleted: "false" },
       "edited live for Bob",
     );
+
+    // Bob takes his reaction back (the reaction tests below start from none).
+    await messageEl(bob, "second version").getByTestId("reaction").click();
+    await waitFor(() => messageEl(alice, "second version").getByTestId("reaction").count(), 0, "the reaction is gone for Alice");
 
     // Escape cancels an edit and leaves the message as it was.
     await composer(alice).press("ArrowUp");

@@ -649,6 +649,12 @@ export class ChatView {
     const mine = m.senderId === this.chat.me.id;
     const active = document.activeElement as HTMLElement | null;
     const hadFocus = active && el.contains(active) ? active.dataset.focusKey : undefined;
+    // A re-render while someone edits (a receipt, a reaction, a late echo) must not move their
+    // caret or drop their selection: typing over a selected draft would otherwise append to it.
+    const hadSelection =
+      hadFocus && active instanceof HTMLTextAreaElement
+        ? { start: active.selectionStart, end: active.selectionEnd, direction: active.selectionDirection }
+        : null;
     const editing = this.editing === m.key && m.state === "sent" && !m.deleted;
     const mentioned = this.chat.mentionsMe(m) && !m.deleted;
     el.className = `msg${mine ? " mine" : ""}${showSender ? " first" : ""} ${m.state}${this.selected === m.key ? " selected" : ""}${mentioned ? " mentioned" : ""}`;
@@ -859,7 +865,11 @@ export class ChatView {
     if (hadFocus) {
       const again = el.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(hadFocus)}"]`);
       again?.focus();
-      if (again instanceof HTMLTextAreaElement) again.setSelectionRange(again.value.length, again.value.length);
+      if (again instanceof HTMLTextAreaElement) {
+        const end = again.value.length;
+        if (hadSelection) again.setSelectionRange(Math.min(hadSelection.start, end), Math.min(hadSelection.end, end), hadSelection.direction);
+        else again.setSelectionRange(end, end);
+      }
     }
   }
 
