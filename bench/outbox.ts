@@ -19,7 +19,8 @@
 // default 200), BENCH_ONLY=count|throughput.
 
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync, writeFileSync, mkdtempSync } from "node:fs";
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { postgresCpuSeconds, processCpuSeconds } from "./proc-cpu.ts";
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { loadavg, tmpdir, cpus } from "node:os";
@@ -136,34 +137,6 @@ async function phaseCount(): Promise<void> {
   }
 }
 
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-/**
- * CPU seconds of every Postgres process on this machine: the live ones' own
- * time plus what exited backends left in their parent's (the postmaster's)
- * children counters, so pgbench's short-lived backends count too.
- */
-function postgresCpuSeconds(): number {
-  let total = 0;
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch {
-      continue;
-    }
-    if (!stat.includes("(postgres)")) continue;
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    total += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-  }
-  return total / 100;
-}
-
 async function phaseThroughput(): Promise<void> {
   const backends = await provisionBackends({ sql: "postgres", redis: Boolean(process.env.TEST_REDIS_URL) });
   const server = await spawnServer(backends.env, { ACCESS_TOKEN_TTL_SEC: "3600" });
@@ -197,10 +170,10 @@ UPDATE conversations SET last_seq = m.seq${setActivity ? ", last_message_at = no
     log("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (const senders of [8, 32]) {
       for (const k of [1, 10, 100]) {
-        const cpu0 = cpuSeconds(server.child.pid!);
+        const cpu0 = processCpuSeconds(server.child.pid!);
         const pg0 = postgresCpuSeconds();
         const app = await drive(apis, convs.slice(0, k), senders, { seconds: SECONDS });
-        const cpu = cpuSeconds(server.child.pid!) - cpu0;
+        const cpu = processCpuSeconds(server.child.pid!) - cpu0;
         const pgCpu = postgresCpuSeconds() - pg0;
         const appRate = app.sent / app.seconds;
         const pgbench = (file: string) => {

@@ -25,7 +25,8 @@
 // the next change goes where the cost is.
 
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync, writeFileSync, mkdtempSync } from "node:fs";
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { postgresCpuSeconds } from "./proc-cpu.ts";
 import { join } from "node:path";
 import { loadavg, tmpdir, cpus } from "node:os";
 import pg from "pg";
@@ -39,23 +40,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
 const CONVERSATIONS = Number(process.env.BENCH_CONVERSATIONS ?? 10);
 if (!process.env.TEST_DATABASE_URL) throw new Error("set TEST_DATABASE_URL");
-
-function postgresCpuSeconds(): number {
-  let total = 0;
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch {
-      continue;
-    }
-    if (!stat.includes("(postgres)")) continue;
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    total += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-  }
-  return total / 100;
-}
 
 const backends = await provisionBackends({ sql: "postgres", redis: false });
 const server = await startTestServer(backends.env, { LOG_LEVEL: "warn" });
